@@ -1,0 +1,88 @@
+"""The `inference-gate` application: its commands, its global options, and how it reports errors.
+
+To add a command, add its class to `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+from cleo.application import Application
+from cleo.commands.command import Command
+from cleo.io.inputs.argv_input import ArgvInput
+from cleo.io.inputs.definition import Definition
+from cleo.io.inputs.option import Option
+from cleo.io.io import IO
+
+from inference_gate import __version__
+from inference_gate.cli.common import CONFIG_OPTION, write_error
+from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
+
+COMMANDS: tuple[type[Command], ...] = (
+    ConfigPathCommand,
+    ConfigInitCommand,
+    ConfigShowCommand,
+)
+
+
+class GateApplication(Application):
+    """cleo's application with three changes: `--help` has no `-h` shortcut (commands use `-h` for `--host`),
+    a global `--config PATH` option, and errors reported as one line unless `--verbose` is given."""
+
+    def __init__(self) -> None:
+        super().__init__("inference-gate", __version__)
+        for command_class in COMMANDS:
+            self.add(command_class())
+
+    @property
+    def _default_definition(self) -> Definition:
+        definition = super()._default_definition
+        help_option = Option(
+            "--help",
+            flag=True,
+            description="Display help for the given command, or for the list command when none is given.",
+        )
+        config_option = Option(
+            f"--{CONFIG_OPTION}",
+            flag=False,
+            requires_value=True,
+            description="Config file to use instead of ~/.InferenceGate/config.yaml.",
+        )
+        options = [help_option if option.name == "help" else option for option in definition.options]
+        definition.set_options([*options, config_option])
+        return definition
+
+    def _run(self, io: IO) -> int:
+        if isinstance(io.input, ArgvInput):
+            io.set_input(_LongHelpOnlyInput.copy_of(io.input))
+        return super()._run(io)
+
+    def render_error(self, error: Exception, io: IO) -> None:
+        if io.is_verbose():
+            super().render_error(error, io)
+        write_error(io, error)
+
+
+class _LongHelpOnlyInput(ArgvInput):
+    """Command-line input on which only `--help` asks for help.
+
+    cleo decides "help was asked for" by looking for the raw tokens `--help` or `-h` before it knows the
+    command, so `start -h 0.0.0.0` would print help instead of setting the host; the definition alone cannot
+    change that.
+    """
+
+    @classmethod
+    def copy_of(cls, original: ArgvInput) -> _LongHelpOnlyInput:
+        # cleo's tester passes a StringInput, which has no script name; cleo's own re-parsing of a two-word
+        # command ("config show") drops the first token as the script name, so one is always put in place.
+        copy = cls([original.script_name or "", *original._tokens])
+        copy.set_stream(original.stream)
+        copy.interactive(original.is_interactive())
+        return copy
+
+    def has_parameter_option(self, values: str | list[str], only_params: bool = False) -> bool:
+        wanted = [values] if isinstance(values, str) else values
+        return super().has_parameter_option([value for value in wanted if value != "-h"], only_params)
+
+
+def main() -> None:
+    """Console script entry point; cleo exits the process with the command's status."""
+    GateApplication().run()

@@ -1,0 +1,77 @@
+"""`config path`, `config init` and `config show`: where the config file is, a commented one to start from,
+and the settings in effect with the source of each."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import ClassVar
+
+from cleo.commands.command import Command
+from cleo.helpers import option
+from cleo.io.inputs.option import Option
+from cleo.io.outputs.output import Type as OutputType
+
+from inference_gate.cli.common import config_path_from_io, masked_api_key, setting_options, settings_from_io
+from inference_gate.config import default_config_path, write_default_config
+
+
+def _chosen_config_path(command: Command) -> Path:
+    return config_path_from_io(command.io) or default_config_path()
+
+
+class ConfigPathCommand(Command):
+    name = "config path"
+    description = "Print the path of the config file (the --config one if given)."
+
+    def handle(self) -> int:
+        # Only the path, so that `$EDITOR "$(inference-gate config path)"` works.
+        self.io.write_line(str(_chosen_config_path(self)), type=OutputType.RAW)
+        return 0
+
+
+class ConfigInitCommand(Command):
+    name = "config init"
+    description = "Write a config file with every setting at its default, each one explained."
+    options: ClassVar[list[Option]] = [option("force", description="Overwrite the file if it exists.")]
+
+    def handle(self) -> int:
+        path = _chosen_config_path(self)
+        if write_default_config(path, force=self.option("force")):
+            self.io.write_line(f"Wrote {path}", type=OutputType.RAW)
+        else:
+            message = f"{path} already exists; left it untouched (--force overwrites it)"
+            self.io.write_line(message, type=OutputType.RAW)
+        return 0
+
+
+class ConfigShowCommand(Command):
+    name = "config show"
+    description = "Print the settings in effect and where each came from (default, file, env or cli)."
+    options: ClassVar[list[Option]] = setting_options("host", "port", "upstream", "cache_dir", "api_key")
+
+    def handle(self) -> int:
+        loaded = settings_from_io(self.io)
+        found = "" if loaded.config_path.is_file() else " (not found; defaults apply)"
+        rows = [("setting", "source", "value")]
+        for field in fields(loaded.settings):
+            value = getattr(loaded.settings, field.name)
+            shown = masked_api_key(value) if field.name == "api_key" else _format_value(value)
+            rows.append((field.name, loaded.sources[field.name], shown))
+        name_width = max(len(name) for name, _, _ in rows)
+        source_width = max(len(source) for _, source, _ in rows)
+
+        self.io.write_line(f"config file: {loaded.config_path}{found}", type=OutputType.RAW)
+        for name, source, shown in rows:
+            line = f"{name:<{name_width}}  {source:<{source_width}}  {shown}"
+            self.io.write_line(line, type=OutputType.RAW)
+        return 0
+
+
+def _format_value(value: object) -> str:
+    """Values as they would be written in the config file, so one can be copied there."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return str(value)

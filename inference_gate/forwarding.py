@@ -1,0 +1,64 @@
+"""Which headers cross the proxy, in each direction.
+
+A proxy joins two separate HTTP connections, so headers that describe one connection (hop-by-hop headers,
+RFC 9110 section 7.6.1) and the headers that frame a body must not leak to the other side: the gate frames
+every body itself. Everything else is end-to-end and passes untouched, because the OpenAI SDKs and the API
+both rely on it (organisation and project routing, beta flags, request ids, retry hints).
+"""
+
+from __future__ import annotations
+
+from inference_gate.messages import Headers
+
+HOP_BY_HOP: frozenset[bytes] = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+# The upstream client sets Host and Content-Length for its own connection, and the gate asks for an
+# uncompressed body so that cassettes hold readable text.
+_REQUEST_HEADERS_SET_BY_GATE = frozenset({b"host", b"content-length", b"accept-encoding"})
+
+# The gate decodes gzip/deflate and re-frames the body; cookies are CDN noise that no SDK needs.
+_RESPONSE_HEADERS_DROPPED = frozenset({b"content-length", b"content-encoding", b"set-cookie"})
+
+
+def upstream_request_headers(client_headers: Headers, *, api_key: str | None) -> Headers:
+    """The headers to send upstream for a request whose client sent `client_headers`.
+
+    With `api_key`, the gate authenticates with its own key, whatever the client sent; without one, the
+    client's own `authorization` passes through.
+    """
+    dropped = HOP_BY_HOP | _REQUEST_HEADERS_SET_BY_GATE | _named_in_connection(client_headers)
+    if api_key:
+        dropped |= {b"authorization"}
+    headers = [(name, value) for name, value in client_headers if name not in dropped]
+    headers.append((b"accept-encoding", b"identity"))
+    if api_key:
+        headers.append((b"authorization", b"Bearer " + api_key.encode()))
+    return headers
+
+
+def client_response_headers(upstream_headers: Headers) -> Headers:
+    """The headers of a live upstream response that the gate passes back to its client."""
+    dropped = HOP_BY_HOP | _RESPONSE_HEADERS_DROPPED | _named_in_connection(upstream_headers)
+    return [(name, value) for name, value in upstream_headers if name not in dropped]
+
+
+def _named_in_connection(headers: Headers) -> frozenset[bytes]:
+    """Header names listed in `Connection:`, which the sender declared hop-by-hop for this connection."""
+    names: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            names.update(token.strip().lower() for token in value.split(b","))
+    names.discard(b"")
+    return frozenset(names)

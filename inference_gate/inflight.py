@@ -1,0 +1,70 @@
+"""Single-flight: one upstream exchange, shared by every identical request that arrives while it runs.
+
+The first request for a key starts the exchange; the others join it. Each reader gets the whole body from the
+start, however late it joined, because every chunk is kept until the exchange ends (it is needed for the
+cassette anyway). If the exchange fails before the response head, every reader gets the same error; if it breaks
+midway, every reader's body breaks too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+
+from inference_gate.errors import GateError
+from inference_gate.messages import Headers
+
+
+class InflightExchange:
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: Headers = []
+        self.chunks: list[bytes] = []
+        self._head_ready = trio.Event()
+        self._changed = trio.Event()
+        self._done = False
+        self._error: GateError | None = None
+
+    def set_head(self, status: int, headers: Headers) -> None:
+        self.status = status
+        self.headers = headers
+        self._head_ready.set()
+
+    def append(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self._wake_readers()
+
+    def finish(self) -> None:
+        self._done = True
+        self._head_ready.set()
+        self._wake_readers()
+
+    def fail(self, error: GateError) -> None:
+        self._error = error
+        self.finish()
+
+    def _wake_readers(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def head(self) -> tuple[int, Headers]:
+        """The response status and headers; raises the exchange's error if it failed before them."""
+        await self._head_ready.wait()
+        if self.status == 0:
+            assert self._error is not None
+            raise self._error
+        return self.status, self.headers
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """Every chunk from the first, as they arrive; raises the error if the exchange broke midway."""
+        sent = 0
+        while True:
+            while sent < len(self.chunks):
+                yield self.chunks[sent]
+                sent += 1
+            if self._done:
+                if self._error is not None:
+                    raise self._error
+                return
+            await self._changed.wait()

@@ -1,0 +1,114 @@
+"""What of a request and a response may reach the disk.
+
+Cassettes are committed to git, so storage works from allow-lists: a header is stored only if it is known to be
+safe and useful. Authorization, API keys, cookies and everything unknown never reach a cassette, whatever the
+client or the upstream sends.
+
+On top of that, the user's `redact` setting masks request-body JSON paths and request headers in the *stored*
+request. The request key is still computed from the real request, so two requests that differ only in a
+redacted value get different keys but show the same masked value in their cassettes: the trade-off is that a
+reviewer can no longer see what told them apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from inference_gate.messages import Headers
+
+REDACTED = "<redacted>"
+
+STORED_REQUEST_HEADERS = frozenset({"content-type", "openai-beta", "openai-organization", "openai-project"})
+STORED_RESPONSE_HEADERS = frozenset({"content-type", "x-request-id"})
+STORED_RESPONSE_HEADER_PREFIXES = ("openai-", "x-ratelimit-")
+
+_PATH_TOKEN = re.compile(r"\[(\*|\d+)\]|\.?([^.\[\]]+)")
+
+
+def _join_repeated(headers: Headers, keep: Callable[[str], bool]) -> dict[str, str]:
+    stored: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        if keep(name):
+            value = raw_value.decode("latin-1")
+            stored[name] = f"{stored[name]}, {value}" if name in stored else value
+    return stored
+
+
+def stored_request_headers(headers: Headers) -> dict[str, str]:
+    """The request headers a cassette keeps: those that change what OpenAI does, never credentials."""
+    return _join_repeated(headers, STORED_REQUEST_HEADERS.__contains__)
+
+
+def stored_response_headers(headers: Headers) -> dict[str, str]:
+    """The response headers a cassette keeps: content type and OpenAI's own metadata, never cookies."""
+    return _join_repeated(
+        headers,
+        lambda name: name in STORED_RESPONSE_HEADERS or name.startswith(STORED_RESPONSE_HEADER_PREFIXES),
+    )
+
+
+def parse_redact_path(path: str) -> list[str | int]:
+    """`messages[*].content` -> ['messages', '*', 'content']; `[*]` matches every item of a list."""
+    tokens: list[str | int] = []
+    for index, name in _PATH_TOKEN.findall(path):
+        if name:
+            tokens.append(name)
+        else:
+            tokens.append("*" if index == "*" else int(index))
+    return tokens
+
+
+def _mask(value: Any, tokens: list[str | int]) -> None:
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(value, dict) and isinstance(head, str) and head in value:
+        children = [head]
+    elif isinstance(value, list) and head == "*":
+        children = list(range(len(value)))
+    elif isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
+        children = [head]
+    else:
+        return
+    for child in children:
+        if rest:
+            _mask(value[child], rest)
+        else:
+            value[child] = REDACTED
+
+
+def redact_request(
+    headers: dict[str, str], json_body: Any, rules: list[str]
+) -> tuple[dict[str, str], Any]:
+    """The stored headers and body with the user's `redact` rules applied.
+
+    A rule is `headers.<name>` or `body.<json path>`; the original objects are left untouched.
+    """
+    if not rules:
+        return headers, json_body
+    headers = dict(headers)
+    json_body = copy.deepcopy(json_body)
+    for rule in rules:
+        kind, _, path = rule.partition(".")
+        if kind == "headers" and path.lower() in headers:
+            headers[path.lower()] = REDACTED
+        elif kind == "body" and path:
+            _mask(json_body, parse_redact_path(path))
+    return headers, json_body
+
+
+def bearer_token(headers: Headers) -> str | None:
+    """The client's own API key from `Authorization: Bearer ...`, so the last check can look for it too."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def leaked_secret(data: bytes, secrets: Sequence[str]) -> bool:
+    """True if any secret appears in the bytes about to be written: the last line of defence."""
+    return any(secret and secret.encode("utf-8") in data for secret in secrets)

@@ -1,0 +1,174 @@
+"""The cassette directory: where each request's cassette lives, and how it is written without ever being torn.
+
+Layout: `<cache_dir>/<endpoint>/<prompt-slug>.<key prefix>.json`, for example
+`chat.completions/say-hello-in-french.3f2a9c1b4e5d6f70.json`. The path is computed from the request alone, so a
+lookup opens one file and never lists the directory (a hit costs the same with 100,000 cassettes as with 10),
+recording the same request into two directories gives the same path, and `git status` tells a reviewer what
+was recorded. The full key is inside the file and is checked on every read.
+
+Writes go to a temporary file in the same folder, are flushed to disk, and are then linked into place. Linking
+fails if the name exists, so two gates recording into one directory never write two different contents under one
+name: the first complete recording wins. Only a cassette known to be corrupt is replaced, with `os.replace`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference_gate.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
+from inference_gate.keys import CanonicalRequest
+from inference_gate.redact import leaked_secret
+from inference_gate.summary import endpoint_name, prompt_text
+
+KEY_PREFIX_CHARS = 16
+SLUG_MAX_CHARS = 48
+CASSETTE_NAME = re.compile(r"^(?:[a-z0-9-]+\.)?[0-9a-f]{16}\.json$")
+TEMP_NAME = re.compile(r"^\..+\.json\.[^.]+\.tmp$")
+ENDPOINT_DIR = re.compile(r"[^a-z0-9._-]+")
+
+
+def slugify(text: str) -> str:
+    """A short, ASCII, lower-case, dash-separated form of `text`, cut at a word boundary."""
+    ascii_text = unicodedata.normalize("NFKD", text[: SLUG_MAX_CHARS * 4]).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > SLUG_MAX_CHARS:
+        slug = slug[:SLUG_MAX_CHARS].rsplit("-", 1)[0]
+    return slug
+
+
+def relative_cassette_path(request: CanonicalRequest) -> str:
+    """`<endpoint>/<slug>.<key prefix>.json` for a request; GET and other methods are named in the folder."""
+    endpoint = ENDPOINT_DIR.sub("-", endpoint_name(request.path).lower())
+    folder = endpoint if request.method == "POST" else f"{request.method.lower()}.{endpoint}"
+    slug = slugify(prompt_text(endpoint_name(request.path), request.json_body)) if request.is_json else ""
+    name = f"{slug}.{request.key[:KEY_PREFIX_CHARS]}.json" if slug else f"{request.key[:KEY_PREFIX_CHARS]}.json"
+    return f"{folder}/{name}"
+
+
+class SecretLeakError(Exception):
+    """A cassette that would have written an API key to disk."""
+
+
+@dataclass(slots=True)
+class StoreEntry:
+    """One file of the store as `cache list` sees it: a cassette, or the reason it could not be read."""
+
+    path: Path
+    cassette: Cassette | None
+    error: str | None
+    size_bytes: int
+
+
+class CassetteStore:
+    """The cassettes under one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, request: CanonicalRequest) -> Path:
+        return self.root / relative_cassette_path(request)
+
+    def load(self, path: Path, key: str) -> Cassette | None:
+        """The cassette at `path` for `key`, or None if there is none.
+
+        Raises CassetteError, naming the file, if the file exists but cannot be used.
+        """
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            cassette = cassette_from_bytes(data)
+        except CassetteError as error:
+            raise CassetteError(f"{path}: {error}") from None
+        if cassette.key != key:
+            raise CassetteError(f"{path}: holds key {cassette.key[:12]}…, expected {key[:12]}…")
+        return cassette
+
+    def save(self, cassette: Cassette, path: Path, *, replace: bool = False, secrets: Sequence[str] = ()) -> bool:
+        """Write `cassette` at `path` atomically; False if another writer got there first.
+
+        With `replace`, an existing file is overwritten (used for a cassette found corrupt). As a last check,
+        SecretLeakError refuses to write bytes that contain any of `secrets` (the API keys in play).
+        """
+        data = cassette_to_bytes(cassette)
+        if leaked_secret(data, secrets):
+            raise SecretLeakError(f"refused to write {path}: it contains an API key")
+        return write_atomically(path, data, replace=replace)
+
+    def cassette_paths(self) -> list[Path]:
+        """Every file named like a cassette, in a stable (sorted) order."""
+        if not self.root.is_dir():
+            return []
+        paths: list[Path] = []
+        with os.scandir(self.root) as folders:
+            for folder in folders:
+                if folder.is_dir(follow_symlinks=False):
+                    with os.scandir(folder.path) as files:
+                        paths.extend(
+                            Path(file.path) for file in files if CASSETTE_NAME.match(file.name) and file.is_file()
+                        )
+        paths.sort()
+        return paths
+
+    def count(self) -> int:
+        return len(self.cassette_paths())
+
+    def entries(self) -> Iterator[StoreEntry]:
+        """Every cassette file with its content or the reason it is unreadable, in stable order."""
+        for path in self.cassette_paths():
+            try:
+                data = path.read_bytes()
+                yield StoreEntry(path, cassette_from_bytes(data), None, len(data))
+            except (OSError, CassetteError) as error:
+                size = path.stat().st_size if path.exists() else 0
+                yield StoreEntry(path, None, str(error), size)
+
+    def clear(self) -> int:
+        """Remove the cassettes (and leftover temporary files) the gate wrote; nothing else. Returns the count."""
+        removed = 0
+        for path in self.cassette_paths():
+            path.unlink(missing_ok=True)
+            removed += 1
+        if self.root.is_dir():
+            for folder in self.root.iterdir():
+                if folder.is_dir() and not folder.is_symlink():
+                    for leftover in folder.iterdir():
+                        if TEMP_NAME.match(leftover.name):
+                            leftover.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+        return removed
+
+
+def write_atomically(path: Path, data: bytes, *, replace: bool) -> bool:
+    """Write `data` so that `path` is either absent, or the old file, or the whole new file; never a torn one.
+
+    Returns False, writing nothing, when `path` already exists and `replace` is false.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as temp_file:
+            temp_file.write(data)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.chmod(temp_name, 0o644)
+        if replace:
+            os.replace(temp_name, path)
+            return True
+        try:
+            os.link(temp_name, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)

@@ -1,0 +1,121 @@
+import orjson
+import pytest
+
+from inference_gate.cassette import (
+    FORMAT_VERSION,
+    Cassette,
+    CassetteError,
+    RecordedRequest,
+    RecordedResponse,
+    cassette_from_bytes,
+    cassette_to_bytes,
+    event_data_value,
+)
+from inference_gate.sse import SSEEvent, SSEParser
+
+REQUEST_BODY = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "Say hé"}]}
+
+
+def chat_cassette(**response_fields) -> Cassette:
+    response = RecordedResponse(status=200, headers={"content-type": "application/json"}, **response_fields)
+    return Cassette(
+        key="ab" * 32,
+        recorded_at="2026-11-27T10:00:00Z",
+        request=RecordedRequest(
+            method="POST",
+            path="/v1/chat/completions",
+            query=[],
+            headers={"openai-beta": "x"},
+            body=orjson.dumps(REQUEST_BODY),
+            json_body=REQUEST_BODY,
+            is_json=True,
+        ),
+        response=response,
+    ).with_summary()
+
+
+def stream_events() -> list[SSEEvent]:
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+        {"choices": [{"index": 0, "delta": {"content": "Bonjour "}}]},
+        {"choices": [{"index": 0, "delta": {"content": "à tous 🌍"}}]},
+    ]
+    return [SSEEvent(data=orjson.dumps(chunk).decode()) for chunk in chunks] + [SSEEvent(data="[DONE]")]
+
+
+def test_bytes_are_pretty_sorted_utf8_with_a_trailing_newline():
+    body = orjson.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Salut à toi"}}]})
+    data = cassette_to_bytes(chat_cassette(body=body))
+    assert data.endswith(b"}\n")
+    assert "Salut à toi".encode() in data  # readable, not \u-escaped
+    assert b'\n  "format_version": 1,\n' in data
+    stored = orjson.loads(data)
+    assert list(stored) == sorted(stored)
+    assert stored["request"]["body"] == REQUEST_BODY  # a JSON object, not an escaped string
+    assert stored["response"]["body"]["choices"][0]["message"]["content"] == "Salut à toi"
+
+
+def test_serialising_twice_gives_the_same_bytes():
+    body = orjson.dumps({"z": 1, "a": [1, 2]})
+    assert cassette_to_bytes(chat_cassette(body=body)) == cassette_to_bytes(chat_cassette(body=body))
+
+
+def test_round_trip_of_a_json_response():
+    body = orjson.dumps({"id": "x", "choices": []})
+    cassette = chat_cassette(body=body)
+    loaded = cassette_from_bytes(cassette_to_bytes(cassette))
+    assert loaded.key == cassette.key
+    assert loaded.request.json_body == REQUEST_BODY
+    assert loaded.request.headers == {"openai-beta": "x"}
+    assert orjson.loads(loaded.response_body_bytes()) == orjson.loads(body)
+    assert loaded.summary == cassette.summary
+
+
+def test_a_stream_is_stored_as_events_with_parsed_data_and_replays_the_same_events():
+    cassette = chat_cassette(events=stream_events())
+    stored = orjson.loads(cassette_to_bytes(cassette))
+    assert stored["response"]["events"][1] == {"data": {"choices": [{"delta": {"content": "Bonjour "}, "index": 0}]}}
+    assert stored["response"]["events"][-1] == {"data": "[DONE]"}
+    replayed = SSEParser().feed(cassette_from_bytes(cassette_to_bytes(cassette)).response_body_bytes())
+    assert [orjson.loads(e.data) for e in replayed[:-1]] == [orjson.loads(e.data) for e in stream_events()[:-1]]
+    assert replayed[-1].data == "[DONE]"
+    assert cassette.summary["reply"] == "Bonjour à tous 🌍"
+    assert cassette.summary["stream"] is True
+
+
+def test_named_events_keep_their_names():
+    events = [SSEEvent(data='{"type":"response.created"}', event="response.created")]
+    loaded = cassette_from_bytes(cassette_to_bytes(chat_cassette(events=events)))
+    assert loaded.response.events == [SSEEvent(data='{"type":"response.created"}', event="response.created")]
+
+
+def test_scalar_event_data_stays_text_so_the_mapping_is_one_to_one():
+    assert event_data_value("[DONE]") == "[DONE]"
+    assert event_data_value('"quoted"') == '"quoted"'
+    assert event_data_value("42") == "42"
+    assert event_data_value("{not json") == "{not json"
+    assert event_data_value('{"a": 1}') == {"a": 1}
+
+
+def test_binary_and_text_bodies_round_trip():
+    for body in (b"\x00\xffbinary", "plain text é".encode()):
+        cassette = chat_cassette(body=body)
+        assert cassette_from_bytes(cassette_to_bytes(cassette)).response.body == body
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"format_version": 99}', "unknown format_version 99"),
+        (orjson.dumps({"format_version": FORMAT_VERSION, "key": "k"}), "malformed cassette"),
+        (
+            orjson.dumps({"format_version": FORMAT_VERSION, "key": "k", "request": {}, "response": {"status": 200}}),
+            "malformed cassette",
+        ),
+    ],
+)
+def test_bad_files_raise_a_readable_error(data, message):
+    with pytest.raises(CassetteError, match=message):
+        cassette_from_bytes(data)

@@ -1,0 +1,61 @@
+import pytest
+import trio
+import trio.testing
+
+from inference_gate.errors import GateError
+from inference_gate.inflight import InflightExchange
+
+
+async def collect(exchange: InflightExchange, into: list[bytes]) -> None:
+    async for chunk in exchange.body():
+        into.append(chunk)
+
+
+async def test_a_late_reader_receives_the_whole_body():
+    exchange = InflightExchange()
+    early: list[bytes] = []
+    late: list[bytes] = []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            exchange.set_head(200, [])
+            nursery.start_soon(collect, exchange, early)
+            exchange.append(b"a")
+            await trio.sleep(0)
+            exchange.append(b"b")
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(collect, exchange, late)
+            exchange.append(b"c")
+            exchange.finish()
+    assert early == late == [b"a", b"b", b"c"]
+    assert await exchange.head() == (200, [])
+
+
+async def test_a_failure_before_the_head_reaches_every_reader():
+    exchange = InflightExchange()
+    error = GateError(502, "down", code="upstream_unreachable")
+    seen: list[GateError] = []
+
+    async def wait_head():
+        try:
+            await exchange.head()
+        except GateError as raised:
+            seen.append(raised)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait_head)
+            nursery.start_soon(wait_head)
+            await trio.testing.wait_all_tasks_blocked()
+            exchange.fail(error)
+    assert seen == [error, error]
+
+
+async def test_a_break_midway_raises_after_the_chunks_so_far():
+    exchange = InflightExchange()
+    exchange.set_head(200, [])
+    exchange.append(b"part")
+    exchange.fail(GateError(502, "reset", code="upstream_disconnected"))
+    received: list[bytes] = []
+    with pytest.raises(GateError, match="reset"):
+        await collect(exchange, received)
+    assert received == [b"part"]

@@ -1,0 +1,74 @@
+from inference_gate.redact import (
+    REDACTED,
+    bearer_token,
+    leaked_secret,
+    parse_redact_path,
+    redact_request,
+    stored_request_headers,
+    stored_response_headers,
+)
+
+
+def test_credentials_and_unknown_request_headers_are_never_stored():
+    headers = [
+        (b"authorization", b"Bearer sk-secret"),
+        (b"x-api-key", b"k"),
+        (b"api-key", b"k"),
+        (b"cookie", b"a=b"),
+        (b"x-stainless-os", b"Linux"),
+        (b"openai-beta", b"assistants=v2"),
+        (b"content-type", b"application/json"),
+    ]
+    assert stored_request_headers(headers) == {"openai-beta": "assistants=v2", "content-type": "application/json"}
+
+
+def test_response_keeps_openai_metadata_and_drops_cookies_and_cdn_noise():
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"openai-processing-ms", b"12"),
+        (b"x-request-id", b"req_1"),
+        (b"x-ratelimit-remaining-tokens", b"100"),
+        (b"set-cookie", b"__cf_bm=x"),
+        (b"cf-ray", b"abc"),
+        (b"server", b"cloudflare"),
+    ]
+    assert stored_response_headers(headers) == {
+        "content-type": "application/json",
+        "openai-processing-ms": "12",
+        "x-request-id": "req_1",
+        "x-ratelimit-remaining-tokens": "100",
+    }
+
+
+def test_repeated_headers_are_joined():
+    assert stored_request_headers([(b"openai-beta", b"a"), (b"openai-beta", b"b")]) == {"openai-beta": "a, b"}
+
+
+def test_redact_paths_parse():
+    assert parse_redact_path("messages[*].content") == ["messages", "*", "content"]
+    assert parse_redact_path("messages[0].content") == ["messages", 0, "content"]
+    assert parse_redact_path("user") == ["user"]
+
+
+def test_redact_masks_body_paths_and_headers_without_touching_the_originals():
+    body = {"user": "alice", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
+    headers = {"openai-project": "proj_1"}
+    stored_headers, stored_body = redact_request(
+        headers, body, ["body.user", "body.messages[*].content", "headers.OpenAI-Project", "body.absent.path"]
+    )
+    assert stored_body == {"user": REDACTED, "messages": [{"role": "user", "content": REDACTED}] * 2}
+    assert stored_headers == {"openai-project": REDACTED}
+    assert body["user"] == "alice" and headers["openai-project"] == "proj_1"
+
+
+def test_redact_with_an_index_masks_only_that_item():
+    _, stored = redact_request({}, {"messages": [{"content": "a"}, {"content": "b"}]}, ["body.messages[1].content"])
+    assert stored == {"messages": [{"content": "a"}, {"content": REDACTED}]}
+
+
+def test_bearer_token_and_leak_check():
+    assert bearer_token([(b"authorization", b"Bearer sk-abc")]) == "sk-abc"
+    assert bearer_token([(b"authorization", b"Basic xyz")]) is None
+    assert bearer_token([]) is None
+    assert leaked_secret(b'{"a": "sk-abc"}', ["sk-abc"])
+    assert not leaked_secret(b'{"a": "sk-ab"}', ["sk-abc", ""])

@@ -1,0 +1,142 @@
+import os
+
+import orjson
+import pytest
+
+from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse, cassette_to_bytes
+from inference_gate.keys import canonicalize
+from inference_gate.store import CassetteStore, SecretLeakError, relative_cassette_path, slugify, write_atomically
+
+
+def chat_request(prompt: str = "Say hello in French", model: str = "gpt-4o-mini"):
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+    return canonicalize("POST", "/v1/chat/completions", orjson.dumps(body))
+
+
+def cassette_for(request, reply: str = "Bonjour") -> Cassette:
+    return Cassette(
+        key=request.key,
+        recorded_at="2026-11-27T10:00:00Z",
+        request=RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=[],
+            headers={},
+            body=request.body,
+            json_body=request.json_body,
+            is_json=request.is_json,
+        ),
+        response=RecordedResponse(status=200, headers={}, body=orjson.dumps({"reply": reply})),
+    ).with_summary()
+
+
+def test_slugify():
+    assert slugify("Say hello in French!") == "say-hello-in-french"
+    assert slugify("Ça va? 你好") == "ca-va"
+    assert slugify("") == ""
+    long = slugify("word " * 40)
+    assert len(long) <= 48 and not long.endswith("-")
+
+
+def test_the_path_comes_from_the_request_alone():
+    request = chat_request()
+    assert relative_cassette_path(request) == f"chat.completions/say-hello-in-french.{request.key[:16]}.json"
+    models = canonicalize("GET", "/v1/models", b"")
+    assert relative_cassette_path(models) == f"get.models/{models.key[:16]}.json"
+
+
+def test_save_then_load(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.path_for(request)
+    assert store.load(path, request.key) is None
+    assert store.save(cassette_for(request), path)
+    loaded = store.load(path, request.key)
+    assert loaded is not None and loaded.key == request.key
+    assert [p.name for p in tmp_path.joinpath("chat.completions").iterdir()] == [path.name]
+
+
+def test_recording_into_two_directories_gives_the_same_path_and_bytes(tmp_path):
+    request = chat_request()
+    first, second = CassetteStore(tmp_path / "a"), CassetteStore(tmp_path / "b")
+    first.save(cassette_for(request), first.path_for(request))
+    second.save(cassette_for(request), second.path_for(request))
+    relative = relative_cassette_path(request)
+    assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
+
+
+def test_the_first_writer_wins_and_a_second_content_never_replaces_it(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.path_for(request)
+    assert store.save(cassette_for(request, "first"), path)
+    assert not store.save(cassette_for(request, "second"), path)
+    assert b"first" in path.read_bytes()
+    assert store.save(cassette_for(request, "third"), path, replace=True)
+    assert b"third" in path.read_bytes()
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left
+
+
+def test_a_failed_write_leaves_no_file_under_the_name(tmp_path, monkeypatch):
+    target = tmp_path / "x" / "a.json"
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, b"{}", replace=False)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_a_cassette_holding_a_key_is_refused(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request(prompt="my key is sk-test-1234567890")
+    path = store.path_for(request)
+    with pytest.raises(SecretLeakError, match="contains an API key"):
+        store.save(cassette_for(request), path, secrets=["sk-test-1234567890"])
+    assert not path.exists()
+
+
+def test_corrupt_and_mismatched_files_name_the_file(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.path_for(request)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"{ half")
+    with pytest.raises(CassetteError, match=path.name):
+        store.load(path, request.key)
+    other = chat_request("something else")
+    path.write_bytes(cassette_to_bytes(cassette_for(other)))
+    with pytest.raises(CassetteError, match="holds key"):
+        store.load(path, request.key)
+
+
+def test_entries_are_sorted_and_report_corrupt_files(tmp_path):
+    store = CassetteStore(tmp_path)
+    for prompt in ("b prompt", "a prompt"):
+        request = chat_request(prompt)
+        store.save(cassette_for(request), store.path_for(request))
+    corrupt = tmp_path / "chat.completions" / f"broken.{'0' * 16}.json"
+    corrupt.write_text("nope")
+    entries = list(store.entries())
+    assert [e.path for e in entries] == sorted(e.path for e in entries)
+    assert [e.error is None for e in entries] == [True, True, False]
+    assert store.count() == 3
+
+
+def test_clear_removes_only_what_the_gate_wrote(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    store.save(cassette_for(request), store.path_for(request))
+    (tmp_path / "README.md").write_text("keep me")
+    (tmp_path / "chat.completions" / "notes.txt").write_text("keep me too")
+    (tmp_path / "chat.completions" / f".x.{'1' * 16}.json.abc123.tmp").write_text("leftover")
+    assert store.clear() == 1
+    assert (tmp_path / "README.md").exists()
+    assert sorted(p.name for p in (tmp_path / "chat.completions").iterdir()) == ["notes.txt"]
+
+
+def test_a_missing_directory_is_an_empty_store(tmp_path):
+    store = CassetteStore(tmp_path / "absent")
+    assert store.count() == 0 and list(store.entries()) == [] and store.clear() == 0
