@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
-from inference_gate.nearest import NearestRequests
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
 from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_response
@@ -35,8 +34,15 @@ from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
 from inference_gate.keys import CanonicalRequest, canonicalize
 from inference_gate.messages import Headers, HttpRequest, HttpResponse
+from inference_gate.nearest import NearestRequests
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
-from inference_gate.redact import bearer_token, redact_request, stored_request_headers, stored_response_headers
+from inference_gate.redact import (
+    bearer_token,
+    is_stored_response_header,
+    redact_request,
+    stored_request_headers,
+    stored_response_headers,
+)
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser
 from inference_gate.store import CassetteStore, SecretLeakError
@@ -62,7 +68,12 @@ class PreparedReply:
 
     @classmethod
     def from_cassette(cls, cassette: Cassette, name: str) -> PreparedReply:
-        headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in cassette.response.headers.items()]
+        # The allow-list applies again on replay, so a hand-edited cassette cannot inject framing headers.
+        headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in cassette.response.headers.items()
+            if is_stored_response_header(name.lower())
+        ]
         headers += [(OUTCOME_HEADER, b"hit"), (CASSETTE_HEADER, name.encode("utf-8", "replace"))]
         return cls(
             cassette.response.status,

@@ -43,12 +43,14 @@ def stored_request_headers(headers: Headers) -> dict[str, str]:
     return _join_repeated(headers, STORED_REQUEST_HEADERS.__contains__)
 
 
+def is_stored_response_header(name: str) -> bool:
+    """Content type and OpenAI's own metadata; never cookies, framing or CDN noise."""
+    return name in STORED_RESPONSE_HEADERS or name.startswith(STORED_RESPONSE_HEADER_PREFIXES)
+
+
 def stored_response_headers(headers: Headers) -> dict[str, str]:
-    """The response headers a cassette keeps: content type and OpenAI's own metadata, never cookies."""
-    return _join_repeated(
-        headers,
-        lambda name: name in STORED_RESPONSE_HEADERS or name.startswith(STORED_RESPONSE_HEADER_PREFIXES),
-    )
+    """The response headers a cassette keeps."""
+    return _join_repeated(headers, is_stored_response_header)
 
 
 def parse_redact_path(path: str) -> list[str | int]:

@@ -11,7 +11,7 @@ import orjson
 from inference_gate import nearest
 from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
 from inference_gate.keys import CanonicalRequest, canonicalize
-from inference_gate.nearest import NearestRequests, flatten_json
+from inference_gate.nearest import NearestRequests, flatten_json, shared_prefix_length
 from inference_gate.redact import REDACTED
 from inference_gate.store import CassetteStore, relative_cassette_path
 
@@ -166,6 +166,17 @@ def test_the_closest_of_several_cassettes_is_named(tmp_path):
     )
 
 
+def test_an_edited_prompt_finds_the_cassette_it_was_edited_from(tmp_path):
+    store = CassetteStore(tmp_path)
+    record(store, chat_body("Explain gravity to a child"))
+    edited_from = record(store, chat_body("Say hello in French"))
+    record(store, chat_body("Answer with a haiku about autumn"))
+    assert describe(store, chat_body("Say hello in French, please")) == (
+        f'{edited_from} differs at messages[1].content: recorded "Say hello in French", '
+        f'got "Say hello in French, please"'
+    )
+
+
 def test_ties_go_to_the_first_name(tmp_path):
     store = CassetteStore(tmp_path)
     names = [record(store, chat_body(seed=seed)) for seed in (1, 2, 3)]
@@ -180,7 +191,9 @@ def test_ties_go_to_the_first_name(tmp_path):
 def test_a_different_query_or_path_is_named_when_the_bodies_are_equal(tmp_path):
     store = CassetteStore(tmp_path)
     name = record(store, chat_body(), target=f"{CHAT}?a=1")
-    assert describe(store, chat_body(), target=f"{CHAT}?a=2") == f'{name} differs at query: recorded "a=1", got "a=2"'
+    assert describe(store, chat_body(), target=f"{CHAT}?a=2") == (
+        f'{name} differs at query: recorded "a=1", got "a=2"'
+    )
     assert describe(store, chat_body(), target="/chat/completions?a=1") == (
         f'{name} differs at path: recorded "/v1/chat/completions", got "/chat/completions"'
     )
@@ -212,7 +225,8 @@ def test_a_corrupt_cassette_is_skipped(tmp_path):
     store = CassetteStore(tmp_path)
     name = record(store, chat_body("the quick brown fox"))
     (tmp_path / "chat.completions" / "a.0000000000000000.json").write_bytes(b"{not json")
-    assert describe(store, chat_body("the quick brown cat")).startswith(f"{name} differs at messages[1].content")
+    message = describe(store, chat_body("the quick brown cat"))
+    assert message.startswith(f"{name} differs at messages[1].content")
 
 
 def test_only_corrupt_cassettes_give_none(tmp_path):
@@ -227,7 +241,8 @@ def test_cassettes_of_another_endpoint_are_not_candidates(tmp_path):
     record(store, chat_body("the quick brown fox"), target="/v1/embeddings")
     assert describe(store, chat_body("the quick brown fox")) is None
     chat = record(store, chat_body("something else entirely"))
-    assert describe(store, chat_body("the quick brown fox")).startswith(f"{chat} differs at messages[1].content")
+    message = describe(store, chat_body("the quick brown fox"))
+    assert message.startswith(f"{chat} differs at messages[1].content")
 
 
 def test_the_index_is_refreshed_when_a_cassette_is_added(tmp_path):
@@ -274,3 +289,10 @@ def test_flatten_json_paths_in_document_order():
         ("e", []),
     ]
     assert flatten_json(5) == {"": 5}
+
+
+def test_shared_prefix_length():
+    assert shared_prefix_length("the quick brown fox", "the quick brown cat") == 16
+    assert shared_prefix_length("abc", "abcdef") == 3
+    assert shared_prefix_length("", "abc") == 0
+    assert shared_prefix_length("x" * 10_000 + "a", "x" * 10_000 + "b") == 10_000

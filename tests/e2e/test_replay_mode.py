@@ -33,10 +33,9 @@ def snapshot(directory) -> dict:
 
 async def record(settings, *contents: str) -> None:
     upstream = FakeUpstream()
-    async with running_upstream(upstream):
-        async with running_gate(replace(settings, upstream=upstream.url), Mode.RECORD) as gate:
-            for content in contents:
-                await ask(gate.base_url, content)
+    async with running_upstream(upstream), running_gate(replace(settings, upstream=upstream.url), Mode.RECORD) as gate:
+        for content in contents:
+            await ask(gate.base_url, content)
 
 
 async def test_a_miss_is_a_clear_error_the_sdk_does_not_retry(record_settings, caplog):

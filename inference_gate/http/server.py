@@ -1,0 +1,364 @@
+"""The gate's HTTP/1.1 server: trio moves the bytes, h11 does the protocol, a handler does the rest.
+
+This is the I/O shell and holds no cache logic. Each connection turns bytes into an `HttpRequest`, awaits the
+handler, and writes the `HttpResponse` back, many times over one keep-alive connection. The server enforces
+its limits (head size, body size, slow and idle clients) and answers every problem it finds itself with an
+OpenAI-shaped error, because its clients are OpenAI SDKs. Nothing one connection does can end the server: a
+connection's failure ends that connection only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import h11
+import trio
+
+from inference_gate.errors import GateError, error_response
+from inference_gate.messages import Headers, HttpRequest, HttpResponse
+
+logger = logging.getLogger("inference_gate.server")
+
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+RECEIVE_BUFFER_BYTES = 64 * 1024
+
+# After refusing a request, how long to keep discarding what the client still sends before closing. Closing a
+# TCP socket with unread data makes the kernel send a reset, which can destroy the error response before the
+# client has read it; an SDK that sent a too-large body would then see a connection error and retry instead
+# of reading the 413. Web servers call this a lingering close.
+LINGER_S = 2.0
+
+
+# How connections end in normal life: the client went away, the stream being relayed broke (the client must see
+# its connection close), or the peer broke the protocol mid-response. Anything else is a bug worth a traceback.
+EXPECTED_CONNECTION_ENDINGS = (
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    GateError,
+    h11.ProtocolError,
+    OSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one client may cost the server.
+
+    `max_head_bytes` is checked by h11 against data it could not parse yet, so a head that arrives whole in
+    one read may exceed it by up to one receive buffer (64 KiB); memory stays bounded either way.
+    """
+
+    max_head_bytes: int = 64 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024
+    request_timeout_s: float = 30.0  # head and body must arrive within this once the request's first byte did
+    idle_timeout_s: float = 60.0  # a keep-alive connection with no new request for this long is closed
+    shutdown_grace_s: float = 5.0
+
+
+async def serve_http(
+    handler: Handler,
+    host: str,
+    port: int,
+    limits: ServerLimits,
+    *,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `handler` on `host:port` until cancelled or until `shutdown` is set.
+
+    Reports the bound port (useful with port 0) through `task_status`. On shutdown the listeners close at
+    once, so new connections are refused; idle keep-alive connections close at once; requests in flight get
+    `limits.shutdown_grace_s` to finish, with `Connection: close`, and are cancelled after that.
+    """
+    if shutdown is None:
+        shutdown = trio.Event()
+    server = _Server(handler, limits)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        async with trio.open_nursery() as connections:
+            accepting = trio.CancelScope()
+            await connections.start(_accept_connections, server, listeners, connections, accepting)
+            task_status.started(listeners[0].socket.getsockname()[1])
+            await shutdown.wait()
+            accepting.cancel()
+            server.begin_shutdown()
+            connections.cancel_scope.deadline = trio.current_time() + limits.shutdown_grace_s
+    finally:
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+
+
+async def _accept_connections(
+    server: _Server,
+    listeners: list[trio.SocketListener],
+    connections: trio.Nursery,
+    accepting: trio.CancelScope,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept into `connections` until `accepting` is cancelled, which closes the listeners.
+
+    Connections run in the caller's nursery, not under `accepting`, so that they outlive the accept loop.
+    """
+    with accepting:
+        await trio.serve_listeners(
+            server.serve_connection, listeners, handler_nursery=connections, task_status=task_status
+        )
+
+
+class _Server:
+    """What all connections share: the handler, the limits, and the waits that shutdown must cut short."""
+
+    def __init__(self, handler: Handler, limits: ServerLimits) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.shutting_down = False
+        self._interruptible_waits: set[trio.CancelScope] = set()
+
+    async def serve_connection(self, stream: trio.SocketStream) -> None:
+        """Serve one client; whatever goes wrong ends this connection only, quietly."""
+        try:
+            await _Connection(self, stream).serve()
+        except EXPECTED_CONNECTION_ENDINGS as exc:
+            logger.debug("connection ended by %r", exc)
+        except Exception:
+            logger.exception("connection ended by an internal error")
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    def begin_shutdown(self) -> None:
+        """Stop connections that are only waiting: for a next request, or for a refused client to go."""
+        self.shutting_down = True
+        for wait in self._interruptible_waits:
+            wait.cancel()
+
+    @contextlib.contextmanager
+    def interruptible_wait(self, timeout_s: float) -> Iterator[trio.CancelScope]:
+        """A `move_on_after(timeout_s)` scope that shutdown also cancels, at once if it has begun already."""
+        with trio.move_on_after(timeout_s) as wait:
+            if self.shutting_down:
+                wait.cancel()
+            self._interruptible_waits.add(wait)
+            try:
+                yield wait
+            finally:
+                self._interruptible_waits.discard(wait)
+
+
+class _Connection:
+    """One client connection: a loop of request, handler, response, for as long as HTTP allows."""
+
+    def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
+        self._server = server
+        self._limits = server.limits
+        self._stream = stream
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=server.limits.max_head_bytes)
+        self._request_deadline_s = math.inf
+
+    async def serve(self) -> None:
+        while True:
+            try:
+                request = await self._receive_request()
+            except GateError as error:
+                logger.debug("refused a request with %d: %s", error.status, error.message)
+                await self._refuse(error)
+                return
+            if request is None:
+                return
+            await self._send_response(await self._answer(request))
+            if not self._may_continue():
+                return
+            self._h11.start_next_cycle()
+
+    async def _receive_request(self) -> HttpRequest | None:
+        """The next complete request, or None when the connection should end without a response.
+
+        The idle timeout covers the wait for a request's first byte; from then on, the whole request must
+        arrive within the request timeout, however the client paces its bytes (slowloris). Raises GateError
+        for a request the server refuses.
+        """
+        event = self._next_event()
+        if event is h11.NEED_DATA and not self._h11.trailing_data[0]:
+            if not await self._receive_first_bytes():
+                return None
+            event = self._next_event()
+        self._request_deadline_s = trio.current_time() + self._limits.request_timeout_s
+        while event is h11.NEED_DATA:
+            await self._receive_more()
+            event = self._next_event()
+        if type(event) is h11.ConnectionClosed:
+            return None
+        return await self._receive_body(event)
+
+    async def _receive_first_bytes(self) -> bool:
+        """Wait for a request to start; False if the client stays idle too long or the server shuts down."""
+        with self._server.interruptible_wait(self._limits.idle_timeout_s) as wait:
+            data = await self._stream.receive_some(RECEIVE_BUFFER_BYTES)
+        if wait.cancelled_caught:
+            return False
+        self._h11.receive_data(data)
+        return True
+
+    async def _receive_body(self, head: h11.Request) -> HttpRequest:
+        """Read the body of the request `head` in full, refusing it as soon as it is known to be too large."""
+        headers = list(head.headers)
+        max_body_bytes = self._limits.max_body_bytes
+        content_length = _content_length(headers)
+        if content_length is not None and content_length > max_body_bytes:
+            raise _body_too_large(max_body_bytes)
+        if self._h11.client_is_waiting_for_100_continue:
+            # curl, among others, holds back a large body until told to go on, or for a second if not told.
+            await self._stream.send_all(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+        parts: list[bytes] = []
+        received_bytes = 0
+        while True:
+            event = self._next_event()
+            if type(event) is h11.Data:
+                received_bytes += len(event.data)
+                if received_bytes > max_body_bytes:
+                    raise _body_too_large(max_body_bytes)
+                parts.append(event.data)
+            elif type(event) is h11.EndOfMessage:
+                break
+            else:
+                await self._receive_more()
+        return HttpRequest(
+            method=head.method.decode("ascii"),
+            target=head.target.decode("ascii"),
+            headers=headers,
+            body=b"".join(parts),
+        )
+
+    async def _receive_more(self) -> None:
+        """Feed h11 more of the current request, which must arrive in full by its deadline.
+
+        The deadline is one absolute time per request, so that a client cannot stretch a request by pacing
+        its bytes; only reads that must wait pay for a cancel scope, and a request that arrives in one read
+        (the usual case) pays for none.
+        """
+        try:
+            with trio.fail_at(self._request_deadline_s):
+                data = await self._stream.receive_some(RECEIVE_BUFFER_BYTES)
+        except trio.TooSlowError:
+            raise GateError(
+                408,
+                f"The request did not arrive within {self._limits.request_timeout_s} s.",
+                code="request_timeout",
+            ) from None
+        self._h11.receive_data(data)
+
+    def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        """h11's next event; a protocol violation by the client becomes the GateError that answers it."""
+        try:
+            return self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:
+                limit = self._limits.max_head_bytes
+                raise GateError(
+                    431,
+                    f"The request head is larger than the gate's limit of {limit} bytes.",
+                    code="request_head_too_large",
+                ) from exc
+            raise GateError(
+                exc.error_status_hint, f"The gate could not parse the HTTP request: {exc}", code="bad_request"
+            ) from exc
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
+        """The handler's response; its GateError becomes an error response, and so does a bug, as a 500."""
+        try:
+            return await self._server.handler(request)
+        except GateError as error:
+            return error_response(error)
+        except Exception as exc:
+            logger.exception("internal error while handling %s %s", request.method, request.target)
+            return error_response(
+                GateError(
+                    500,
+                    f"Internal gate error ({type(exc).__name__}); the gate's log has the details.",
+                    code="internal_error",
+                )
+            )
+
+    async def _send_response(self, response: HttpResponse) -> None:
+        if response.stream is None:
+            closing = self._server.shutting_down
+            await self._stream.send_all(self._whole_response_bytes(response, closing=closing))
+        else:
+            await self._send_streamed_response(response.status, response.headers, response.stream)
+
+    def _whole_response_bytes(self, response: HttpResponse, *, closing: bool) -> bytes:
+        """Head, body and end of a plain response as one buffer, so that it goes out in one write."""
+        body = response.body
+        headers = [*response.headers, (b"content-length", b"%d" % len(body))]
+        if closing:
+            headers.append((b"connection", b"close"))
+        connection = self._h11
+        return b"".join(
+            (
+                connection.send(h11.Response(status_code=response.status, headers=headers)),
+                connection.send(h11.Data(data=body)),
+                connection.send(h11.EndOfMessage()),
+            )
+        )
+
+    async def _send_streamed_response(self, status: int, headers: Headers, chunks: AsyncIterator[bytes]) -> None:
+        """Send each chunk as it comes; h11 frames them (chunked, or close-delimited for HTTP/1.0).
+
+        If the stream raises, or the client goes away, the exception propagates without an end of message,
+        and the connection is closed: a client can tell that a chunked body stopped short. The stream is
+        closed in every case, so that whatever it holds (an upstream connection) is released now.
+        """
+        if self._server.shutting_down:
+            headers = [*headers, (b"connection", b"close")]
+        connection = self._h11
+        await self._stream.send_all(connection.send(h11.Response(status_code=status, headers=headers)))
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await self._stream.send_all(connection.send(h11.Data(data=chunk)))
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await self._stream.send_all(connection.send(h11.EndOfMessage()))
+
+    def _may_continue(self) -> bool:
+        """Whether this connection may carry another request.
+
+        h11 says no after `Connection: close` (which every response sent during shutdown carries) or an
+        HTTP/1.0 exchange. A connection that may continue but is idle at shutdown ends in its idle wait.
+        """
+        connection = self._h11
+        return connection.our_state is h11.DONE and connection.their_state is h11.DONE
+
+    async def _refuse(self, error: GateError) -> None:
+        """Answer a refused request with `error` and `Connection: close`, then close lingeringly.
+
+        Refusals happen only while a request is being received, before any response to it has started, so
+        h11 can always still send one.
+        """
+        await self._stream.send_all(self._whole_response_bytes(error_response(error), closing=True))
+        await self._stream.send_eof()
+        with self._server.interruptible_wait(LINGER_S):
+            while await self._stream.receive_some(RECEIVE_BUFFER_BYTES):
+                pass
+
+
+def _content_length(headers: Headers) -> int | None:
+    """The declared body length; h11 has already checked that it is a plain non-negative number."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return None
+
+
+def _body_too_large(max_body_bytes: int) -> GateError:
+    return GateError(
+        413,
+        f"The request body is larger than the gate's limit of {max_body_bytes} bytes.",
+        code="body_too_large",
+    )
