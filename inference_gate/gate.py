@@ -214,7 +214,9 @@ class Gate:
                 retryable=False,
             )
         if action is Action.REPORT_MISS:
-            raise self._miss_error(canonical)
+            # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
+            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical)
+            raise self._miss_error(canonical, closest)
         exchange = InflightExchange()
         self._inflight[canonical.key] = exchange
         assert self._exchanges is not None, "Gate.handle needs Gate.run"
@@ -223,14 +225,13 @@ class Gate:
         )
         return await self._join(exchange, outcome=b"recorded")
 
-    def _miss_error(self, canonical: CanonicalRequest) -> GateError:
+    def _miss_error(self, canonical: CanonicalRequest, closest: str | None) -> GateError:
         cache_dir = self.store.root.resolve()
         message = (
             f"No cassette for {canonical.method} {canonical.path} (key {canonical.key[:16]}) in {cache_dir}. "
             f"Replay mode never calls OpenAI. To record it, run `inference-gate start --cache-dir {cache_dir}` "
             f"and send the request again."
         )
-        closest = self._nearest.describe(canonical)
         if closest:
             message += f" Closest recorded request: {closest}"
         return GateError(404, message, code="cache_miss", error_type=CACHE_MISS_TYPE, retryable=False)

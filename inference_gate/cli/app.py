@@ -13,13 +13,23 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 
 from inference_gate import __version__
+from inference_gate.cli.cache_commands import CacheClearCommand, CacheInfoCommand, CacheListCommand
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
+from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
+from inference_gate.cli.test_commands import ProbeGateCommand, ProbeUpstreamCommand
 
 COMMANDS: tuple[type[Command], ...] = (
     ConfigPathCommand,
     ConfigInitCommand,
     ConfigShowCommand,
+    StartCommand,
+    ReplayCommand,
+    ProbeGateCommand,
+    ProbeUpstreamCommand,
+    CacheListCommand,
+    CacheInfoCommand,
+    CacheClearCommand,
 )
 
 
