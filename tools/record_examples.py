@@ -43,47 +43,53 @@ WEATHER_TOOL = {
 
 
 async def record_examples(cache_dir: Path) -> None:
-    """Record every example exchange into `cache_dir` through a real gate."""
+    """Record every example exchange into `cache_dir` through a real gate, then stop both servers."""
     upstream = FakeUpstream()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(upstream.serve)
+    async with trio.open_nursery() as upstream_nursery:
+        await upstream_nursery.start(upstream.serve)
         settings = Settings(cache_dir=cache_dir, upstream=upstream.url, host="127.0.0.1", port=0)
         gate = Gate(settings, Mode.RECORD, clock=lambda: RECORDED_AT)
         shutdown = trio.Event()
-        port = await nursery.start(lambda task_status: gate.run(shutdown=shutdown, task_status=task_status))
-        probe = await probe_gate(replace(settings, port=port))
-        if not probe.succeeded:
-            raise RuntimeError(f"the test-gate exchange failed: {probe.error_message}")
-        base_url = f"http://127.0.0.1:{port}/v1"
-        async with openai.AsyncOpenAI(base_url=base_url, api_key=EXAMPLE_KEY, max_retries=0) as client:
-            await client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=[{"role": "user", "content": "Say hello in French"}],
-                temperature=0,
-            )
-            stream = await client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=[
-                    {"role": "system", "content": "You are a poet."},
-                    {"role": "user", "content": "Write a haiku about caching"},
-                ],
-                temperature=0.7,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            [chunk async for chunk in stream]
-            await client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=[{"role": "user", "content": "What is the weather in Paris?"}],
-                tools=[WEATHER_TOOL],
-            )
-            await client.responses.create(model="gpt-4o-mini", input="Tell me a one-line joke about HTTP")
-            events = await client.responses.create(
-                model="gpt-4o-mini", input="Explain SSE in one sentence", stream=True
-            )
-            [event async for event in events]
-        shutdown.set()
-        nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
+        async with trio.open_nursery() as gate_nursery:
+            port = await gate_nursery.start(lambda task_status: gate.run(shutdown=shutdown, task_status=task_status))
+            await _send_examples(settings, port)
+            shutdown.set()
+        upstream_nursery.cancel_scope.cancel()
+
+
+async def _send_examples(settings: Settings, port: int) -> None:
+    """The example exchanges: the test-gate prompt, then the README's SDK calls."""
+    probe = await probe_gate(replace(settings, port=port))
+    if not probe.succeeded:
+        raise RuntimeError(f"the test-gate exchange failed: {probe.error_message}")
+    base_url = f"http://127.0.0.1:{port}/v1"
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=EXAMPLE_KEY, max_retries=0) as client:
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Say hello in French"}],
+            temperature=0,
+        )
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "system", "content": "You are a poet."},
+                {"role": "user", "content": "Write a haiku about caching"},
+            ],
+            temperature=0.7,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        [chunk async for chunk in stream]
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+            tools=[WEATHER_TOOL],
+        )
+        await client.responses.create(model="gpt-4o-mini", input="Tell me a one-line joke about HTTP")
+        events = await client.responses.create(
+            model="gpt-4o-mini", input="Explain SSE in one sentence", stream=True
+        )
+        [event async for event in events]
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
