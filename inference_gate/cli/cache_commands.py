@@ -1,0 +1,197 @@
+"""`cache list`, `cache info` and `cache clear`: what was recorded, how much of it, and starting over.
+
+The data comes from `review.py`; this module only lays it out. `cache list` is a table for a person (one line
+per cassette, previews cut to the terminal's width) or, with `--json`, an array for a script.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import orjson
+from cleo.commands.command import Command
+from cleo.helpers import option
+from cleo.io.inputs.option import Option
+from cleo.io.io import IO
+from cleo.io.outputs.output import Type as OutputType
+from cleo.terminal import Terminal
+
+from inference_gate.cli.common import setting_options, settings_from_io
+from inference_gate.review import CassetteReview, StoreInfo, review_cassettes, store_info
+from inference_gate.store import CassetteStore
+from inference_gate.summary import truncate
+
+COLUMN_GAP = "  "
+MIN_PREVIEW_CHARS = 16
+MAX_MODEL_CHARS = 32
+TABLE_HEADINGS = ("NAME", "ENDPOINT", "MODEL", "STREAM", "RECORDED", "PROMPT", "REPLY")
+
+
+class CacheListCommand(Command):
+    name = "cache list"
+    description = "List the recorded cassettes: name, endpoint, model, stream, when, prompt and reply."
+    options: ClassVar[list[Option]] = [
+        *setting_options("cache_dir"),
+        option("json", description="Print a JSON array with every field, for scripts."),
+    ]
+
+    def handle(self) -> int:
+        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        reviews = review_cassettes(cache_dir)
+        if self.option("json"):
+            text = orjson.dumps([review.as_json() for review in reviews], option=orjson.OPT_INDENT_2).decode()
+            self.io.write_line(text, type=OutputType.RAW)
+        elif not reviews:
+            self.io.write_line(f"no cassettes in {cache_dir}", type=OutputType.RAW)
+        else:
+            lines = table_lines(reviews, Terminal().width)
+            corrupt_count = sum(review.is_corrupt for review in reviews)
+            corrupt = f" ({corrupt_count} corrupt)" if corrupt_count else ""
+            lines.append(f"{cassette_count_text(len(reviews))}{corrupt} in {cache_dir}")
+            _write_lines(self.io, lines)
+        return 0
+
+
+class CacheInfoCommand(Command):
+    name = "cache info"
+    description = "Summarise the cache: count, size, endpoints, models, oldest and newest recording."
+    options: ClassVar[list[Option]] = setting_options("cache_dir")
+
+    def handle(self) -> int:
+        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        reviews = review_cassettes(cache_dir)
+        if not reviews:
+            self.io.write_line(f"no cassettes in {cache_dir}", type=OutputType.RAW)
+        else:
+            _write_lines(self.io, info_lines(store_info(reviews), cache_dir))
+        return 0
+
+
+class CacheClearCommand(Command):
+    name = "cache clear"
+    description = "Delete every cassette the gate recorded in the cache directory (asks first unless --yes)."
+    options: ClassVar[list[Option]] = [
+        *setting_options("cache_dir"),
+        option("yes", description="Do not ask for confirmation."),
+    ]
+
+    def handle(self) -> int:
+        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        store = CassetteStore(cache_dir)
+        count = store.count()
+        if count == 0:
+            self.io.write_line(f"no cassettes in {cache_dir}", type=OutputType.RAW)
+            return 0
+        if not self.option("yes"):
+            if not self.io.is_interactive():
+                message = "error: refusing to clear without --yes when not interactive; nothing removed"
+                self.io.write_error_line(message, type=OutputType.RAW)
+                return 1
+            if not self.confirm(f"Remove {cassette_count_text(count)} from {cache_dir}?", default=False):
+                self.io.write_line("nothing removed", type=OutputType.RAW)
+                return 0
+        removed = store.clear()
+        self.io.write_line(f"removed {cassette_count_text(removed)} from {cache_dir}", type=OutputType.RAW)
+        return 0
+
+
+def table_lines(reviews: list[CassetteReview], width: int) -> list[str]:
+    """The `cache list` table: a heading, then one line per cassette, previews cut so a line fits `width`.
+
+    Name, endpoint, model, stream and time are never cut (a name must stay usable to open the file, and a
+    model is only cut when absurdly long); the prompt and reply previews share what is left, each at least
+    `MIN_PREVIEW_CHARS` wide, so on a very narrow terminal lines are longer than `width` rather than useless.
+    """
+    rows = [_row(review) for review in reviews]
+    fixed_widths = [max(len(row[column]) for row in [TABLE_HEADINGS, *rows]) for column in range(5)]
+    prompt_width, reply_width = _preview_widths(rows, width - sum(fixed_widths) - len(COLUMN_GAP) * 6)
+    lines = [_line(TABLE_HEADINGS, fixed_widths, prompt_width)]
+    for review, row in zip(reviews, rows, strict=True):
+        if review.error is not None:
+            # A corrupt file has no fields; its reason is shown whole, since it says what to fix.
+            lines.append(f"{row[0]:<{fixed_widths[0]}}{COLUMN_GAP}corrupt: {review.error}")
+            continue
+        prompt, reply = truncate(row[5], prompt_width), truncate(row[6], reply_width)
+        lines.append(_line((*row[:5], prompt, reply), fixed_widths, prompt_width))
+    return lines
+
+
+def _row(review: CassetteReview) -> tuple[str, ...]:
+    """A cassette's cells in `TABLE_HEADINGS` order, on one line each; the previews are not cut yet."""
+    if review.error is not None:
+        return (review.name, "", "", "", "", "", "")
+    stream = "?" if review.stream is None else "yes" if review.stream else "no"
+    return (
+        review.name,
+        review.endpoint or "",
+        truncate(review.model or "-", MAX_MODEL_CHARS),
+        stream,
+        review.recorded_at or "",
+        _one_line(review.prompt),
+        _one_line(review.reply),
+    )
+
+
+def _one_line(text: str | None) -> str:
+    """Newlines and runs of spaces become one space, so that every cassette stays on one line."""
+    return " ".join((text or "").split())
+
+
+def _preview_widths(rows: list[tuple[str, ...]], available: int) -> tuple[int, int]:
+    """Split `available` characters between prompt and reply; a column that needs less gives the rest away."""
+    prompt_needed = max(len(row[5]) for row in [TABLE_HEADINGS, *rows])
+    reply_needed = max(len(row[6]) for row in [TABLE_HEADINGS, *rows])
+    half = max(MIN_PREVIEW_CHARS, available // 2)
+    if prompt_needed + reply_needed <= available:
+        return prompt_needed, reply_needed
+    if prompt_needed <= half:
+        return prompt_needed, max(MIN_PREVIEW_CHARS, available - prompt_needed)
+    if reply_needed <= half:
+        return max(MIN_PREVIEW_CHARS, available - reply_needed), reply_needed
+    return half, max(MIN_PREVIEW_CHARS, available - half)
+
+
+def _line(cells: tuple[str, ...], fixed_widths: list[int], prompt_width: int) -> str:
+    """The cells padded to their columns; no line ends in spaces, even when its reply is empty."""
+    widths = [*fixed_widths, prompt_width]
+    padded = [f"{cell:<{column_width}}" for cell, column_width in zip(cells[:-1], widths, strict=True)]
+    return COLUMN_GAP.join([*padded, cells[-1]]).rstrip()
+
+
+def info_lines(info: StoreInfo, cache_dir: Path) -> list[str]:
+    lines = [
+        f"cache dir:  {cache_dir}",
+        f"cassettes:  {info.cassette_count}",
+        f"corrupt:    {info.corrupt_count}",
+        f"size:       {human_size(info.total_bytes)} ({info.total_bytes:,} bytes)",
+        f"oldest:     {info.oldest_recorded_at or '-'}",
+        f"newest:     {info.newest_recorded_at or '-'}",
+    ]
+    for title, counts in (("endpoints", info.by_endpoint), ("models", info.by_model)):
+        lines.append(f"{title}:")
+        name_width = max((len(name) for name in counts), default=0)
+        count_width = max((len(str(count)) for count in counts.values()), default=0)
+        lines += [f"  {name:<{name_width}}  {count:>{count_width}}" for name, count in counts.items()]
+    return lines
+
+
+def human_size(size_bytes: int) -> str:
+    """`512 B`, `3.4 KiB`, `12.0 MiB`: binary units, one decimal."""
+    if size_bytes < 1024:
+        return f"{size_bytes} B"
+    size = size_bytes / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def cassette_count_text(count: int) -> str:
+    return f"{count} cassette{'' if count == 1 else 's'}"
+
+
+def _write_lines(io: IO, lines: list[str]) -> None:
+    """All lines in one write: ten thousand flushed writes would cost more than building the table."""
+    io.write("\n".join(lines) + "\n", type=OutputType.RAW)

@@ -1,0 +1,131 @@
+"""`start` (record and replay) and `replay` (replay only): run the gate in the foreground until Ctrl-C.
+
+The command prints one banner line once the gate listens, with the port it really bound (any free one for
+port 0), so that a script or a test can read where to connect. The gate logs to the `inference_gate` logger;
+this is the one place that decides where those lines go: stderr, one line each, one per request with
+`--verbose`, otherwise warnings and errors only, without tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+from cleo.commands.command import Command
+from cleo.io.inputs.option import Option
+from cleo.io.io import IO
+from cleo.io.outputs.output import Type as OutputType
+
+from inference_gate.cli.cache_commands import cassette_count_text
+from inference_gate.cli.common import setting_options, settings_from_io, write_warning
+from inference_gate.config import API_KEY_ENV
+from inference_gate.policy import Mode
+from inference_gate.serve import gate_url, is_loopback, run_gate
+from inference_gate.settings import Settings
+from inference_gate.store import CassetteStore
+
+GATE_LOGGER = "inference_gate"
+_FORMATTER = logging.Formatter()
+
+
+class StartCommand(Command):
+    name = "start"
+    description = "Run the gate: replay recorded answers, forward and record everything else."
+    options: ClassVar[list[Option]] = setting_options("host", "port", "cache_dir", "upstream", "api_key")
+
+    def handle(self) -> int:
+        return serve(self.io, settings_from_io(self.io).settings, Mode.RECORD)
+
+
+class ReplayCommand(Command):
+    name = "replay"
+    description = "Run the gate in replay-only mode: answer from cassettes, never call the upstream (for CI)."
+    options: ClassVar[list[Option]] = setting_options("host", "port", "cache_dir")
+
+    def handle(self) -> int:
+        return serve(self.io, settings_from_io(self.io).settings, Mode.REPLAY)
+
+
+def serve(io: IO, settings: Settings, mode: Mode) -> int:
+    """Warn about risky settings, then run the gate until a signal stops it."""
+    if mode is Mode.RECORD:
+        if not is_loopback(settings.host):
+            write_warning(
+                io,
+                f"RECORD MODE IS LISTENING ON {settings.host}, NOT ON LOOPBACK: anyone who can reach this "
+                f"address can send requests to {settings.upstream} and spend the API key owner's money",
+            )
+        if not settings.api_key:
+            io.write_error_line(
+                f"note: no API key set ({API_KEY_ENV} or --api-key): each client's own Authorization header "
+                "is passed to the upstream",
+                type=OutputType.RAW,
+            )
+    cassette_count = CassetteStore(settings.cache_dir).count()
+
+    def announce(port: int) -> None:
+        io.write_line(banner(settings, mode, port, cassette_count), type=OutputType.RAW)
+
+    with gate_logging(io, verbose=settings.verbose):
+        run_gate(settings, mode, on_started=announce)
+    io.write_line("stopped", type=OutputType.RAW)
+    return 0
+
+
+def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> str:
+    """The line that says the gate is up: its mode, the base URL to give an SDK, the cache and upstream."""
+    parts = [
+        f"{mode.value} mode",
+        f"listening on {gate_url(settings.host, port)}/v1",
+        f"cache {settings.cache_dir.absolute()} ({cassette_count_text(cassette_count)})",
+    ]
+    if mode is Mode.RECORD:
+        parts.append(f"upstream {settings.upstream}")
+    return ", ".join(parts)
+
+
+@contextmanager
+def gate_logging(io: IO, *, verbose: bool) -> Iterator[None]:
+    """Send the gate's log to stderr through `io` while the gate runs, and leave the logger as it was."""
+    logger = logging.getLogger(GATE_LOGGER)
+    handler = _IOLogHandler(io, verbose=verbose)
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+class _IOLogHandler(logging.Handler):
+    """Log records as stderr lines: `12:00:01 POST /v1/chat/completions hit 200 0.4ms <cassette>` for the
+    per-request lines, `warning: ...` and `error: ...` for problems. Tracebacks only when verbose."""
+
+    def __init__(self, io: IO, *, verbose: bool) -> None:
+        super().__init__()
+        self._io = io
+        self._verbose = verbose
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._io.write_error_line(self._line(record), type=OutputType.RAW)
+        except Exception:
+            self.handleError(record)
+
+    def _line(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            if self._verbose:
+                message += "\n" + _FORMATTER.formatException(record.exc_info).rstrip()
+            else:
+                message += f" ({type(error).__name__}: {error})"
+        if not self._verbose:
+            message = " ".join(message.split())
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return f"{_FORMATTER.formatTime(record, '%H:%M:%S')} {message}"

@@ -1,0 +1,127 @@
+"""Run a gate in the foreground until SIGINT or SIGTERM, as `inference-gate start` and `replay` do.
+
+    from inference_gate import Mode, Settings
+    from inference_gate.serve import run_gate
+
+    run_gate(Settings(port=0), Mode.REPLAY, on_started=lambda port: print("listening on", port))
+
+The first signal sets the gate's shutdown event rather than cancelling it: the listener closes at once, and
+exchanges in flight get the grace period (`shutdown_grace_s`) to finish and be recorded. A cassette is written
+to a temporary file and linked into place, so one cut short leaves no partial file. A second signal stops at
+once, for when the grace period is more than the person at the keyboard wants to wait.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import signal
+from collections.abc import Callable
+
+import trio
+
+from inference_gate.gate import Gate
+from inference_gate.policy import Mode
+from inference_gate.settings import Settings
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ListenError(Exception):
+    """The gate could not open its listening socket: the port is taken, the address is not ours, ..."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"cannot listen on {host_and_port(host, port)}: {reason}")
+        self.host = host
+        self.port = port
+        self.reason = reason
+
+
+def host_and_port(host: str, port: int) -> str:
+    """`127.0.0.1:8080`, or `[::1]:8080` for an IPv6 address, as it is written in a URL."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gate_url(host: str, port: int) -> str:
+    """The gate's base URL without `/v1`: `http://127.0.0.1:8080`."""
+    return f"http://{host_and_port(host, port)}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`; a name other than `localhost` is assumed not to be."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_gate(settings: Settings, mode: Mode, *, on_started: Callable[[int], None]) -> None:
+    """Serve until SIGINT or SIGTERM, then return once the gate has shut down.
+
+    `on_started` is called with the bound port (the real one when `settings.port` is 0) once the gate accepts
+    connections. Must be called from the main thread, which is where Python delivers signals. Raises
+    `ListenError` when the socket cannot be opened.
+    """
+    gate = Gate(settings, mode)
+    listening = False
+
+    def started(port: int) -> None:
+        nonlocal listening
+        listening = True
+        on_started(port)
+
+    try:
+        trio.run(_serve_until_signalled, gate, started)
+    except BaseExceptionGroup as group:
+        failure = _sole_exception(group)
+        if failure is group:
+            raise
+    else:
+        return
+    # Raised outside the `except` block, so that the traceback chain is the failure's own.
+    if isinstance(failure, OSError) and not listening:
+        raise ListenError(settings.host, settings.port, _reason(failure)) from failure
+    raise failure
+
+
+async def _serve_until_signalled(gate: Gate, on_started: Callable[[int], None]) -> None:
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        # The signal handlers go in before the socket is bound, so that no signal finds Python's default one.
+        await nursery.start(_stop_on_signals, shutdown, nursery.cancel_scope)
+        async with trio.open_nursery() as gate_nursery:
+            port = await gate_nursery.start(functools.partial(gate.run, shutdown=shutdown))
+            on_started(port)
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signals(
+    shutdown: trio.Event,
+    everything: trio.CancelScope,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """First signal: shut down gracefully. Second signal: cancel `everything` now."""
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        task_status.started()
+        async for _ in signals:
+            if shutdown.is_set():
+                everything.cancel()
+                return
+            shutdown.set()
+
+
+def _sole_exception(group: BaseExceptionGroup) -> BaseException:
+    """The one exception inside nested single-member groups (trio wraps one per nursery), else the group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+def _reason(error: OSError) -> str:
+    """`address already in use`: the system's words (for a host name, the resolver's), in lower case like the
+    rest of the line."""
+    reason = error.strerror or str(error)
+    return reason[:1].lower() + reason[1:]

@@ -1,0 +1,325 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from cleo.testers.application_tester import ApplicationTester
+
+from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
+from inference_gate.cli.app import GateApplication
+from inference_gate.cli.cache_commands import human_size
+from inference_gate.keys import canonicalize
+from inference_gate.sse import SSEEvent
+from inference_gate.store import CassetteStore
+
+REPO_ROOT = Path(__file__).parents[2]
+CORRUPT_NAME = "chat.completions/torn.0000000000000000.json"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh home directory, no API key, and a wide terminal unless a test says otherwise."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+    return home
+
+
+def save(store: CassetteStore, path: str, body: dict, response: RecordedResponse, recorded_at: str) -> str:
+    request = canonicalize("POST", path, orjson.dumps(body))
+    cassette = Cassette(
+        key=request.key,
+        recorded_at=recorded_at,
+        request=RecordedRequest("POST", request.path, [], {}, request.body, request.json_body, True),
+        response=response,
+    ).with_summary()
+    file = store.path_for(request)
+    assert store.save(cassette, file)
+    return file.relative_to(store.root).as_posix()
+
+
+def json_response(body: dict) -> RecordedResponse:
+    return RecordedResponse(200, {"content-type": "application/json"}, body=orjson.dumps(body))
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cassettes"
+
+
+@pytest.fixture
+def names(cache_dir) -> dict[str, str]:
+    """Three cassettes and a corrupt file, by role."""
+    store = CassetteStore(cache_dir)
+    french = save(
+        store,
+        "/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello\nin French"}]},
+        json_response({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Bonjour !"}}]}),
+        "2026-11-27T10:00:00Z",
+    )
+    chunks = [{"choices": [{"index": 0, "delta": {"content": piece}}]} for piece in ("Soft ", "rain\nfalls")]
+    haiku = save(
+        store,
+        "/v1/chat/completions",
+        {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "A haiku"}]},
+        RecordedResponse(
+            200,
+            {"content-type": "text/event-stream"},
+            events=[
+                *(SSEEvent(data=orjson.dumps(chunk).decode()) for chunk in chunks),
+                SSEEvent(data="[DONE]"),
+            ],
+        ),
+        "2026-11-25T08:30:00Z",
+    )
+    embedding = save(
+        store,
+        "/v1/embeddings",
+        {"model": "text-embedding-3-small", "input": "hello"},
+        json_response({"data": [{"embedding": [0.1, 0.2]}]}),
+        "2026-11-26T12:00:00Z",
+    )
+    (cache_dir / CORRUPT_NAME).write_bytes(b'{"format_version": 1, "key": "abc"')
+    return {"french": french, "haiku": haiku, "embedding": embedding}
+
+
+def run(args: str, *, inputs: str | None = None, interactive: bool = True) -> ApplicationTester:
+    tester = ApplicationTester(GateApplication())
+    tester.execute(args, inputs=inputs, interactive=interactive)
+    return tester
+
+
+def run_script(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """The real entry point; stdin is not a terminal, as in CI."""
+    env = {**os.environ, "HOME": str(home), "USERPROFILE": str(home), "COLUMNS": "250"}
+    env.pop("OPENAI_API_KEY", None)
+    return subprocess.run(
+        [sys.executable, "-m", "inference_gate", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def columns(line: str) -> list[str]:
+    """A table line split on its two-space column gaps."""
+    return [cell.strip() for cell in line.split("  ") if cell.strip()]
+
+
+# cache list
+
+
+def test_list_is_a_table_in_name_order(home, cache_dir, names):
+    tester = run(f"cache list --cache-dir {cache_dir}")
+    assert tester.status_code == 0
+    lines = tester.io.fetch_output().splitlines()
+    assert columns(lines[0]) == ["NAME", "ENDPOINT", "MODEL", "STREAM", "RECORDED", "PROMPT", "REPLY"]
+    rows = {columns(line)[0]: columns(line) for line in lines[1:-1]}
+    assert list(rows) == sorted([*names.values(), CORRUPT_NAME])
+    assert rows[names["french"]][1:] == [
+        "chat.completions",
+        "gpt-4o-mini",
+        "no",
+        "2026-11-27T10:00:00Z",
+        "Say hello in French",
+        "Bonjour !",
+    ]
+    assert rows[names["haiku"]][1:] == [
+        "chat.completions",
+        "gpt-4o",
+        "yes",
+        "2026-11-25T08:30:00Z",
+        "A haiku",
+        "Soft rain falls",
+    ]
+    assert rows[names["embedding"]][1:] == [
+        "embeddings",
+        "text-embedding-3-small",
+        "no",
+        "2026-11-26T12:00:00Z",
+    ]
+    assert rows[CORRUPT_NAME][1].startswith("corrupt: not valid JSON (")
+    assert lines[-1] == f"4 cassettes (1 corrupt) in {cache_dir}"
+    assert all(line == line.rstrip() for line in lines)
+    # The columns line up: every cassette's model starts where the heading's does.
+    model_column = lines[0].index("MODEL")
+    assert lines[1 + sorted(rows).index(names["french"])][model_column:].startswith("gpt-4o-mini")
+
+
+def test_list_cuts_previews_to_the_terminal_width(home, cache_dir, names, monkeypatch):
+    store = CassetteStore(cache_dir)
+    save(
+        store,
+        "/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Tell me a long story " * 10}]},
+        json_response({"choices": [{"index": 0, "message": {"content": "Once upon a time " * 20}}]}),
+        "2026-11-27T11:00:00Z",
+    )
+    monkeypatch.setenv("COLUMNS", "220")
+    lines = run(f"cache list --cache-dir {cache_dir}").io.fetch_output().splitlines()
+    [story] = [line for line in lines if "tell-me-a-long-story" in line]
+    assert len(story) == 220
+    assert story.endswith("…")
+    assert "Tell me a long story Tell me" in story and "Tell me a long story " * 10 not in story
+    assert all(len(line) <= 220 for line in lines[:-1] if "corrupt:" not in line)  # the footer is not a row
+
+
+def test_list_json_has_every_field_for_scripts(home, cache_dir, names):
+    tester = run(f"cache list --json --cache-dir {cache_dir}")
+    assert tester.status_code == 0
+    listing = orjson.loads(tester.io.fetch_output())
+    assert [entry["name"] for entry in listing] == sorted([*names.values(), CORRUPT_NAME])
+    by_name = {entry["name"]: entry for entry in listing}
+    french = by_name[names["french"]]
+    assert french["prompt"] == "Say hello\nin French"  # whole, newlines kept
+    assert (french["model"], french["stream"], french["status"], french["reply"]) == (
+        "gpt-4o-mini",
+        False,
+        200,
+        "Bonjour !",
+    )
+    assert len(french["key"]) == 64
+    assert french["size_bytes"] == (cache_dir / names["french"]).stat().st_size
+    corrupt = by_name[CORRUPT_NAME]
+    assert set(corrupt) == {"name", "size_bytes", "error"}
+    assert corrupt["error"].startswith("not valid JSON (")
+
+
+@pytest.mark.parametrize("make", [lambda path: None, lambda path: path.mkdir()], ids=["missing", "empty"])
+def test_list_of_no_cassettes(home, cache_dir, make):
+    make(cache_dir)
+    tester = run(f"cache list --cache-dir {cache_dir}")
+    assert tester.status_code == 0
+    assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
+    assert run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output() == "[]\n"
+
+
+def test_list_uses_the_default_cache_dir_in_the_working_directory(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tester = run("cache list")
+    assert tester.io.fetch_output() == f"no cassettes in {tmp_path / '.inference_cache'}\n"
+
+
+def test_list_bad_option_is_one_line(home):
+    tester = run("cache list --jsn")
+    assert tester.status_code != 0
+    assert tester.io.fetch_error() == 'error: The option "--jsn" does not exist\n'
+
+
+# cache info
+
+
+def test_info_summarises_the_store(home, cache_dir, names):
+    tester = run(f"cache info --cache-dir {cache_dir}")
+    assert tester.status_code == 0
+    total_bytes = sum(path.stat().st_size for path in cache_dir.rglob("*.json"))
+    assert tester.io.fetch_output().splitlines() == [
+        f"cache dir:  {cache_dir}",
+        "cassettes:  4",
+        "corrupt:    1",
+        f"size:       {human_size(total_bytes)} ({total_bytes:,} bytes)",
+        "oldest:     2026-11-25T08:30:00Z",
+        "newest:     2026-11-27T10:00:00Z",
+        "endpoints:",
+        "  chat.completions  2",
+        "  embeddings        1",
+        "models:",
+        "  gpt-4o                  1",
+        "  gpt-4o-mini             1",
+        "  text-embedding-3-small  1",
+    ]
+
+
+def test_info_of_no_cassettes(home, cache_dir):
+    tester = run(f"cache info --cache-dir {cache_dir}")
+    assert tester.status_code == 0
+    assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
+
+
+@pytest.mark.parametrize(
+    ("size_bytes", "shown"),
+    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (3_565_124, "3.4 MiB"), (5 * 1024**3, "5.0 GiB")],
+)
+def test_human_size(size_bytes, shown):
+    assert human_size(size_bytes) == shown
+
+
+# cache clear
+
+
+def test_clear_with_yes_removes_only_cassettes(home, cache_dir, names):
+    (cache_dir / "README.md").write_text("my notes\n", encoding="utf-8")
+    tester = run(f"cache clear --yes --cache-dir {cache_dir}", interactive=False)
+    assert tester.status_code == 0
+    assert tester.io.fetch_output() == f"removed 4 cassettes from {cache_dir}\n"
+    assert [path.name for path in cache_dir.rglob("*")] == ["README.md"]
+
+
+def test_clear_refuses_without_yes_when_not_interactive(home, cache_dir, names):
+    tester = run(f"cache clear --cache-dir {cache_dir}", interactive=False)
+    assert tester.status_code == 1
+    assert tester.io.fetch_output() == ""
+    assert tester.io.fetch_error() == (
+        "error: refusing to clear without --yes when not interactive; nothing removed\n"
+    )
+    assert len(list(cache_dir.rglob("*.json"))) == 4
+
+
+def test_clear_asks_first(home, cache_dir, names):
+    declined = run(f"cache clear --cache-dir {cache_dir}", inputs="no\n")
+    assert declined.status_code == 0
+    assert declined.io.fetch_error() == f"Remove 4 cassettes from {cache_dir}? (yes/no) [no] "
+    assert declined.io.fetch_output() == "nothing removed\n"
+    assert len(list(cache_dir.rglob("*.json"))) == 4
+
+    confirmed = run(f"cache clear --cache-dir {cache_dir}", inputs="yes\n")
+    assert confirmed.status_code == 0
+    assert confirmed.io.fetch_output() == f"removed 4 cassettes from {cache_dir}\n"
+    assert list(cache_dir.rglob("*.json")) == []
+
+
+def test_clear_of_no_cassettes_asks_nothing(home, cache_dir):
+    tester = run(f"cache clear --cache-dir {cache_dir}", interactive=False)
+    assert tester.status_code == 0
+    assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
+
+
+# the real entry point
+
+
+def test_script_list_and_info(home, cache_dir, names):
+    listed = run_script("cache", "list", "--cache-dir", str(cache_dir), home=home)
+    as_json = run_script("cache", "list", "--json", "--cache-dir", str(cache_dir), home=home)
+    info = run_script("cache", "info", "--cache-dir", str(cache_dir), home=home)
+    assert (listed.returncode, as_json.returncode, info.returncode) == (0, 0, 0)
+    assert listed.stderr == as_json.stderr == info.stderr == ""
+    assert listed.stdout.splitlines()[-1] == f"4 cassettes (1 corrupt) in {cache_dir}"
+    assert "Say hello in French" in listed.stdout
+    assert len(orjson.loads(as_json.stdout)) == 4
+    assert "corrupt:    1\n" in info.stdout
+
+
+def test_script_clear_needs_yes_without_a_terminal(home, cache_dir, names):
+    refused = run_script("cache", "clear", "--cache-dir", str(cache_dir), home=home)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr == "error: refusing to clear without --yes when not interactive; nothing removed\n"
+    assert len(list(cache_dir.rglob("*.json"))) == 4
+    cleared = run_script("cache", "clear", "--yes", "--cache-dir", str(cache_dir), home=home)
+    assert (cleared.returncode, cleared.stdout) == (0, f"removed 4 cassettes from {cache_dir}\n")
+    assert list(cache_dir.rglob("*.json")) == []
+
+
+def test_script_bad_cache_dir_value_is_one_line(home):
+    result = run_script("cache", "info", "--cache-dir", " ", home=home)
+    assert result.returncode != 0
+    assert result.stderr == "error: --cache-dir: expected a non-empty string, got ' '\n"

@@ -1,0 +1,522 @@
+"""`start` and `replay`: in this process through cleo's tester, and as `python -m inference_gate` in a
+child process stopped with real signals, recording from the fake upstream in the test's trio loop."""
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+from cleo.io.buffered_io import BufferedIO
+from cleo.testers.application_tester import ApplicationTester
+
+from inference_gate.cli.app import GateApplication
+from inference_gate.cli.serve_commands import banner, gate_logging
+from inference_gate.errors import GateError
+from inference_gate.http.upstream import UpstreamPool
+from inference_gate.policy import Mode
+from inference_gate.probe import probe_gate
+from inference_gate.settings import Settings
+from tools.fake_upstream import FakeUpstream
+
+REPO_ROOT = Path(__file__).parents[2]
+API_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789wxyz"
+STARTUP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0
+TEST_DEADLINE_S = 30.0
+
+posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh home directory and no API key in the environment, so nothing real is read or written."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return home
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return tmp_path / "cassettes"
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the config refuses port 0, so the test picks one)."""
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+def run(args: str) -> ApplicationTester:
+    tester = ApplicationTester(GateApplication())
+    tester.execute(args)
+    return tester
+
+
+def files_under(root: Path) -> list[str]:
+    """Every file, temporary ones included, relative to `root`."""
+    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
+
+
+def chat_body(prompt: str) -> bytes:
+    return orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]})
+
+
+# The child process
+
+
+class GateProcess:
+    """`python -m inference_gate ...` running as a child, with its output read as it comes."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self._stdout = bytearray()
+
+    async def banner(self) -> tuple[str, int]:
+        """The banner line and the port it names, once the gate listens."""
+        with trio.fail_after(STARTUP_TIMEOUT_S):
+            while b"\n" not in self._stdout:
+                chunk = await self.process.stdout.receive_some()
+                if not chunk:
+                    stderr = (await _read_all(self.process.stderr)).decode()
+                    raise AssertionError(f"the gate exited before its banner: {stderr}")
+                self._stdout += chunk
+        line = self._stdout.partition(b"\n")[0].decode()
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)/v1", line)
+        assert match, line
+        return line, int(match[1])
+
+    async def stop(self, signum: int) -> tuple[int, str, str]:
+        """Send `signum`; the exit code, all of stdout and all of stderr once the process has ended."""
+        self.process.send_signal(signum)
+        return await self.finish()
+
+    async def finish(self) -> tuple[int, str, str]:
+        with trio.fail_after(STOP_TIMEOUT_S):
+            self._stdout += await _read_all(self.process.stdout)
+            stderr = await _read_all(self.process.stderr)
+            code = await self.process.wait()
+        return code, self._stdout.decode(), stderr.decode()
+
+
+async def _read_all(stream: trio.abc.ReceiveStream) -> bytes:
+    data = bytearray()
+    while chunk := await stream.receive_some():
+        data += chunk
+    return bytes(data)
+
+
+def script_env(home: Path, api_key: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "HOME": str(home), "USERPROFILE": str(home)}
+    env.pop("OPENAI_API_KEY", None)
+    if api_key is not None:
+        env["OPENAI_API_KEY"] = api_key
+    return env
+
+
+@asynccontextmanager
+async def gate_process(*args: str, home: Path, api_key: str | None = None):
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "inference_gate", *args],
+        cwd=REPO_ROOT,
+        env=script_env(home, api_key),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield GateProcess(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with trio.move_on_after(STOP_TIMEOUT_S, shield=True):
+            await process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+@asynccontextmanager
+async def fake_upstream():
+    async with trio.open_nursery() as nursery:
+        fake = FakeUpstream()
+        await nursery.start(fake.serve)
+        yield fake
+        nursery.cancel_scope.cancel()
+
+
+async def wait_for_requests(fake: FakeUpstream, count: int) -> None:
+    while len(fake.requests) < count:
+        await trio.sleep(0.01)
+
+
+# start and replay as child processes
+
+
+@posix_signals
+async def test_script_replay_answers_until_sigterm(home, cache_dir):
+    port = free_port()
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with gate_process(
+            "replay", "--port", str(port), "--cache-dir", str(cache_dir), home=home
+        ) as gate:
+            line, banner_port = await gate.banner()
+            missed = await probe_gate(Settings(port=banner_port))
+            code, stdout, stderr = await gate.stop(signal.SIGTERM)
+    assert banner_port == port
+    assert line == f"replay mode, listening on http://127.0.0.1:{port}/v1, cache {cache_dir} (0 cassettes)"
+    assert (missed.status, missed.gate_outcome) == (404, "miss")
+    assert code == 0
+    assert stdout == f"{line}\nstopped\n"
+    assert stderr == ""
+
+
+@posix_signals
+async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with fake_upstream() as fake:
+            args = [
+                "-v",
+                "start",
+                "--port",
+                str(free_port()),
+                "--cache-dir",
+                str(cache_dir),
+                "--upstream",
+                fake.url,
+            ]
+            async with gate_process(*args, home=home, api_key=API_KEY) as gate:
+                line, port = await gate.banner()
+                recorded = await probe_gate(Settings(port=port))
+                hit = await probe_gate(Settings(port=port))
+                code, stdout, stderr = await gate.stop(signal.SIGINT)
+        replay_args = ["replay", "--port", str(free_port()), "--cache-dir", str(cache_dir)]
+        async with gate_process(*replay_args, home=home) as replay_gate:
+            replay_line, replay_port = await replay_gate.banner()
+            replayed = await probe_gate(Settings(port=replay_port))
+            replay_code, _, _ = await replay_gate.stop(signal.SIGINT)
+
+    assert line == (
+        f"record mode, listening on http://127.0.0.1:{port}/v1, cache {cache_dir} (0 cassettes), "
+        f"upstream {fake.url}"
+    )
+    assert (recorded.gate_outcome, hit.gate_outcome, replayed.gate_outcome) == ("recorded", "hit", "hit")
+    assert replayed.reply == "OK."
+    assert fake.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
+    assert (code, replay_code) == (0, 0)
+    assert stdout == f"{line}\nstopped\n"
+    # --verbose: one line per request, and nothing else.
+    log_lines = stderr.splitlines()
+    assert len(log_lines) == 2
+    assert re.match(
+        r"^\d\d:\d\d:\d\d POST /v1/chat/completions recorded 200 [\d.]+ms chat\.completions/", log_lines[0]
+    )
+    assert re.match(
+        r"^\d\d:\d\d:\d\d POST /v1/chat/completions hit 200 [\d.]+ms chat\.completions/", log_lines[1]
+    )
+    [cassette] = files_under(cache_dir)
+    assert cassette.startswith("chat.completions/this-is-a-test-prompt")
+    assert replay_line.endswith(f"cache {cache_dir} (1 cassette)")
+    assert API_KEY not in (cache_dir / cassette).read_text(encoding="utf-8")
+
+
+async def _send_in_background(port: int, prompt: str, outcome: list) -> None:
+    """Send one chat completion to the gate; append its status and body, or the error that ended it."""
+    pool = UpstreamPool(f"http://127.0.0.1:{port}", connect_timeout_s=5, read_timeout_s=TEST_DEADLINE_S)
+    headers = [(b"content-type", b"application/json"), (b"authorization", b"Bearer " + API_KEY.encode())]
+    try:
+        async with pool.request("POST", "/v1/chat/completions", headers, chat_body(prompt)) as response:
+            body = b"".join([chunk async for chunk in response.body_chunks()])
+        outcome.append((response.status, body))
+    except GateError as error:
+        outcome.append(error)
+    finally:
+        await pool.aclose()
+
+
+@posix_signals
+async def test_script_sigterm_lets_an_exchange_in_flight_finish_and_be_recorded(home, cache_dir):
+    outcome: list = []
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with fake_upstream() as fake, trio.open_nursery() as clients:
+            fake.hold = trio.Event()  # the fake answers only once this is set
+            args = [
+                "start",
+                "--port",
+                str(free_port()),
+                "--cache-dir",
+                str(cache_dir),
+                "--upstream",
+                fake.url,
+            ]
+            async with gate_process(*args, home=home, api_key=API_KEY) as gate:
+                _, port = await gate.banner()
+                clients.start_soon(_send_in_background, port, "Finish me", outcome)
+                await wait_for_requests(fake, 1)
+                gate.process.send_signal(signal.SIGTERM)
+                await trio.sleep(0.3)  # the gate has stopped listening and waits for the exchange
+                assert gate.process.returncode is None
+                fake.hold.set()
+                code, stdout, stderr = await gate.finish()
+    [(status, body)] = outcome
+    assert status == 200
+    assert orjson.loads(body)["choices"][0]["message"]["content"].startswith("Echo: Finish me")
+    assert (code, stderr) == (0, "")
+    assert stdout.endswith("\nstopped\n")
+    [cassette] = files_under(cache_dir)
+    assert cassette.startswith("chat.completions/finish-me.")
+
+
+@posix_signals
+async def test_script_sigterm_cancels_an_exchange_past_the_grace_period_and_writes_nothing(home, cache_dir):
+    config = home / "gate.yaml"
+    config.write_text("shutdown_grace_s: 0.5\n", encoding="utf-8")
+    outcome: list = []
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with fake_upstream() as fake, trio.open_nursery() as clients:
+            fake.hold = trio.Event()  # never set: the upstream never answers
+            args = [
+                "--config",
+                str(config),
+                "start",
+                "--port",
+                str(free_port()),
+                "--cache-dir",
+                str(cache_dir),
+            ]
+            async with gate_process(*args, "--upstream", fake.url, home=home, api_key=API_KEY) as gate:
+                _, port = await gate.banner()
+                clients.start_soon(_send_in_background, port, "Never answered", outcome)
+                await wait_for_requests(fake, 1)
+                code, stdout, stderr = await gate.stop(signal.SIGTERM)
+            fake.hold.set()
+    assert (code, stderr) == (0, "")
+    assert stdout.endswith("\nstopped\n")
+    assert files_under(cache_dir) == []
+    [error] = outcome
+    assert isinstance(error, GateError)  # the client saw its connection end without an answer
+
+
+def test_script_port_in_use_is_one_line(home, cache_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "inference_gate",
+                "replay",
+                "--port",
+                str(port),
+                "--cache-dir",
+                str(cache_dir),
+            ],
+            cwd=REPO_ROOT,
+            env=script_env(home),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+def test_script_bad_port_is_one_line(home):
+    result = subprocess.run(
+        [sys.executable, "-m", "inference_gate", "start", "--port", "http"],
+        cwd=REPO_ROOT,
+        env=script_env(home),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert result.stderr == "error: --port: expected an integer from 1 to 65535, got 'http'\n"
+
+
+# start and replay in this process
+
+
+@pytest.fixture
+def taken_port():
+    """A port on every address that something else already listens on."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def test_port_in_use_is_one_error_line(home, taken_port):
+    tester = run(f"replay --port {taken_port}")
+    assert tester.status_code == 1
+    assert tester.io.fetch_output() == ""
+    assert (
+        tester.io.fetch_error() == f"error: cannot listen on 127.0.0.1:{taken_port}: address already in use\n"
+    )
+
+
+def test_verbose_adds_the_traceback(home, taken_port):
+    tester = run(f"-v replay --port {taken_port}")
+    assert tester.status_code == 1
+    error = tester.io.fetch_error()
+    assert "ListenError" in error
+    assert error.count("\n") > 1
+    assert error.splitlines()[-1] == f"error: cannot listen on 127.0.0.1:{taken_port}: address already in use"
+
+
+def test_record_mode_off_loopback_warns_loudly_and_notes_the_missing_key(home, taken_port):
+    tester = run(f"start --host 0.0.0.0 --port {taken_port} --upstream http://127.0.0.1:9")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error().splitlines() == [
+        "warning: RECORD MODE IS LISTENING ON 0.0.0.0, NOT ON LOOPBACK: anyone who can reach this address "
+        "can send requests to http://127.0.0.1:9 and spend the API key owner's money",
+        "note: no API key set (OPENAI_API_KEY or --api-key): each client's own Authorization header is "
+        "passed to the upstream",
+        f"error: cannot listen on 0.0.0.0:{taken_port}: address already in use",
+    ]
+
+
+def test_record_mode_with_a_key_on_loopback_says_nothing_extra(home, taken_port):
+    tester = run(f"start --port {taken_port} --api-key {API_KEY}")
+    assert (
+        tester.io.fetch_error() == f"error: cannot listen on 127.0.0.1:{taken_port}: address already in use\n"
+    )
+
+
+def test_replay_off_loopback_is_not_a_risk(home, taken_port):
+    tester = run(f"replay -h 0.0.0.0 --port {taken_port}")
+    assert (
+        tester.io.fetch_error() == f"error: cannot listen on 0.0.0.0:{taken_port}: address already in use\n"
+    )
+
+
+def test_replay_has_no_upstream_options(home):
+    tester = run("replay --upstream http://127.0.0.1:9")
+    assert tester.status_code != 0
+    assert tester.io.fetch_error() == 'error: The option "--upstream" does not exist\n'
+
+
+@posix_signals
+def test_replay_in_process_logs_each_request_and_stops_on_sigterm(home, cache_dir):
+    """The whole command in this thread; another thread waits for the port, sends a request and signals.
+
+    A no-op SIGTERM handler stays installed around the run, so a signal that arrives after the gate's own
+    handler is gone cannot end the test process.
+    """
+    port = free_port()
+    heads: list[bytes] = []
+
+    def request_then_signal() -> None:
+        try:
+            heads.append(request_when_listening(port))
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous_handler = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    client = threading.Thread(target=request_then_signal, daemon=True)
+    try:
+        client.start()
+        tester = run(f"-v replay --port {port} --cache-dir {cache_dir}")
+        client.join(STOP_TIMEOUT_S)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    assert tester.status_code == 0
+    assert tester.io.fetch_output() == (
+        f"replay mode, listening on http://127.0.0.1:{port}/v1, cache {cache_dir} (0 cassettes)\nstopped\n"
+    )
+    assert heads[0].startswith(b"HTTP/1.1 404 ")
+    [log_line] = tester.io.fetch_error().splitlines()
+    assert re.match(
+        r"^\d\d:\d\d:\d\d GET /v1/models miss 404 [\d.]+ms get\.models/[0-9a-f]{16}\.json$", log_line
+    )
+
+
+def request_when_listening(port: int) -> bytes:
+    """Connect as soon as the port accepts (within the startup timeout), send one request, return the head."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            client = socket.create_connection(("127.0.0.1", port), timeout=STOP_TIMEOUT_S)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    with client:
+        client.sendall(b"GET /v1/models HTTP/1.1\r\nhost: gate\r\nconnection: close\r\n\r\n")
+        response = b""
+        while b"\r\n\r\n" not in response and (chunk := client.recv(65536)):
+            response += chunk
+    return response
+
+
+# the banner and the log lines
+
+
+def test_banner_names_the_mode_url_cache_and_upstream(tmp_path):
+    settings = Settings(host="::1", cache_dir=tmp_path, upstream="https://api.openai.com")
+    assert banner(settings, Mode.RECORD, 8123, 1) == (
+        f"record mode, listening on http://[::1]:8123/v1, cache {tmp_path} (1 cassette), "
+        "upstream https://api.openai.com"
+    )
+    assert banner(settings, Mode.REPLAY, 8123, 2) == (
+        f"replay mode, listening on http://[::1]:8123/v1, cache {tmp_path} (2 cassettes)"
+    )
+
+
+def test_relative_cache_dirs_are_shown_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = banner(Settings(cache_dir=Path(".inference_cache")), Mode.REPLAY, 8080, 0)
+    assert line.endswith(f"cache {tmp_path / '.inference_cache'} (0 cassettes)")
+
+
+def _log_with_an_exception(logger: logging.Logger) -> None:
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        logger.exception("recording POST /v1/chat/completions failed")
+
+
+def test_default_logging_shows_problems_on_one_line_each():
+    io = BufferedIO()
+    logger = logging.getLogger("inference_gate")
+    level_before = logger.level
+    with gate_logging(io, verbose=False):
+        logger.info("GET /v1/models hit 200 0.1ms x.json")
+        logging.getLogger("inference_gate.server").debug("connection ended")
+        logger.warning("corrupt cassette: %s", "a.json: not valid JSON\n(line 1)")
+        _log_with_an_exception(logger)
+    logger.warning("after the run")
+    assert io.fetch_error().splitlines() == [
+        "warning: corrupt cassette: a.json: not valid JSON (line 1)",
+        "error: recording POST /v1/chat/completions failed (ValueError: boom second line)",
+    ]
+    assert logger.level == level_before
+    assert not any(type(handler).__name__ == "_IOLogHandler" for handler in logger.handlers)
+
+
+def test_verbose_logging_shows_each_request_with_its_time_and_tracebacks():
+    io = BufferedIO()
+    logger = logging.getLogger("inference_gate")
+    with gate_logging(io, verbose=True):
+        logger.info("GET /v1/models hit 200 0.1ms x.json")
+        _log_with_an_exception(logger)
+    lines = io.fetch_error().splitlines()
+    assert re.match(r"^\d\d:\d\d:\d\d GET /v1/models hit 200 0\.1ms x\.json$", lines[0])
+    assert lines[1] == "error: recording POST /v1/chat/completions failed"
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-2:] == ["ValueError: boom", "second line"]
