@@ -183,8 +183,8 @@ def _integer(value: object) -> int | None:
 
 def _port(value: object) -> int:
     number = _integer(value)
-    if number is None or not 1 <= number <= 65535:
-        raise _InvalidValue("an integer from 1 to 65535")
+    if number is None or not 0 <= number <= 65535:
+        raise _InvalidValue("an integer from 0 to 65535 (0 picks a free port)")
     return number
 
 

@@ -196,16 +196,16 @@ def test_wrong_port_type_names_file_key_and_expectation(tmp_path):
     path = write_config(tmp_path / "c.yaml", "port: abc\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(config_path=path, environ={})
-    assert str(caught.value) == f"{path}: port: expected an integer from 1 to 65535, got 'abc'"
+    assert str(caught.value) == f"{path}: port: expected an integer from 0 to 65535 (0 picks a free port), got 'abc'"
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("port: 0", "an integer from 1 to 65535, got 0"),
-        ("port: 65536", "an integer from 1 to 65535, got 65536"),
-        ("port: true", "an integer from 1 to 65535, got True"),
-        ("port: 80.5", "an integer from 1 to 65535, got 80.5"),
+        ("port: -1", "an integer from 0 to 65535 (0 picks a free port), got -1"),
+        ("port: 65536", "an integer from 0 to 65535 (0 picks a free port), got 65536"),
+        ("port: true", "an integer from 0 to 65535 (0 picks a free port), got True"),
+        ("port: 80.5", "an integer from 0 to 65535 (0 picks a free port), got 80.5"),
         ("verbose: maybe", "true or false, got 'maybe'"),
         ("verbose: 1", "true or false, got 1"),
         ("host: ''", "a non-empty string, got ''"),

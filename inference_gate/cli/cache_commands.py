@@ -17,7 +17,7 @@ from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 from cleo.terminal import Terminal
 
-from inference_gate.cli.common import setting_options, settings_from_io
+from inference_gate.cli.common import setting_options, settings_from_io, write_error
 from inference_gate.review import CassetteReview, StoreInfo, review_cassettes, store_info
 from inference_gate.store import CassetteStore
 from inference_gate.summary import truncate
@@ -85,8 +85,7 @@ class CacheClearCommand(Command):
             return 0
         if not self.option("yes"):
             if not self.io.is_interactive():
-                message = "error: refusing to clear without --yes when not interactive; nothing removed"
-                self.io.write_error_line(message, type=OutputType.RAW)
+                write_error(self.io, "refusing to clear without --yes when not interactive; nothing removed")
                 return 1
             if not self.confirm(f"Remove {cassette_count_text(count)} from {cache_dir}?", default=False):
                 self.io.write_line("nothing removed", type=OutputType.RAW)

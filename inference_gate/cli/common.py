@@ -24,9 +24,9 @@ CONFIG_OPTION = "config"
 _SETTING_OPTION_HELP: dict[str, tuple[str | None, str]] = {
     "host": ("h", "Address to listen on."),
     "port": ("p", "TCP port to listen on."),
-    "upstream": (None, "http:// or https:// URL that cache misses are forwarded to."),
-    "cache_dir": (None, "Directory of recorded cassettes."),
-    "api_key": (None, f"OpenAI API key for the upstream, instead of ${API_KEY_ENV}. Never written to disk."),
+    "upstream": ("u", "http:// or https:// URL that cache misses are forwarded to."),
+    "cache_dir": ("c", "Directory of recorded cassettes."),
+    "api_key": ("k", f"OpenAI API key for the upstream, instead of ${API_KEY_ENV}. Never written to disk."),
 }
 
 
@@ -84,9 +84,10 @@ def one_line(error: BaseException) -> str:
     return message
 
 
-def write_error(io: IO, error: BaseException) -> None:
+def write_error(io: IO, error: BaseException | str) -> None:
     """`error: <message>` on stderr, written raw so that `<...>` in a message is not taken for a style tag."""
-    io.write_error_line(f"error: {one_line(error)}", type=OutputType.RAW)
+    message = error if isinstance(error, str) else one_line(error)
+    io.write_error_line(f"error: {message}", type=OutputType.RAW)
 
 
 def write_warning(io: IO, message: str) -> None:

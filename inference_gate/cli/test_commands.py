@@ -17,7 +17,7 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 
-from inference_gate.cli.common import setting_options, settings_from_io
+from inference_gate.cli.common import setting_options, settings_from_io, write_error
 from inference_gate.config import ConfigError
 from inference_gate.probe import ProbeError, ProbeResult, probe_gate, probe_upstream, reachable_gate_url
 from inference_gate.settings import Settings
@@ -120,5 +120,5 @@ def _status(result: ProbeResult) -> str:
 
 
 def _fail(io: IO, message: str) -> int:
-    io.write_error_line(f"error: {message}", type=OutputType.RAW)
+    write_error(io, message)
     return 1

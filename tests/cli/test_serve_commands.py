@@ -54,7 +54,7 @@ def cache_dir(tmp_path):
 
 
 def free_port() -> int:
-    """A loopback port that was free a moment ago (the config refuses port 0, so the test picks one)."""
+    """A loopback port that was free a moment ago, for a test that must know the port before the gate starts."""
     with socket.socket() as probe_socket:
         probe_socket.bind(("127.0.0.1", 0))
         return probe_socket.getsockname()[1]
@@ -166,15 +166,12 @@ async def wait_for_requests(fake: FakeUpstream, count: int) -> None:
 
 @posix_signals
 async def test_script_replay_answers_until_sigterm(home, cache_dir):
-    port = free_port()
     with trio.fail_after(TEST_DEADLINE_S):
-        async with gate_process(
-            "replay", "--port", str(port), "--cache-dir", str(cache_dir), home=home
-        ) as gate:
-            line, banner_port = await gate.banner()
-            missed = await probe_gate(Settings(port=banner_port))
+        async with gate_process("replay", "--port", "0", "--cache-dir", str(cache_dir), home=home) as gate:
+            line, port = await gate.banner()
+            missed = await probe_gate(Settings(port=port))
             code, stdout, stderr = await gate.stop(signal.SIGTERM)
-    assert banner_port == port
+    assert port != 0
     assert line == f"replay mode, listening on http://127.0.0.1:{port}/v1, cache {cache_dir} (0 cassettes)"
     assert (missed.status, missed.gate_outcome) == (404, "miss")
     assert code == 0
@@ -190,7 +187,7 @@ async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
                 "-v",
                 "start",
                 "--port",
-                str(free_port()),
+                "0",
                 "--cache-dir",
                 str(cache_dir),
                 "--upstream",
@@ -201,7 +198,7 @@ async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
                 recorded = await probe_gate(Settings(port=port))
                 hit = await probe_gate(Settings(port=port))
                 code, stdout, stderr = await gate.stop(signal.SIGINT)
-        replay_args = ["replay", "--port", str(free_port()), "--cache-dir", str(cache_dir)]
+        replay_args = ["replay", "--port", "0", "--cache-dir", str(cache_dir)]
         async with gate_process(*replay_args, home=home) as replay_gate:
             replay_line, replay_port = await replay_gate.banner()
             replayed = await probe_gate(Settings(port=replay_port))
@@ -254,7 +251,7 @@ async def test_script_sigterm_lets_an_exchange_in_flight_finish_and_be_recorded(
             args = [
                 "start",
                 "--port",
-                str(free_port()),
+                "0",
                 "--cache-dir",
                 str(cache_dir),
                 "--upstream",
@@ -291,7 +288,7 @@ async def test_script_sigterm_cancels_an_exchange_past_the_grace_period_and_writ
                 str(config),
                 "start",
                 "--port",
-                str(free_port()),
+                "0",
                 "--cache-dir",
                 str(cache_dir),
             ]
@@ -345,7 +342,7 @@ def test_script_bad_port_is_one_line(home):
         timeout=30,
     )
     assert result.returncode != 0
-    assert result.stderr == "error: --port: expected an integer from 1 to 65535, got 'http'\n"
+    assert result.stderr == "error: --port: expected an integer from 0 to 65535 (0 picks a free port), got 'http'\n"
 
 
 # start and replay in this process
