@@ -281,7 +281,7 @@ DEFAULT_CONFIG_TEMPLATE = """\
 # Address the gate listens on; 127.0.0.1 keeps it private to this machine.
 host: 127.0.0.1
 
-# TCP port the gate listens on (1-65535).
+# TCP port the gate listens on (0-65535; 0 picks a free port and the banner shows it).
 port: 8080
 
 # Where cache misses are forwarded: an http:// or https:// URL.
