@@ -174,8 +174,11 @@ def cassette_to_bytes(cassette: Cassette) -> bytes:
     return orjson.dumps(cassette_to_dict(cassette), option=CASSETTE_OPTIONS)
 
 
-def cassette_from_bytes(data: bytes) -> Cassette:
-    """Read a cassette file's content; CassetteError says what is wrong with a bad one."""
+def cassette_document(data: bytes) -> dict[str, Any]:
+    """A cassette file's content as plain JSON, once it is known to be a cassette of this format version.
+
+    Tools that only need a few fields (`cache list`) stop here instead of rebuilding every stream event.
+    """
     try:
         stored = orjson.loads(data)
     except orjson.JSONDecodeError as error:
@@ -185,6 +188,12 @@ def cassette_from_bytes(data: bytes) -> Cassette:
     version = stored.get("format_version")
     if version != FORMAT_VERSION:
         raise CassetteError(f"unknown format_version {version!r} (this gate reads {FORMAT_VERSION})")
+    return stored
+
+
+def cassette_from_bytes(data: bytes) -> Cassette:
+    """Read a cassette file's content; CassetteError says what is wrong with a bad one."""
+    stored = cassette_document(data)
     try:
         request = stored["request"]
         response = stored["response"]

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from inference_gate.cassette import FORMAT_VERSION
+from inference_gate.cassette import CassetteError, cassette_document
 from inference_gate.store import CassetteStore
 from inference_gate.summary import endpoint_name
 
@@ -86,10 +84,6 @@ class StoreInfo:
     newest_recorded_at: str | None
 
 
-class _Unreadable(Exception):
-    """Why a file is not a readable cassette, in words for the listing."""
-
-
 def review_cassettes(cache_dir: Path) -> list[CassetteReview]:
     """A review of every cassette file under `cache_dir`, sorted by name; empty when there is no directory."""
     return [_review_file(path) for path in CassetteStore(cache_dir).cassette_paths()]
@@ -127,22 +121,13 @@ def _review_file(path: Path) -> CassetteReview:
         return CassetteReview(name, 0, error=f"cannot read the file: {error.strerror}")
     try:
         return _review_of(name, len(data), data)
-    except _Unreadable as error:
+    except CassetteError as error:
         return CassetteReview(name, len(data), error=str(error))
 
 
 def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
-    """The review fields of a cassette file's bytes; raises _Unreadable, in the words `cassette.py` uses for
-    the same faults, when the file is not a cassette this version reads."""
-    try:
-        stored = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise _Unreadable(f"not valid JSON ({error})") from None
-    if not isinstance(stored, dict):
-        raise _Unreadable("not a JSON object")
-    version = stored.get("format_version")
-    if version != FORMAT_VERSION:
-        raise _Unreadable(f"unknown format_version {version!r} (this gate reads {FORMAT_VERSION})")
+    """The review fields of a cassette file's bytes; raises CassetteError when it is not a cassette."""
+    stored = cassette_document(data)
     key = stored.get("key")
     request = stored.get("request")
     path = request.get("path") if isinstance(request, dict) else None
@@ -150,9 +135,9 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
     status = response.get("status") if isinstance(response, dict) else None
     summary = stored.get("summary") or {}
     if not isinstance(key, str) or not isinstance(path, str) or not isinstance(status, int):
-        raise _Unreadable("malformed cassette (no key, request path or response status)")
+        raise CassetteError("malformed cassette (no key, request path or response status)")
     if not isinstance(summary, dict):
-        raise _Unreadable("malformed cassette (summary is not an object)")
+        raise CassetteError("malformed cassette (summary is not an object)")
     endpoint = summary.get("endpoint")
     settings = summary.get("settings")
     return CassetteReview(
