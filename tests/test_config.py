@@ -15,16 +15,6 @@ from inference_gate.settings import Settings
 ALL_FIELDS = [field.name for field in fields(Settings)]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh home directory, so the default config file is never the real one."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("USERPROFILE", str(home))
-    return home
-
-
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

@@ -18,16 +18,10 @@ REPO_ROOT = Path(__file__).parents[2]
 CORRUPT_NAME = "chat.completions/torn.0000000000000000.json"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh home directory, no API key, and a wide terminal unless a test says otherwise."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("USERPROFILE", str(home))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """A wide terminal unless a test says otherwise, so table rows are not cut."""
     monkeypatch.setenv("COLUMNS", "250")
-    return home
 
 
 def save(store: CassetteStore, path: str, body: dict, response: RecordedResponse, recorded_at: str) -> str:

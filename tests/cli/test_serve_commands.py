@@ -38,17 +38,6 @@ posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX 
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh home directory and no API key in the environment, so nothing real is read or written."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("USERPROFILE", str(home))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    return home
-
-
-@pytest.fixture
 def cache_dir(tmp_path):
     return tmp_path / "cassettes"
 

@@ -34,17 +34,6 @@ NOT_LISTENING = (
 )
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh home directory and no API key in the environment, so nothing real is read or written."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("USERPROFILE", str(home))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    return home
-
-
 def closed_port() -> int:
     with socket.socket() as probe_socket:
         probe_socket.bind(("127.0.0.1", 0))
