@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ import trio
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
 from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_response
 from inference_gate.forwarding import client_response_headers, upstream_request_headers
-from inference_gate.http.server import ServerLimits, serve_http
+from inference_gate.http.server import CompleteStream, ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
 from inference_gate.keys import CanonicalRequest, canonicalize
@@ -83,14 +83,11 @@ class PreparedReply:
         )
 
     def response(self) -> HttpResponse:
-        """A recorded stream is sent chunked, as one coalesced chunk; the SSE framing inside is the original."""
+        """A recorded stream is sent chunked, as one chunk in the same write as its head; the SSE framing inside
+        is the original."""
         if self.streamed:
-            return HttpResponse(self.status, self.headers, stream=_one_chunk(self.body))
+            return HttpResponse(self.status, self.headers, stream=CompleteStream(self.body))
         return HttpResponse(self.status, self.headers, self.body)
-
-
-async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
-    yield body
 
 
 class Gate:
@@ -180,7 +177,7 @@ class Gate:
         if request.body and not canonical.is_json and content_type.startswith(b"application/json"):
             try:
                 json.loads(request.body)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than the stack
                 raise GateError(
                     400,
                     f"The request body is not valid JSON ({error}).",
