@@ -100,7 +100,11 @@ class CassetteStore:
         """
         data = cassette_to_bytes(cassette)
         if leaked_secret(data, secrets):
-            raise SecretLeakError(f"refused to write {path}: it contains an API key")
+            # Not named by its file name: the name's slug comes from the prompt, which holds the key.
+            raise SecretLeakError(
+                f"refused to write the cassette for key {cassette.key[:KEY_PREFIX_CHARS]} in {path.parent}: "
+                "it contains an API key"
+            )
         return write_atomically(path, data, replace=replace)
 
     def cassette_paths(self) -> list[Path]:

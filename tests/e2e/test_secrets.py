@@ -1,0 +1,133 @@
+"""Secrets never reach the cache directory: credentials are not stored, a cassette that would hold an API key is
+refused (the client is still answered), and the `redact` setting masks what the user names while the key is
+still computed from the real request."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import openai
+import orjson
+import pytest
+import trio
+
+from inference_gate import Mode, Settings
+from inference_gate.redact import REDACTED
+from tests.e2e.conftest import running_gate, running_upstream
+from tools.fake_upstream import JSON_CONTENT_TYPE, FakeUpstream, openai_headers
+
+CLIENT_KEY = "sk-client-key-for-tests-9876543210"
+COOKIE_VALUE = "session-cookie-secret-4711"
+X_API_KEY = "x-api-key-secret-0815"
+AZURE_API_KEY = "azure-api-key-secret-1234"
+DEADLINE_S = 20
+
+
+def sdk(base_url: str, **options) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=base_url, api_key=CLIENT_KEY, max_retries=0, timeout=DEADLINE_S, **options)
+
+
+def cache_bytes(cache_dir: Path) -> list[bytes]:
+    """Every file's path and content under the cache: what `grep -r` over the directory would search."""
+    if not cache_dir.exists():
+        return []
+    return [
+        path.relative_to(cache_dir).as_posix().encode() + b"\n" + (path.read_bytes() if path.is_file() else b"")
+        for path in cache_dir.rglob("*")
+    ]
+
+
+def set_cookie_value(request_body: bytes) -> str:
+    """The cookie the fake upstream sets on its answer to `request_body` (it derives it from the body)."""
+    set_cookie = dict(openai_headers(request_body, JSON_CONTENT_TYPE))[b"set-cookie"].decode()
+    return set_cookie.partition(";")[0].partition("=")[2]
+
+
+async def test_no_credential_or_cookie_reaches_the_cache_directory(record_settings: Settings):
+    upstream = FakeUpstream(expected_api_key=record_settings.api_key)
+    credential_headers = {"Cookie": f"session={COOKIE_VALUE}", "x-api-key": X_API_KEY, "api-key": AZURE_API_KEY}
+    messages = [{"role": "user", "content": "Remember nothing secret"}]
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with (
+                running_gate(settings, Mode.RECORD) as gate,
+                sdk(gate.base_url, default_headers=credential_headers) as client,
+            ):
+                await client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+                stream = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+                _ = [event async for event in stream]
+                await client.responses.create(model="gpt-4o-mini", input="Remember nothing secret")
+    assert len(upstream.requests) == 3
+    for forwarded in upstream.requests:  # the secrets were really in play on both sides
+        assert forwarded.headers["cookie"] == f"session={COOKIE_VALUE}"
+        assert (forwarded.headers["x-api-key"], forwarded.headers["api-key"]) == (X_API_KEY, AZURE_API_KEY)
+    secrets = [record_settings.api_key, CLIENT_KEY, COOKIE_VALUE, X_API_KEY, AZURE_API_KEY]
+    secrets += [set_cookie_value(forwarded.body) for forwarded in upstream.requests]
+    stored = cache_bytes(settings.cache_dir)
+    assert len(stored) == 5  # two endpoint folders, three cassettes
+    for secret in secrets:
+        assert not any(secret.encode() in data for data in stored), secret
+    assert not any(b"__cf_bm" in data or b"cookie" in data.lower() for data in stored)
+
+
+@pytest.mark.parametrize("whose", ["gate", "client"])
+async def test_a_cassette_holding_an_api_key_is_refused_but_the_client_is_answered(
+    record_settings: Settings, caplog, whose: str
+):
+    caplog.set_level(logging.INFO, logger="inference_gate")
+    secret = record_settings.api_key if whose == "gate" else CLIENT_KEY
+    upstream = FakeUpstream()
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate, sdk(gate.base_url) as client:
+                completion = await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"My key is {secret}"}]
+                )
+    assert completion.choices[0].message.content.startswith(f"Echo: My key is {secret}")
+    assert cache_bytes(settings.cache_dir) == []  # neither a cassette nor a temporary file
+    [refusal] = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert "refused" in refusal.getMessage() and "API key" in refusal.getMessage()
+    assert secret not in refusal.getMessage()
+
+
+REDACT_RULES = ["body.user", "body.messages[*].content", "headers.openai-project"]
+SYSTEM_PROMPT = "system-prompt-secret-2718"
+END_USER = "end-user-secret-3141"
+PROJECT = "proj-secret-1618"
+
+
+async def ask(client: openai.AsyncOpenAI, *, system_prompt: str = SYSTEM_PROMPT, end_user: str = END_USER):
+    return await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": system_prompt}, {"role": "user", "content": "What is redacted?"}],
+        user=end_user,
+    )
+
+
+async def test_redact_masks_the_stored_request_but_not_the_key(record_settings: Settings):
+    upstream = FakeUpstream()
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url, redact=REDACT_RULES)
+            async with running_gate(settings, Mode.RECORD) as gate, sdk(gate.base_url, project=PROJECT) as client:
+                recorded = await ask(client)
+        async with running_gate(settings, Mode.REPLAY) as gate, sdk(gate.base_url, project=PROJECT) as client:
+            replayed = await ask(client)
+            with pytest.raises(openai.NotFoundError):
+                await ask(client, end_user="another-end-user")
+            with pytest.raises(openai.NotFoundError):
+                await ask(client, system_prompt="another system prompt")
+    assert upstream.requests[0].json["user"] == END_USER  # the upstream got the real request
+    assert replayed.model_dump() == recorded.model_dump()
+    [path] = settings.cache_dir.rglob("*.json")
+    cassette = orjson.loads(path.read_bytes())
+    assert cassette["request"]["headers"]["openai-project"] == REDACTED
+    assert cassette["request"]["body"]["user"] == REDACTED
+    assert [message["content"] for message in cassette["request"]["body"]["messages"]] == [REDACTED, REDACTED]
+    assert cassette["summary"]["prompt"] == REDACTED
+    for secret in (SYSTEM_PROMPT, END_USER, PROJECT):
+        assert secret.encode() not in path.read_bytes()

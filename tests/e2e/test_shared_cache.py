@@ -1,0 +1,118 @@
+"""Two gate processes recording into one cache directory: every cassette is whole, each name is written once
+(the first complete recording wins), and a miss in one process finds what the other one recorded.
+
+The gates run as child processes (see `gate_process`) so that nothing in memory is shared: only the directory.
+The fake upstream stays in this test's trio loop; each process sends its own `OpenAI-Project` header, which is
+stored in the cassette but not part of the key, so a cassette shows which process recorded it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+import trio
+
+from inference_gate import CassetteStore, Mode, Settings
+from tests.e2e.conftest import running_gate, running_upstream
+from tests.e2e.test_shutdown import assert_only_whole_cassettes, gate_process
+from tools.fake_upstream import FakeUpstream
+
+CLIENT_KEY = "sk-client-key-for-tests-9876543210"
+PROMPTS = ("one fish", "two fish", "red fish", "blue fish")
+REQUESTS = [(prompt, stream) for prompt in PROMPTS for stream in (False, True)]
+REPEATS_PER_GATE = 3
+POLL_INTERVAL_S = 0.02
+DEADLINE_S = 30
+LOST_RACE = "was recorded by another writer first; kept that one"
+
+Request = tuple[str, bool]
+
+
+async def ask(base_url: str, request: Request, *, project: str = "proj-test") -> tuple[str, Any]:
+    """The gate's outcome header and what the SDK parsed: the completion, or every event of the stream."""
+    prompt, stream = request
+    async with openai.AsyncOpenAI(
+        base_url=base_url, api_key=CLIENT_KEY, project=project, max_retries=0, timeout=DEADLINE_S
+    ) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=stream
+        )
+        parsed = raw.parse()
+        value = [event.model_dump() async for event in parsed] if stream else parsed.model_dump()
+    return raw.headers["x-inference-gate"], value
+
+
+async def test_two_processes_hammering_one_directory_write_each_cassette_once(
+    record_settings: Settings, tmp_path: Path
+):
+    upstream = FakeUpstream()
+    upstream.hold = trio.Event()  # both processes have every request in flight before any is answered
+    answers: dict[Request, list[tuple[str, Any]]] = defaultdict(list)
+
+    async def collect(base_url: str, request: Request, project: str) -> None:
+        answers[request].append(await ask(base_url, request, project=project))
+
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with (
+                gate_process(settings, Mode.RECORD, tmp_path / "a.log") as gate_a,
+                gate_process(settings, Mode.RECORD, tmp_path / "b.log") as gate_b,
+            ):
+                gates = {"proj-a": gate_a, "proj-b": gate_b}
+                async with trio.open_nursery() as clients:
+                    for _ in range(REPEATS_PER_GATE):
+                        for project, gate in gates.items():
+                            for request in REQUESTS:
+                                clients.start_soon(collect, gate.base_url, request, project)
+                    while len(upstream.requests) < len(gates) * len(REQUESTS):
+                        await trio.sleep(POLL_INTERVAL_S)
+                    upstream.hold.set()
+                logs = {project: gate.log() for project, gate in gates.items()}
+        async with running_gate(settings, Mode.REPLAY) as replay_gate:
+            replayed = {request: await ask(replay_gate.base_url, request) for request in REQUESTS}
+
+    # Each process made one upstream call per distinct request (single-flight), and no more.
+    assert len(upstream.requests) == len(gates) * len(REQUESTS)
+    calls = sorted((r.body, r.headers["openai-project"]) for r in upstream.requests)
+    assert calls == sorted({(r.body, project) for r in upstream.requests for project in gates})
+    for request in REQUESTS:
+        outcomes = [outcome for outcome, _ in answers[request]]
+        assert len(outcomes) == len(gates) * REPEATS_PER_GATE
+        assert set(outcomes) <= {"recorded", "hit"}
+        assert all(value == answers[request][0][1] for _, value in answers[request])
+        assert replayed[request] == ("hit", answers[request][0][1])
+
+    assert_only_whole_cassettes(settings.cache_dir, len(REQUESTS))
+    store = CassetteStore(settings.cache_dir)
+    assert len({entry.cassette.key for entry in store.entries()}) == len(REQUESTS)
+    for path in store.cassette_paths():
+        # Both processes wrote this name; exactly one lost the race and kept the winner's file as it was.
+        name = path.relative_to(settings.cache_dir).as_posix()
+        losers = [project for project, log in logs.items() if f"{name} {LOST_RACE}" in log]
+        assert len(losers) == 1, (name, logs)
+        [winner] = set(gates) - set(losers)
+        assert orjson.loads(path.read_bytes())["request"]["headers"]["openai-project"] == winner
+
+
+async def test_a_miss_reads_the_disk_before_going_upstream(record_settings: Settings, tmp_path: Path):
+    upstream = FakeUpstream()
+    request = ("recorded by the other process", True)
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with (
+                gate_process(settings, Mode.RECORD, tmp_path / "a.log") as gate_a,
+                gate_process(settings, Mode.RECORD, tmp_path / "b.log") as gate_b,
+            ):
+                recorded_by_a = await ask(gate_a.base_url, request)
+                answered_by_b = await ask(gate_b.base_url, request)  # B started before A recorded it
+    assert recorded_by_a[0] == "recorded"
+    assert answered_by_b == ("hit", recorded_by_a[1])
+    assert upstream.calls("/v1/chat/completions") == 1
+    assert_only_whole_cassettes(settings.cache_dir, 1)
