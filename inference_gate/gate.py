@@ -100,7 +100,7 @@ class Gate:
     ) -> None:
         self.settings = settings
         self.mode = mode
-        self.store = CassetteStore(settings.cache_dir)
+        self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
         self.upstream = (
             UpstreamPool(
                 settings.upstream,

@@ -81,24 +81,28 @@ def _mask(value: Any, tokens: list[str | int]) -> None:
             value[child] = REDACTED
 
 
+def redact_body(json_body: Any, rules: Sequence[str]) -> Any:
+    """A copy of the request body with the `body.<json path>` rules applied (the body itself when none apply)."""
+    body_paths = [path for kind, _, path in (rule.partition(".") for rule in rules) if kind == "body" and path]
+    if not body_paths:
+        return json_body
+    json_body = copy.deepcopy(json_body)
+    for path in body_paths:
+        _mask(json_body, parse_redact_path(path))
+    return json_body
+
+
 def redact_request(
-    headers: dict[str, str], json_body: Any, rules: list[str]
+    headers: dict[str, str], json_body: Any, rules: Sequence[str]
 ) -> tuple[dict[str, str], Any]:
     """The stored headers and body with the user's `redact` rules applied.
 
     A rule is `headers.<name>` or `body.<json path>`; the original objects are left untouched.
     """
-    if not rules:
-        return headers, json_body
-    headers = dict(headers)
-    json_body = copy.deepcopy(json_body)
-    for rule in rules:
-        kind, _, path = rule.partition(".")
-        if kind == "headers" and path.lower() in headers:
-            headers[path.lower()] = REDACTED
-        elif kind == "body" and path:
-            _mask(json_body, parse_redact_path(path))
-    return headers, json_body
+    header_names = [path.lower() for kind, _, path in (rule.partition(".") for rule in rules) if kind == "headers"]
+    if any(name in headers for name in header_names):
+        headers = {name: REDACTED if name in header_names else value for name, value in headers.items()}
+    return headers, redact_body(json_body, rules)
 
 
 def bearer_token(headers: Headers) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from inference_gate.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
 from inference_gate.keys import CanonicalRequest
-from inference_gate.redact import leaked_secret
+from inference_gate.redact import leaked_secret, redact_body
 from inference_gate.summary import endpoint_name, prompt_text
 
 KEY_PREFIX_CHARS = 16
@@ -43,11 +43,17 @@ def slugify(text: str) -> str:
     return slug
 
 
-def relative_cassette_path(request: CanonicalRequest) -> str:
-    """`<endpoint>/<slug>.<key prefix>.json` for a request; GET and other methods are named in the folder."""
+def relative_cassette_path(request: CanonicalRequest, redact_rules: Sequence[str] = ()) -> str:
+    """`<endpoint>/<slug>.<key prefix>.json` for a request; GET and other methods are named in the folder.
+
+    The slug comes from the prompt as it is stored, after the `redact` rules: a redacted prompt must not
+    reappear in a file name committed to git. So a rule that masks the prompt also changes the names of the
+    cassettes recorded under it.
+    """
     endpoint = ENDPOINT_DIR.sub("-", endpoint_name(request.path).lower())
     folder = endpoint if request.method == "POST" else f"{request.method.lower()}.{endpoint}"
-    slug = slugify(prompt_text(endpoint_name(request.path), request.json_body)) if request.is_json else ""
+    stored_body = redact_body(request.json_body, redact_rules) if request.is_json else None
+    slug = slugify(prompt_text(endpoint_name(request.path), stored_body)) if request.is_json else ""
     name = f"{slug}.{request.key[:KEY_PREFIX_CHARS]}.json" if slug else f"{request.key[:KEY_PREFIX_CHARS]}.json"
     return f"{folder}/{name}"
 
@@ -69,11 +75,12 @@ class StoreEntry:
 class CassetteStore:
     """The cassettes under one directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, redact_rules: Sequence[str] = ()) -> None:
         self.root = Path(root)
+        self.redact_rules = tuple(redact_rules)
 
     def path_for(self, request: CanonicalRequest) -> Path:
-        return self.root / relative_cassette_path(request)
+        return self.root / relative_cassette_path(request, self.redact_rules)
 
     def load(self, path: Path, key: str) -> Cassette | None:
         """The cassette at `path` for `key`, or None if there is none.

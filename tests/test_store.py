@@ -140,3 +140,11 @@ def test_clear_removes_only_what_the_gate_wrote(tmp_path):
 def test_a_missing_directory_is_an_empty_store(tmp_path):
     store = CassetteStore(tmp_path / "absent")
     assert store.count() == 0 and list(store.entries()) == [] and store.clear() == 0
+
+
+def test_a_redacted_prompt_stays_out_of_the_file_name():
+    request = chat_request("my password is hunter2")
+    assert "hunter2" in relative_cassette_path(request)
+    redacted = relative_cassette_path(request, ["body.messages[*].content"])
+    assert redacted == f"chat.completions/redacted.{request.key[:16]}.json"
+    assert relative_cassette_path(request, ["body.user"]) == relative_cassette_path(request)

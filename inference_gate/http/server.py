@@ -33,6 +33,10 @@ RECEIVE_BUFFER_BYTES = 64 * 1024
 # of reading the 413. Web servers call this a lingering close.
 LINGER_S = 2.0
 
+# How many validated response heads the server keeps for reuse (see `_Server.response_head`): more than the
+# cassettes a test suite replays at once, and at a few KiB each, little memory.
+MAX_CACHED_HEADS = 1024
+
 
 # How connections end in normal life: the client went away, the stream being relayed broke (the client must see
 # its connection close), or the peer broke the protocol mid-response. Anything else is a bug worth a traceback.
@@ -43,6 +47,29 @@ EXPECTED_CONNECTION_ENDINGS = (
     h11.ProtocolError,
     OSError,
 )
+
+
+class CompleteStream:
+    """A chunked body that is whole before its response starts, such as a replayed SSE stream.
+
+    It iterates like any stream, as one chunk, but the server sees that nothing is left to wait for and sends
+    head, chunk and end of message in one write, where a live stream costs one write per chunk.
+    """
+
+    __slots__ = ("_sent", "body")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._sent = False
+
+    def __aiter__(self) -> CompleteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._sent:
+            raise StopAsyncIteration
+        self._sent = True
+        return self.body
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +145,7 @@ class _Server:
         self.limits = limits
         self.shutting_down = False
         self._interruptible_waits: set[trio.CancelScope] = set()
+        self._heads: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
         """Serve one client; whatever goes wrong ends this connection only, quietly."""
@@ -129,6 +157,22 @@ class _Server:
             logger.exception("connection ended by an internal error")
         finally:
             await trio.aclose_forcefully(stream)
+
+    def response_head(self, status: int, headers: Headers) -> h11.Response:
+        """h11's response head for `status` and `headers`, built once and reused when the same head is sent again.
+
+        h11 checks every header of every head it is given against regular expressions, which for a replayed
+        answer with OpenAI's dozen headers costs more than all the rest of the gate's work for a hit. A replay
+        sends the same head every time, so checked heads are kept, keyed by their content; the oldest goes
+        when there are `MAX_CACHED_HEADS`.
+        """
+        key = (status, tuple(headers))
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= MAX_CACHED_HEADS:
+                del self._heads[next(iter(self._heads))]
+            head = self._heads[key] = h11.Response(status_code=status, headers=headers)
+        return head
 
     def begin_shutdown(self) -> None:
         """Stop connections that are only waiting: for a next request, or for a refused client to go."""
@@ -284,22 +328,28 @@ class _Connection:
             )
 
     async def _send_response(self, response: HttpResponse) -> None:
-        if response.stream is None:
+        if response.stream is None or isinstance(response.stream, CompleteStream):
             closing = self._server.shutting_down
             await self._stream.send_all(self._whole_response_bytes(response, closing=closing))
         else:
             await self._send_streamed_response(response.status, response.headers, response.stream)
 
     def _whole_response_bytes(self, response: HttpResponse, *, closing: bool) -> bytes:
-        """Head, body and end of a plain response as one buffer, so that it goes out in one write."""
-        body = response.body
-        headers = [*response.headers, (b"content-length", b"%d" % len(body))]
+        """Head, body and end of a response whose body is all known, as one buffer, so that it goes out in one
+        write. A complete stream is sent chunked, as one chunk (h11 frames it); any other body by Content-Length.
+        """
+        if isinstance(response.stream, CompleteStream):
+            body = response.stream.body
+            headers = response.headers
+        else:
+            body = response.body
+            headers = [*response.headers, (b"content-length", b"%d" % len(body))]
         if closing:
-            headers.append((b"connection", b"close"))
+            headers = [*headers, (b"connection", b"close")]
         connection = self._h11
         return b"".join(
             (
-                connection.send(h11.Response(status_code=response.status, headers=headers)),
+                connection.send(self._server.response_head(response.status, headers)),
                 connection.send(h11.Data(data=body)),
                 connection.send(h11.EndOfMessage()),
             )

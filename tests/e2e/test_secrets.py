@@ -129,5 +129,6 @@ async def test_redact_masks_the_stored_request_but_not_the_key(record_settings: 
     assert cassette["request"]["body"]["user"] == REDACTED
     assert [message["content"] for message in cassette["request"]["body"]["messages"]] == [REDACTED, REDACTED]
     assert cassette["summary"]["prompt"] == REDACTED
+    assert path.name.startswith("redacted.")  # the masked prompt is not in the file name either
     for secret in (SYSTEM_PROMPT, END_USER, PROJECT):
         assert secret.encode() not in path.read_bytes()
