@@ -6,6 +6,7 @@ A command that lets the command line override settings lists them with `setting_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from itertools import pairwise
 from pathlib import Path
@@ -30,15 +31,17 @@ _SETTING_OPTION_HELP: dict[str, tuple[str | None, str]] = {
 }
 
 
-def setting_options(*field_names: str) -> list[Option]:
+def setting_options(*field_names: str, descriptions: Mapping[str, str] | None = None) -> list[Option]:
     """Options that override the named settings, spelled like the field (`cache_dir` -> `--cache-dir`).
 
     Their default is None rather than the setting's default, so that `settings_from_io` can tell an option
-    the user gave from one they did not, and lower layers (file, environment) still apply.
+    the user gave from one they did not, and lower layers (file, environment) still apply. `descriptions`
+    rewords an option's help for a command that uses the setting differently.
     """
     options = []
     for field_name in field_names:
         shortcut, description = _SETTING_OPTION_HELP[field_name]
+        description = (descriptions or {}).get(field_name, description)
         name = option_name(field_name)
         options.append(Option(name, shortcut, flag=False, requires_value=True, description=description))
     return options

@@ -37,7 +37,14 @@ _PROMPT_OPTIONS = [
 class ProbeGateCommand(Command):
     name = "test-gate"
     description = "Send the test prompt to a running gate and show the reply, the time, and hit or recorded."
-    options: ClassVar[list[Option]] = [*setting_options("host", "port"), *_PROMPT_OPTIONS]
+    options: ClassVar[list[Option]] = [
+        *setting_options(
+            "host",
+            "port",
+            descriptions={"host": "Address of the running gate.", "port": "Port of the running gate."},
+        ),
+        *_PROMPT_OPTIONS,
+    ]
 
     def handle(self) -> int:
         settings = _with_prompt_options(self.io, settings_from_io(self.io).settings)
