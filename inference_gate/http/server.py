@@ -37,6 +37,10 @@ LINGER_S = 2.0
 # cassettes a test suite replays at once, and at a few KiB each, little memory.
 MAX_CACHED_HEADS = 1024
 
+# How often per idle timeout the server looks for keep-alive connections that have waited too long for their
+# next request (see `_Server.close_idle_connections`).
+IDLE_CHECKS_PER_TIMEOUT = 4
+
 
 # How connections end in normal life: the client went away, the stream being relayed broke (the client must see
 # its connection close), or the peer broke the protocol mid-response. Anything else is a bug worth a traceback.
@@ -83,7 +87,7 @@ class ServerLimits:
     max_head_bytes: int = 64 * 1024
     max_body_bytes: int = 32 * 1024 * 1024
     request_timeout_s: float = 30.0  # head and body must arrive within this once the request's first byte did
-    idle_timeout_s: float = 60.0  # a keep-alive connection with no new request for this long is closed
+    idle_timeout_s: float = 60.0  # a keep-alive connection with no request for this long is closed (up to 1/4 later)
     shutdown_grace_s: float = 5.0
 
 
@@ -127,14 +131,16 @@ async def _accept_connections(
     accepting: trio.CancelScope,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Accept into `connections` until `accepting` is cancelled, which closes the listeners.
+    """Accept into `connections`, and close idle ones, until `accepting` is cancelled, which closes the listeners.
 
     Connections run in the caller's nursery, not under `accepting`, so that they outlive the accept loop.
     """
     with accepting:
-        await trio.serve_listeners(
-            server.serve_connection, listeners, handler_nursery=connections, task_status=task_status
-        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.close_idle_connections)
+            await trio.serve_listeners(
+                server.serve_connection, listeners, handler_nursery=connections, task_status=task_status
+            )
 
 
 class _Server:
@@ -145,6 +151,8 @@ class _Server:
         self.limits = limits
         self.shutting_down = False
         self._interruptible_waits: set[trio.CancelScope] = set()
+        # Connections waiting for their next request: the scope that ends each one, and when it began to wait.
+        self.waiting_since: dict[trio.CancelScope, float] = {}
         self._heads: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
@@ -174,9 +182,26 @@ class _Server:
             head = self._heads[key] = h11.Response(status_code=status, headers=headers)
         return head
 
+    async def close_idle_connections(self) -> None:
+        """End every connection that has waited longer than the idle timeout for its next request.
+
+        One task looks a few times per timeout, rather than each wait having a timeout of its own: a trio
+        cancel scope per request costs about as much as all the rest of a cache hit. So an idle connection is
+        closed between 1 and 1 + 1/`IDLE_CHECKS_PER_TIMEOUT` idle timeouts after its last response.
+        """
+        idle_timeout_s = self.limits.idle_timeout_s
+        while True:
+            await trio.sleep(idle_timeout_s / IDLE_CHECKS_PER_TIMEOUT)
+            waiting_since_limit = trio.current_time() - idle_timeout_s
+            for connection_scope, since in self.waiting_since.items():
+                if since <= waiting_since_limit:
+                    connection_scope.cancel()
+
     def begin_shutdown(self) -> None:
         """Stop connections that are only waiting: for a next request, or for a refused client to go."""
         self.shutting_down = True
+        for connection_scope in self.waiting_since:
+            connection_scope.cancel()
         for wait in self._interruptible_waits:
             wait.cancel()
 
@@ -202,21 +227,25 @@ class _Connection:
         self._stream = stream
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=server.limits.max_head_bytes)
         self._request_deadline_s = math.inf
+        # Cancelled by the server, only while the connection waits for its next request: when it has waited
+        # too long, or at shutdown. This ends the connection.
+        self._scope = trio.CancelScope()
 
     async def serve(self) -> None:
-        while True:
-            try:
-                request = await self._receive_request()
-            except GateError as error:
-                logger.debug("refused a request with %d: %s", error.status, error.message)
-                await self._refuse(error)
-                return
-            if request is None:
-                return
-            await self._send_response(await self._answer(request))
-            if not self._may_continue():
-                return
-            self._h11.start_next_cycle()
+        with self._scope:
+            while True:
+                try:
+                    request = await self._receive_request()
+                except GateError as error:
+                    logger.debug("refused a request with %d: %s", error.status, error.message)
+                    await self._refuse(error)
+                    return
+                if request is None:
+                    return
+                await self._send_response(await self._answer(request))
+                if not self._may_continue():
+                    return
+                self._h11.start_next_cycle()
 
     async def _receive_request(self) -> HttpRequest | None:
         """The next complete request, or None when the connection should end without a response.
@@ -239,11 +268,19 @@ class _Connection:
         return await self._receive_body(event)
 
     async def _receive_first_bytes(self) -> bool:
-        """Wait for a request to start; False if the client stays idle too long or the server shuts down."""
-        with self._server.interruptible_wait(self._limits.idle_timeout_s) as wait:
-            data = await self._stream.receive_some(RECEIVE_BUFFER_BYTES)
-        if wait.cancelled_caught:
+        """Wait for a request to start; False if the server is shutting down.
+
+        The server cancels the wait, which ends the connection, if the client stays idle too long or the server
+        begins to shut down meanwhile (see `_Server.close_idle_connections`).
+        """
+        if self._server.shutting_down:
             return False
+        waiting_since = self._server.waiting_since
+        waiting_since[self._scope] = trio.current_time()
+        try:
+            data = await self._stream.receive_some(RECEIVE_BUFFER_BYTES)
+        finally:
+            del waiting_since[self._scope]
         self._h11.receive_data(data)
         return True
 

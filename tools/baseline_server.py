@@ -1,0 +1,118 @@
+"""The ceiling of our stack: a minimal trio + h11 server that answers every request with one canned response.
+
+The benchmark measures the gate against it. It does what any trio + h11 server must do and nothing more: read
+each request in full, then send the response (head, body and end of message in one write) and go on with the
+next request on the same connection. The canned response is taken from a real gate response, so both servers
+put the same bytes on the wire, and the difference between them is what the gate's own work costs.
+
+    python tools/baseline_server.py reply.json --port 0      # prints http://127.0.0.1:PORT
+
+`reply.json` is `CannedReply.to_json()`. Its headers are sent as given, framing included: with
+`transfer-encoding: chunked` the body goes out as one chunk, as the gate sends a replayed stream; with
+`content-length` it goes out whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import h11
+import orjson
+import trio
+
+RECEIVE_BUFFER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CannedReply:
+    """A complete response: status, headers exactly as on the wire (framing included), and the whole body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "status": self.status,
+                "headers": [[name.decode("latin-1"), value.decode("latin-1")] for name, value in self.headers],
+                "body_base64": base64.b64encode(self.body).decode("ascii"),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes) -> CannedReply:
+        stored = orjson.loads(data)
+        return cls(
+            status=stored["status"],
+            headers=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in stored["headers"]],
+            body=base64.b64decode(stored["body_base64"]),
+        )
+
+
+async def serve_canned(
+    reply: CannedReply,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Answer every request on `host:port` with `reply` until cancelled; reports the bound port."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(functools.partial(_serve_connection, reply), listeners)
+
+
+async def _serve_connection(reply: CannedReply, stream: trio.SocketStream) -> None:
+    """Requests in, `reply` out, until the client closes; a broken client ends its own connection only."""
+    connection = h11.Connection(h11.SERVER)
+    head = h11.Response(status_code=reply.status, headers=reply.headers)
+    try:
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                connection.receive_data(await stream.receive_some(RECEIVE_BUFFER_BYTES))
+            elif type(event) is h11.EndOfMessage:
+                await stream.send_all(
+                    connection.send(head)
+                    + connection.send(h11.Data(data=reply.body))
+                    + connection.send(h11.EndOfMessage())
+                )
+                if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
+                    return
+                connection.start_next_cycle()
+            elif type(event) is h11.ConnectionClosed:
+                return
+    except (trio.BrokenResourceError, h11.ProtocolError):
+        return
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _serve_until_signalled(reply: CannedReply, host: str, port: int) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            bound_port = await nursery.start(functools.partial(serve_canned, reply, host, port))
+            print(f"http://{host}:{bound_port}", flush=True)
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Answer every HTTP request with one canned response.")
+    parser.add_argument("reply_file", type=Path, help="a CannedReply as JSON")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    arguments = parser.parse_args()
+    reply = CannedReply.from_json(arguments.reply_file.read_bytes())
+    trio.run(_serve_until_signalled, reply, arguments.host, arguments.port)
+
+
+if __name__ == "__main__":
+    main()
