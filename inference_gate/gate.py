@@ -20,7 +20,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,28 +28,26 @@ import trio
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
 from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_response
 from inference_gate.forwarding import client_response_headers, upstream_request_headers
-from inference_gate.http.server import CompleteStream, ServerLimits, serve_http
+from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
 from inference_gate.keys import CanonicalRequest, canonicalize
-from inference_gate.messages import Headers, HttpRequest, HttpResponse
+from inference_gate.messages import HttpRequest, HttpResponse
 from inference_gate.nearest import NearestRequests
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
     bearer_token,
-    is_stored_response_header,
     redact_request,
     stored_request_headers,
     stored_response_headers,
 )
+from inference_gate.replies import CASSETTE_HEADER, OUTCOME_HEADER, PreparedReply, ReplyCache
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser
 from inference_gate.store import CassetteStore, SecretLeakError
 
 logger = logging.getLogger("inference_gate")
 
-OUTCOME_HEADER = b"x-inference-gate"
-CASSETTE_HEADER = b"x-inference-gate-cassette"
 # How many bytes of request bodies the gate keeps to find repeated hits by their exact bytes (see
 # `Gate._remember_hit`): the hot requests of a large test suite, and a bound on the memory they take.
 HIT_BODIES_MAX_BYTES = 8 * 1024 * 1024
@@ -58,39 +55,6 @@ HIT_BODIES_MAX_BYTES = 8 * 1024 * 1024
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class PreparedReply:
-    """A cassette's response, turned into bytes once so that every later hit only sends them."""
-
-    status: int
-    headers: Headers
-    body: bytes
-    streamed: bool
-
-    @classmethod
-    def from_cassette(cls, cassette: Cassette, name: str) -> PreparedReply:
-        # The allow-list applies again on replay, so a hand-edited cassette cannot inject framing headers.
-        headers = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in cassette.response.headers.items()
-            if is_stored_response_header(name.lower())
-        ]
-        headers += [(OUTCOME_HEADER, b"hit"), (CASSETTE_HEADER, name.encode("utf-8", "replace"))]
-        return cls(
-            cassette.response.status,
-            headers,
-            cassette.response_body_bytes(),
-            cassette.response.events is not None,
-        )
-
-    def response(self) -> HttpResponse:
-        """A recorded stream is sent chunked, as one chunk in the same write as its head; the SSE framing inside
-        is the original."""
-        if self.streamed:
-            return HttpResponse(self.status, self.headers, stream=CompleteStream(self.body))
-        return HttpResponse(self.status, self.headers, self.body)
 
 
 class Gate:
@@ -115,7 +79,7 @@ class Gate:
         )
         self._clock = clock
         self._nearest = NearestRequests(self.store)
-        self._replies: dict[str, PreparedReply] = {}
+        self._replies = ReplyCache()
         self._hit_keys: dict[tuple[str, str, bytes], str] = {}
         self._hit_body_bytes = 0
         self._inflight: dict[str, InflightExchange] = {}
@@ -156,8 +120,9 @@ class Gate:
         name = ""
         try:
             known_key = self._hit_keys.get((request.method, request.target, request.body))
-            if known_key is not None:
-                response = self._replies[known_key].response()
+            known_reply = self._replies.get(known_key) if known_key is not None else None
+            if known_reply is not None:
+                response = known_reply.response()
             else:
                 canonical = self._canonicalize(request)
                 reply = self._replies.get(canonical.key)
@@ -221,7 +186,7 @@ class Gate:
         if action is Action.REPLAY_CASSETTE:
             assert cassette is not None
             reply = PreparedReply.from_cassette(cassette, name)
-            self._replies[canonical.key] = reply
+            self._replies.put(canonical.key, reply)
             return reply.response()
         if action is Action.REPORT_CORRUPT:
             raise GateError(
@@ -269,7 +234,12 @@ class Gate:
         name: str,
         replace_corrupt: bool,
     ) -> None:
-        """Run one upstream exchange, feed it to its readers, and record it if it completed cleanly."""
+        """Run one upstream exchange, feed it to its readers, and record it if it completed cleanly.
+
+        The readers' bodies end as soon as the upstream's does; the cassette is built and written after that,
+        so neither the work nor the disk write (flushed, in a worker thread) adds to the client's latency. The
+        prepared reply is served from memory at once, and a graceful shutdown waits for the write.
+        """
         assert self.upstream is not None
         try:
             headers = upstream_request_headers(request.headers, api_key=self.settings.api_key)
@@ -285,7 +255,9 @@ class Gate:
                     if parser is not None:
                         events.extend(parser.feed(chunk))
             completed = parser is None or not parser.has_partial_event
+            exchange.finish()
             if is_recordable(status, completed=completed):
+                await trio.sleep(0)  # the readers send the end of their bodies before the recording work
                 cassette = Cassette(
                     key=canonical.key,
                     recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -297,6 +269,8 @@ class Gate:
                         events=events if parser is not None else None,
                     ),
                 ).with_summary()
+                self._replies.put(canonical.key, PreparedReply.from_cassette(cassette, name))
+                del self._inflight[canonical.key]
                 await self._save(cassette, path, name, request, replace_corrupt)
         except GateError as error:
             logger.warning("%s %s: %s", request.method, request.path, error.message)
@@ -305,7 +279,7 @@ class Gate:
             logger.exception("recording %s %s failed", request.method, request.path)
             exchange.fail(GateError(502, "The gate failed while talking to the upstream.", code="gate_internal"))
         finally:
-            del self._inflight[canonical.key]
+            self._inflight.pop(canonical.key, None)
             exchange.finish()
 
     def _stored_request(self, request: HttpRequest, canonical: CanonicalRequest) -> RecordedRequest:
@@ -331,8 +305,10 @@ class Gate:
             written = await trio.to_thread.run_sync(save)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
+            self._replies.discard(cassette.key)
             return
         if not written:
             logger.info("%s was recorded by another writer first; kept that one", name)
-            cassette = self.store.load(path, cassette.key) or cassette
-        self._replies[cassette.key] = PreparedReply.from_cassette(cassette, name)
+            winner = self.store.load(path, cassette.key)
+            if winner is not None:
+                self._replies.put(cassette.key, PreparedReply.from_cassette(winner, name))

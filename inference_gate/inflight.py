@@ -41,6 +41,9 @@ class InflightExchange:
         self._wake_readers()
 
     def fail(self, error: GateError) -> None:
+        """End the exchange with `error`; once the body has ended cleanly, readers keep that clean end."""
+        if self._done:
+            return
         self._error = error
         self.finish()
 

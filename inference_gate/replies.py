@@ -1,0 +1,91 @@
+"""Prepared replies: a cassette's response turned into bytes once, and the bounded table that keeps them.
+
+A hit must cost what the HTTP layer costs, so a cassette is read, parsed and serialised once, and later hits only
+send the bytes. The table is bounded by the bytes it holds, least recently used out first, so a long recording
+session with many distinct requests keeps a flat memory profile; an evicted reply is read from disk again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from inference_gate.cassette import Cassette
+from inference_gate.http.server import CompleteStream
+from inference_gate.messages import Headers, HttpResponse
+from inference_gate.redact import is_stored_response_header
+
+OUTCOME_HEADER = b"x-inference-gate"
+CASSETTE_HEADER = b"x-inference-gate-cassette"
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class PreparedReply:
+    """A cassette's response, turned into bytes once so that every later hit only sends them."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    streamed: bool
+
+    @property
+    def size_bytes(self) -> int:
+        """Roughly what the reply holds in memory, for the cache's bound."""
+        return len(self.body) + sum(len(name) + len(value) for name, value in self.headers)
+
+    @classmethod
+    def from_cassette(cls, cassette: Cassette, name: str) -> PreparedReply:
+        # The allow-list applies again on replay, so a hand-edited cassette cannot inject framing headers.
+        headers = [
+            (header.lower().encode("latin-1"), value.encode("latin-1"))
+            for header, value in cassette.response.headers.items()
+            if is_stored_response_header(header.lower())
+        ]
+        headers += [(OUTCOME_HEADER, b"hit"), (CASSETTE_HEADER, name.encode("utf-8", "replace"))]
+        return cls(
+            cassette.response.status,
+            headers,
+            cassette.response_body_bytes(),
+            cassette.response.events is not None,
+        )
+
+    def response(self) -> HttpResponse:
+        """A recorded stream is sent chunked, as one chunk in the same write as its head; the SSE framing inside
+        is the original."""
+        if self.streamed:
+            return HttpResponse(self.status, self.headers, stream=CompleteStream(self.body))
+        return HttpResponse(self.status, self.headers, self.body)
+
+
+class ReplyCache:
+    """Prepared replies by request key, holding at most `max_bytes` (always at least the newest one)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.total_bytes = 0
+        self._replies: OrderedDict[str, PreparedReply] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+    def get(self, key: str) -> PreparedReply | None:
+        reply = self._replies.get(key)
+        if reply is not None:
+            self._replies.move_to_end(key)
+        return reply
+
+    def discard(self, key: str) -> None:
+        reply = self._replies.pop(key, None)
+        if reply is not None:
+            self.total_bytes -= reply.size_bytes
+
+    def put(self, key: str, reply: PreparedReply) -> None:
+        previous = self._replies.pop(key, None)
+        if previous is not None:
+            self.total_bytes -= previous.size_bytes
+        self._replies[key] = reply
+        self.total_bytes += reply.size_bytes
+        while self.total_bytes > self.max_bytes and len(self._replies) > 1:
+            _, evicted = self._replies.popitem(last=False)
+            self.total_bytes -= evicted.size_bytes

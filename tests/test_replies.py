@@ -1,0 +1,36 @@
+from inference_gate.replies import PreparedReply, ReplyCache
+
+
+def reply(size: int) -> PreparedReply:
+    return PreparedReply(200, [], b"x" * size, streamed=False)
+
+
+def test_the_least_recently_used_reply_goes_first_past_the_bound():
+    cache = ReplyCache(max_bytes=250)
+    cache.put("a", reply(100))
+    cache.put("b", reply(100))
+    assert cache.get("a") is not None  # "a" is now the most recently used
+    cache.put("c", reply(100))
+    assert cache.get("b") is None
+    assert cache.get("a") is not None and cache.get("c") is not None
+    assert cache.total_bytes == 200 and len(cache) == 2
+
+
+def test_the_newest_reply_stays_even_when_it_alone_exceeds_the_bound():
+    cache = ReplyCache(max_bytes=10)
+    cache.put("big", reply(100))
+    assert cache.get("big") is not None and len(cache) == 1
+
+
+def test_replacing_and_discarding_keep_the_byte_count_right():
+    cache = ReplyCache(max_bytes=1000)
+    cache.put("a", reply(100))
+    cache.put("a", reply(300))
+    assert cache.total_bytes == 300
+    cache.discard("a")
+    cache.discard("absent")
+    assert cache.total_bytes == 0 and cache.get("a") is None
+
+
+def test_size_counts_headers_and_body():
+    assert PreparedReply(200, [(b"ab", b"cd")], b"xyz", streamed=True).size_bytes == 7
