@@ -153,8 +153,9 @@ class Gate:
         costliest part of a hit, is then done once per distinct request instead of once per request. Bodies are
         kept up to `HIT_BODIES_MAX_BYTES` in all; past that, hits are found through their key as before.
         """
-        if self._hit_body_bytes + len(request.body) <= HIT_BODIES_MAX_BYTES:
-            self._hit_keys[(request.method, request.target, request.body)] = key
+        exact_request = (request.method, request.target, request.body)
+        if exact_request not in self._hit_keys and self._hit_body_bytes + len(request.body) <= HIT_BODIES_MAX_BYTES:
+            self._hit_keys[exact_request] = key
             self._hit_body_bytes += len(request.body)
 
     def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
