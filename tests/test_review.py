@@ -1,24 +1,10 @@
 import orjson
 
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
-from inference_gate.keys import canonicalize
+from inference_gate.cassette import RecordedResponse
 from inference_gate.review import CassetteReview, review_cassettes, store_info
 from inference_gate.sse import SSEEvent
 from inference_gate.store import CassetteStore
-
-
-def record(store: CassetteStore, body: dict, response: RecordedResponse, *, path: str, recorded_at: str):
-    """Save a cassette for `body` sent to `path`, as the gate would, and return its file."""
-    request = canonicalize("POST", path, orjson.dumps(body))
-    cassette = Cassette(
-        key=request.key,
-        recorded_at=recorded_at,
-        request=RecordedRequest("POST", request.path, [], {}, request.body, request.json_body, True),
-        response=response,
-    ).with_summary()
-    file = store.path_for(request)
-    assert store.save(cassette, file)
-    return file
+from tests.cassettes import record
 
 
 def chat(prompt: str, *, model: str = "gpt-4o-mini", **settings) -> dict:

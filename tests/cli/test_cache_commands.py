@@ -7,12 +7,12 @@ import orjson
 import pytest
 from cleo.testers.application_tester import ApplicationTester
 
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
+from inference_gate.cassette import RecordedResponse
 from inference_gate.cli.app import GateApplication
 from inference_gate.cli.cache_commands import human_size
-from inference_gate.keys import canonicalize
 from inference_gate.sse import SSEEvent
 from inference_gate.store import CassetteStore
+from tests.cassettes import record
 
 REPO_ROOT = Path(__file__).parents[2]
 CORRUPT_NAME = "chat.completions/torn.0000000000000000.json"
@@ -25,15 +25,8 @@ def wide_terminal(monkeypatch):
 
 
 def save(store: CassetteStore, path: str, body: dict, response: RecordedResponse, recorded_at: str) -> str:
-    request = canonicalize("POST", path, orjson.dumps(body))
-    cassette = Cassette(
-        key=request.key,
-        recorded_at=recorded_at,
-        request=RecordedRequest("POST", request.path, [], {}, request.body, request.json_body, True),
-        response=response,
-    ).with_summary()
-    file = store.path_for(request)
-    assert store.save(cassette, file)
+    """Save a cassette and return its name, relative to the store."""
+    file = record(store, body, response, path=path, recorded_at=recorded_at)
     return file.relative_to(store.root).as_posix()
 
 

@@ -1,0 +1,23 @@
+"""Cassettes for tests that need a populated cache directory, saved through the real store as the gate saves them."""
+
+from pathlib import Path
+
+import orjson
+
+from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
+from inference_gate.keys import canonicalize
+from inference_gate.store import CassetteStore
+
+
+def record(store: CassetteStore, body: dict, response: RecordedResponse, *, path: str, recorded_at: str) -> Path:
+    """Save a cassette for `body` sent to `path`, and return its file."""
+    request = canonicalize("POST", path, orjson.dumps(body))
+    cassette = Cassette(
+        key=request.key,
+        recorded_at=recorded_at,
+        request=RecordedRequest("POST", request.path, [], {}, request.body, request.json_body, True),
+        response=response,
+    ).with_summary()
+    file = store.path_for(request)
+    assert store.save(cassette, file)
+    return file
