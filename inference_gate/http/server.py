@@ -402,16 +402,19 @@ class _Connection:
         if self._server.shutting_down:
             headers = [*headers, (b"connection", b"close")]
         connection = self._h11
-        await self._stream.send_all(connection.send(h11.Response(status_code=status, headers=headers)))
+        # The head goes out with the first chunk: one write fewer per response, and each write on loopback
+        # wakes the client. A body that never starts still ends the connection without a head.
+        unsent = connection.send(h11.Response(status_code=status, headers=headers))
         try:
             async for chunk in chunks:
                 if chunk:
-                    await self._stream.send_all(connection.send(h11.Data(data=chunk)))
+                    await self._stream.send_all(unsent + connection.send(h11.Data(data=chunk)))
+                    unsent = b""
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-        await self._stream.send_all(connection.send(h11.EndOfMessage()))
+        await self._stream.send_all(unsent + connection.send(h11.EndOfMessage()))
 
     def _may_continue(self) -> bool:
         """Whether this connection may carry another request.
