@@ -74,6 +74,7 @@ OUTCOME_HEADER = b"x-inference-gate"
 CHILD_START_TIMEOUT_S = 60.0
 CHILD_STOP_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT_S = 30.0
+CASSETTE_WRITE_WAIT_S = 5.0
 COMMAND_TIMEOUT_S = 300.0
 MITM_INSTALL_TIMEOUT_S = 900.0
 RECORD_WARMUP_REQUESTS = 20
@@ -538,8 +539,12 @@ class BenchRun:
                 if round_index > 0:
                     result.latencies_s += measured.latencies_s
         expected = 2 + counters[gate_port]
-        if CassetteStore(record_dir).count() != expected:
-            raise BenchError(f"the record path did not leave {expected} cassettes in {record_dir}")
+        # The gate writes a cassette just after the response ends, so the last one may still be on its way.
+        deadline = time.monotonic() + CASSETTE_WRITE_WAIT_S
+        while CassetteStore(record_dir).count() != expected:
+            if time.monotonic() > deadline:
+                raise BenchError(f"the record path did not leave {expected} cassettes in {record_dir}")
+            time.sleep(0.01)
         direct, gated = results[upstream_port], results[gate_port]
         added_p50_ms = (gated.percentile_s(0.5) - direct.percentile_s(0.5)) * 1000
         added_p99_ms = (gated.percentile_s(0.99) - direct.percentile_s(0.99)) * 1000
