@@ -1,6 +1,9 @@
 """Fixtures shared by every test module."""
 
+import socket
+
 import pytest
+import trio
 
 
 @pytest.fixture
@@ -12,3 +15,25 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("USERPROFILE", str(home))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     return home
+
+
+class NoNameResolves(trio.abc.HostnameResolver):
+    """A resolver for which every name is unknown, as the system's says for a `.invalid` name.
+
+    Numeric addresses never reach a custom resolver, so 127.0.0.1 keeps working; names fail without a DNS
+    query leaving the machine.
+    """
+
+    async def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    async def getnameinfo(self, sockaddr, flags):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+@pytest.fixture
+async def offline_resolver():
+    """Name resolution that fails locally, for tests of an unresolvable upstream."""
+    previous = trio.socket.set_custom_hostname_resolver(NoNameResolves())
+    yield
+    trio.socket.set_custom_hostname_resolver(previous)

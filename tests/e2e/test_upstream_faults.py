@@ -127,7 +127,7 @@ async def test_connection_refused_is_502_upstream_unreachable(record_settings, g
     await assert_unusable_upstream_fails_promptly(settings, 502, "upstream_unreachable", good_cassette)
 
 
-async def test_an_unresolvable_host_is_502_upstream_dns_error(record_settings, good_cassette):
+async def test_an_unresolvable_host_is_502_upstream_dns_error(record_settings, good_cassette, offline_resolver):
     settings = replace(record_settings, upstream="http://nonexistent.invalid")
     await assert_unusable_upstream_fails_promptly(settings, 502, "upstream_dns_error", good_cassette)
 

@@ -461,7 +461,7 @@ async def test_connection_refused_is_502_unreachable() -> None:
     assert "refused" in raised.value.message
 
 
-async def test_dns_failure_is_502_naming_the_host() -> None:
+async def test_dns_failure_is_502_naming_the_host(offline_resolver) -> None:
     with trio.fail_after(TEST_DEADLINE_S), pytest.raises(GateError) as raised:
         async with open_pool("https://nonexistent.invalid/v1") as pool:
             await fetch(pool)
