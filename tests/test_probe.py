@@ -19,6 +19,7 @@ from inference_gate.probe import (
     reachable_gate_url,
 )
 from inference_gate.settings import Settings
+from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
 TEST_DEADLINE_S = 10.0
@@ -33,15 +34,6 @@ def closed_port() -> int:
 
 
 @asynccontextmanager
-async def fake_upstream(**kwargs):
-    async with trio.open_nursery() as nursery:
-        fake = FakeUpstream(**kwargs)
-        await nursery.start(fake.serve)
-        yield fake
-        nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
 async def running_gate(settings: Settings, mode: Mode):
     """A gate on a free port; yields the settings that reach it."""
     async with trio.open_nursery() as nursery:
@@ -53,7 +45,7 @@ async def running_gate(settings: Settings, mode: Mode):
 
 async def test_upstream_answers_the_test_prompt():
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream(expected_api_key=GOOD_KEY) as fake:
+        async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
             result = await probe_upstream(Settings(upstream=fake.url, api_key=GOOD_KEY))
     assert result.succeeded
     assert (result.status, result.reply, result.gate_outcome) == (200, "OK.", None)
@@ -69,7 +61,7 @@ async def test_upstream_answers_the_test_prompt():
 
 async def test_upstream_path_prefix_is_kept():
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream() as fake:
+        async with running_upstream(FakeUpstream()) as fake:
             result = await probe_upstream(Settings(upstream=f"{fake.url}/openai", api_key=GOOD_KEY))
     assert result.reply == "OK."
     assert fake.requests[0].path == "/openai/v1/chat/completions"
@@ -77,7 +69,7 @@ async def test_upstream_path_prefix_is_kept():
 
 async def test_a_bad_key_gets_the_upstreams_own_message():
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream(expected_api_key=GOOD_KEY) as fake:
+        async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
             result = await probe_upstream(Settings(upstream=fake.url, api_key="sk-wrong"))
     assert not result.succeeded
     assert (result.status, result.error_code, result.reply) == (401, "invalid_api_key", None)
@@ -86,7 +78,7 @@ async def test_a_bad_key_gets_the_upstreams_own_message():
 
 async def test_no_key_sends_nothing():
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream() as fake:
+        async with running_upstream(FakeUpstream()) as fake:
             with pytest.raises(
                 ProbeError, match=r"^no API key is set \(set OPENAI_API_KEY or pass --api-key\)"
             ):
@@ -121,7 +113,7 @@ async def test_an_answer_that_is_not_openai_shaped_is_quoted():
 
 async def test_through_a_recording_gate_then_a_replaying_one(tmp_path):
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream() as fake:
+        async with running_upstream(FakeUpstream()) as fake:
             recording = Settings(port=0, cache_dir=tmp_path, upstream=fake.url)
             async with running_gate(recording, Mode.RECORD) as gate:
                 first = await probe_gate(gate)
@@ -142,7 +134,7 @@ async def test_through_a_recording_gate_then_a_replaying_one(tmp_path):
 
 async def test_the_gate_gets_the_api_key_when_one_is_set(tmp_path):
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream(expected_api_key=GOOD_KEY) as fake:
+        async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
             recording = Settings(port=0, cache_dir=tmp_path, upstream=fake.url)
             async with running_gate(recording, Mode.RECORD) as gate:
                 result = await probe_gate(Settings(port=gate.port, api_key=GOOD_KEY, test_model="gpt-4o"))

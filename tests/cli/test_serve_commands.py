@@ -26,6 +26,7 @@ from inference_gate.http.upstream import UpstreamPool
 from inference_gate.policy import Mode
 from inference_gate.probe import probe_gate
 from inference_gate.settings import Settings
+from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
 REPO_ROOT = Path(__file__).parents[2]
@@ -136,15 +137,6 @@ async def gate_process(*args: str, home: Path, api_key: str | None = None):
         process.stderr.close()
 
 
-@asynccontextmanager
-async def fake_upstream():
-    async with trio.open_nursery() as nursery:
-        fake = FakeUpstream()
-        await nursery.start(fake.serve)
-        yield fake
-        nursery.cancel_scope.cancel()
-
-
 async def wait_for_requests(fake: FakeUpstream, count: int) -> None:
     while len(fake.requests) < count:
         await trio.sleep(0.01)
@@ -171,7 +163,7 @@ async def test_script_replay_answers_until_sigterm(home, cache_dir):
 @posix_signals
 async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream() as fake:
+        async with running_upstream(FakeUpstream()) as fake:
             args = [
                 "-v",
                 "start",
@@ -235,7 +227,7 @@ async def _send_in_background(port: int, prompt: str, outcome: list) -> None:
 async def test_script_sigterm_lets_an_exchange_in_flight_finish_and_be_recorded(home, cache_dir):
     outcome: list = []
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream() as fake, trio.open_nursery() as clients:
+        async with running_upstream(FakeUpstream()) as fake, trio.open_nursery() as clients:
             fake.hold = trio.Event()  # the fake answers only once this is set
             args = [
                 "start",
@@ -270,7 +262,7 @@ async def test_script_sigterm_cancels_an_exchange_past_the_grace_period_and_writ
     config.write_text("shutdown_grace_s: 0.5\n", encoding="utf-8")
     outcome: list = []
     with trio.fail_after(TEST_DEADLINE_S):
-        async with fake_upstream() as fake, trio.open_nursery() as clients:
+        async with running_upstream(FakeUpstream()) as fake, trio.open_nursery() as clients:
             fake.hold = trio.Event()  # never set: the upstream never answers
             args = [
                 "--config",

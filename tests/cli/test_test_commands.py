@@ -22,6 +22,7 @@ from inference_gate.cli.test_commands import duration
 from inference_gate.gate import Gate
 from inference_gate.policy import Mode
 from inference_gate.settings import Settings
+from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
 REPO_ROOT = Path(__file__).parents[2]
@@ -67,15 +68,6 @@ async def run_script(*args: str, home: Path, api_key: str | None = None) -> subp
 
 
 @asynccontextmanager
-async def fake_upstream(**kwargs):
-    async with trio.open_nursery() as nursery:
-        fake = FakeUpstream(**kwargs)
-        await nursery.start(fake.serve)
-        yield fake
-        nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
 async def running_gate(mode: Mode, cache_dir: Path, upstream: str = "http://127.0.0.1:9"):
     """A gate on a free port; yields the port."""
     async with trio.open_nursery() as nursery:
@@ -93,7 +85,7 @@ def result_rows(output: str) -> dict[str, str]:
 
 
 async def test_gate_records_then_replays_the_test_prompt(home, tmp_path):
-    async with fake_upstream() as fake:
+    async with running_upstream(FakeUpstream()) as fake:
         async with running_gate(Mode.RECORD, tmp_path, upstream=fake.url) as port:
             recorded = await run(f"test-gate --port {port}")
         async with running_gate(Mode.REPLAY, tmp_path) as port:
@@ -113,7 +105,7 @@ async def test_gate_records_then_replays_the_test_prompt(home, tmp_path):
 
 
 async def test_gate_model_and_prompt_options_replace_the_settings(home, tmp_path):
-    async with fake_upstream() as fake, running_gate(Mode.RECORD, tmp_path, upstream=fake.url) as port:
+    async with running_upstream(FakeUpstream()) as fake, running_gate(Mode.RECORD, tmp_path, upstream=fake.url) as port:
         tester = await run(f'test-gate --port {port} --model gpt-4o --prompt "Line one\nline two"')
     assert tester.status_code == 0
     assert fake.requests[0].json == {
@@ -151,7 +143,7 @@ async def test_blank_prompt_is_refused(home):
 
 
 async def test_upstream_with_a_good_key(home):
-    async with fake_upstream(expected_api_key=GOOD_KEY) as fake:
+    async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
         tester = await run(f"test-upstream --upstream {fake.url} --api-key {GOOD_KEY}")
     assert tester.status_code == 0
     rows = result_rows(tester.io.fetch_output())
@@ -162,7 +154,7 @@ async def test_upstream_with_a_good_key(home):
 
 async def test_upstream_with_a_bad_key_prints_the_upstreams_message(home, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
-    async with fake_upstream(expected_api_key=GOOD_KEY) as fake:
+    async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
         tester = await run(f"test-upstream --upstream {fake.url}")
     assert tester.status_code == 1
     assert tester.io.fetch_output() == ""
@@ -173,7 +165,7 @@ async def test_upstream_with_a_bad_key_prints_the_upstreams_message(home, monkey
 
 
 async def test_upstream_without_a_key_sends_nothing(home):
-    async with fake_upstream() as fake:
+    async with running_upstream(FakeUpstream()) as fake:
         tester = await run(f"test-upstream --upstream {fake.url} --model gpt-4o")
     assert tester.status_code == 1
     assert tester.io.fetch_error() == (
@@ -200,7 +192,7 @@ def test_duration(elapsed_s, shown):
 
 
 async def test_script_test_gate_hit_miss_and_nothing_listening(home, tmp_path):
-    async with fake_upstream() as fake, running_gate(Mode.RECORD, tmp_path, upstream=fake.url) as port:
+    async with running_upstream(FakeUpstream()) as fake, running_gate(Mode.RECORD, tmp_path, upstream=fake.url) as port:
         recorded = await run_script("test-gate", "--port", str(port), home=home)
     async with running_gate(Mode.REPLAY, tmp_path) as port:
         hit = await run_script("test-gate", "--port", str(port), home=home)

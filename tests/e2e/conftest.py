@@ -16,7 +16,6 @@ import pytest
 import trio
 
 from inference_gate import Gate, Mode, Settings
-from tools.fake_upstream import FakeUpstream
 
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -43,17 +42,6 @@ async def running_gate(settings: Settings, mode: Mode) -> AsyncIterator[RunningG
             yield RunningGate(gate, port, shutdown)
         finally:
             shutdown.set()
-
-
-@asynccontextmanager
-async def running_upstream(upstream: FakeUpstream, **serve_options) -> AsyncIterator[FakeUpstream]:
-    """The fake upstream for the block's duration; afterwards nothing listens on its port."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: upstream.serve(task_status=task_status, **serve_options))
-        try:
-            yield upstream
-        finally:
-            nursery.cancel_scope.cancel()
 
 
 @pytest.fixture

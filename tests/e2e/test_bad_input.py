@@ -24,7 +24,8 @@ import trio
 
 from inference_gate import Mode, Settings
 from inference_gate.errors import GATE_ERROR_TYPE
-from tests.e2e.conftest import running_gate, running_upstream
+from tests.e2e.conftest import running_gate
+from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
 CLIENT_KEY = "sk-client-key-for-tests-9876543210"

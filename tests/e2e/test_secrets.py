@@ -15,7 +15,8 @@ import trio
 
 from inference_gate import Mode, Settings
 from inference_gate.redact import REDACTED
-from tests.e2e.conftest import running_gate, running_upstream
+from tests.e2e.conftest import running_gate
+from tests.servers import running_upstream
 from tools.fake_upstream import JSON_CONTENT_TYPE, FakeUpstream, openai_headers
 
 CLIENT_KEY = "sk-client-key-for-tests-9876543210"

@@ -18,8 +18,9 @@ import orjson
 import trio
 
 from inference_gate import CassetteStore, Mode, Settings
-from tests.e2e.conftest import running_gate, running_upstream
+from tests.e2e.conftest import running_gate
 from tests.e2e.processes import assert_only_whole_cassettes, gate_process
+from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
 CLIENT_KEY = "sk-client-key-for-tests-9876543210"

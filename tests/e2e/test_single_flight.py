@@ -18,7 +18,8 @@ import trio
 import trio.testing
 
 from inference_gate import Mode, Settings
-from tests.e2e.conftest import running_gate, running_upstream
+from tests.e2e.conftest import running_gate
+from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
 CLIENT_KEY = "sk-client-key-for-tests-9876543210"
