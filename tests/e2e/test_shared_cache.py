@@ -8,6 +8,7 @@ stored in the cassette but not part of the key, so a cassette shows which proces
 
 from __future__ import annotations
 
+import signal
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -74,6 +75,10 @@ async def test_two_processes_hammering_one_directory_write_each_cassette_once(
                     while len(upstream.requests) < len(gates) * len(REQUESTS):
                         await trio.sleep(POLL_INTERVAL_S)
                     upstream.hold.set()
+                # Cassettes are written just after each answer ends; a graceful stop waits for those writes.
+                for gate in gates.values():
+                    gate.process.send_signal(signal.SIGTERM)
+                    assert await gate.wait_for_exit() == 0
                 logs = {project: gate.log() for project, gate in gates.items()}
         async with running_gate(settings, Mode.REPLAY) as replay_gate:
             replayed = {request: await ask(replay_gate.base_url, request) for request in REQUESTS}
@@ -112,6 +117,8 @@ async def test_a_miss_reads_the_disk_before_going_upstream(record_settings: Sett
                 gate_process(settings, Mode.RECORD, tmp_path / "b.log") as gate_b,
             ):
                 recorded_by_a = await ask(gate_a.base_url, request)
+                while not CassetteStore(settings.cache_dir).count():  # A writes it just after answering
+                    await trio.sleep(POLL_INTERVAL_S)
                 answered_by_b = await ask(gate_b.base_url, request)  # B started before A recorded it
     assert recorded_by_a[0] == "recorded"
     assert answered_by_b == ("hit", recorded_by_a[1])
