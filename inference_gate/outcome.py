@@ -1,0 +1,52 @@
+"""What the gate did with one request, decided once and read by everyone who reports it.
+
+The `x-inference-gate` header, the log line and the pytest plugin's ledger all read the same `Answer`, so they
+can never disagree. Every outcome is a claim a user relies on, so each one means exactly what it says:
+
+- `hit`: answered from a cassette that is on disk.
+- `recorded`: answered from upstream, and the cassette is on disk before the response's last byte is sent.
+- `passthrough`: answered from upstream, but not recorded; `reason` says why (an error status, a broken
+  stream, a failed write, a response over the size cap, a credential in the bytes).
+- `miss`: replay mode had no cassette; never forwarded.
+- `error`: the gate refused the request or failed itself; `reason` says why.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+OUTCOME_HEADER = b"x-inference-gate"
+CASSETTE_HEADER = b"x-inference-gate-cassette"
+REASON_HEADER = b"x-inference-gate-reason"
+
+
+class Outcome(enum.Enum):
+    HIT = "hit"
+    RECORDED = "recorded"
+    PASSTHROUGH = "passthrough"
+    MISS = "miss"
+    ERROR = "error"
+
+    @property
+    def header_value(self) -> bytes:
+        return self.value.encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One request's outcome, with what a report needs to name it.
+
+    `cassette` is the cassette's name relative to the cache directory (`chat.completions/say-hi.3f2a….json`),
+    set for a hit and for a recording. `request` is a short human description of the request (endpoint, model,
+    the start of the prompt) and `closest` the nearest recorded request, both set for a miss.
+    """
+
+    method: str
+    path: str
+    status: int
+    outcome: Outcome
+    cassette: str | None = None
+    reason: str | None = None
+    request: str | None = None
+    closest: str | None = None
