@@ -6,7 +6,7 @@ it already knows are byte-identical. Output is a `CassetteChanges`:
 
 - `added` and `removed`: cassettes on one side only, with their endpoint, model and prompt;
 - `prompt_changed`: a removed and an added cassette of the same endpoint folder whose stored requests differ
-  in at most `MAX_PAIR_DIFFERENCES` JSON paths. Editing a prompt renames its cassette (the name holds the key),
+  in at most `MAX_PAIR_DIFFERENCES` JSON paths, each changed string keeping at least half its text. Editing a prompt renames its cassette (the name holds the key),
   so without pairing every edited prompt would read as one cassette lost and an unrelated one gained. Pairs
   are taken closest first, then by name, so the pairing never depends on input order;
 - `changed`: the same name with a material difference (see `volatile.py`): the reply text, the tool calls,
@@ -181,15 +181,24 @@ def _prefixed(prefix: str, differences: list[Any]) -> list[FieldChange]:
     return changes
 
 
-def _likeness(differences: list[FieldChange]) -> int:
-    """How many characters the changed strings keep at their start and end: among pairs at the same number
-    of differences, an edited prompt is most like the prompt it was edited from."""
-    shared = 0
+def _kept_characters(difference: FieldChange) -> int | None:
+    """How many characters an edited string keeps at its start and end; None for a value that is not text."""
+    if not (isinstance(difference.old, str) and isinstance(difference.new, str)):
+        return None
+    start = shared_prefix_length(difference.old, difference.new)
+    return start + shared_suffix_length(difference.old[start:], difference.new[start:])
+
+
+def _is_small_edit(differences: list[FieldChange]) -> bool:
+    """At most MAX_PAIR_DIFFERENCES paths, and every changed string keeps at least half of the longer one:
+    `capital of France?` -> `capital of Spain?` is an edit, `Count to three` -> `Tell me a joke` is not."""
+    if len(differences) > MAX_PAIR_DIFFERENCES:
+        return False
     for difference in differences:
-        if isinstance(difference.old, str) and isinstance(difference.new, str):
-            start = shared_prefix_length(difference.old, difference.new)
-            shared += start + shared_suffix_length(difference.old[start:], difference.new[start:])
-    return shared
+        kept = _kept_characters(difference)
+        if kept is not None and kept * 2 < max(len(difference.old), len(difference.new)):
+            return False
+    return True
 
 
 def _prompt_changes(removed: dict[str, Any], added: dict[str, Any]) -> list[PromptChange]:
@@ -201,8 +210,10 @@ def _prompt_changes(removed: dict[str, Any], added: dict[str, Any]) -> list[Prom
             if isinstance(removed_document, str) or isinstance(added_document, str):
                 continue
             differences = request_differences(removed_document, added_document)
-            if len(differences) <= MAX_PAIR_DIFFERENCES:
-                rank = (len(differences), -_likeness(differences), removed_name, added_name)
+            if _is_small_edit(differences):
+                # Closest first; among equals, the one whose strings kept most of the text it was edited from.
+                kept = sum(_kept_characters(difference) or 0 for difference in differences)
+                rank = (len(differences), -kept, removed_name, added_name)
                 candidates.append((rank, differences))
     pairs: list[PromptChange] = []
     taken: set[str] = set()

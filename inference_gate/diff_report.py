@@ -53,18 +53,29 @@ def value_text(value: Any) -> str:
 
 
 def word_diff(old: str, new: str) -> str:
-    """`[-old words-]{+new words+}` between the unchanged words, as `git diff --word-diff` shows it."""
+    """`[-old words-]{+new words+}` between the unchanged words, as `git diff --word-diff` shows it.
+
+    Spaces shared between two changed runs belong to the change, so a reworded sentence reads as one
+    replacement instead of one bracket per word.
+    """
     old_words, new_words = WORD_OR_SPACE.findall(old), WORD_OR_SPACE.findall(new)
+    opcodes = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False).get_opcodes()
+    runs: list[tuple[bool, str, str]] = []  # (unchanged, old text, new text)
+    for index, (operation, old_start, old_end, new_start, new_end) in enumerate(opcodes):
+        old_text, new_text = "".join(old_words[old_start:old_end]), "".join(new_words[new_start:new_end])
+        between_changes = 0 < index < len(opcodes) - 1 and old_text.isspace()
+        unchanged = operation == "equal" and not between_changes
+        if runs and not unchanged and not runs[-1][0]:
+            _, previous_old, previous_new = runs.pop()
+            old_text, new_text = previous_old + old_text, previous_new + new_text
+        runs.append((unchanged, old_text, new_text))
     pieces = []
-    matcher = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False)
-    for operation, old_start, old_end, new_start, new_end in matcher.get_opcodes():
-        if operation == "equal":
-            pieces.append("".join(old_words[old_start:old_end]))
+    for unchanged, old_text, new_text in runs:
+        if unchanged:
+            pieces.append(old_text)
             continue
-        if old_end > old_start:
-            pieces.append(f"[-{''.join(old_words[old_start:old_end])}-]")
-        if new_end > new_start:
-            pieces.append(f"{{+{''.join(new_words[new_start:new_end])}+}}")
+        pieces.append(f"[-{old_text}-]" if old_text else "")
+        pieces.append(f"{{+{new_text}+}}" if new_text else "")
     return "".join(pieces)
 
 
