@@ -15,10 +15,13 @@ query parameter the gate has not heard of. The audit looks, in the bytes of ever
   list, when at least `MIN_ENV_VALUE_CHARS` long (shorter ones would match ordinary text).
 
 A key's shape includes its length and, for `sk-` keys, a digit: a prompt about scikit-learn (`sk-learn`) or a
-slug like `sk-my-notes` is not a key. Masked values (`sk-abc****1234`, `<redacted>`) do not match.
+slug like `sk-my-notes` is not a key. Masked values (`sk-abc****1234`, the `redact` setting's `<redacted>`) do
+not match.
 
-All patterns are one regular expression run once over each file's bytes: a clean file, the common case, costs
-one pass and no parsing. Only a file with a finding is parsed, to name the JSON path of each value. A finding
+A clean file, the common case, costs one lower-casing pass and a few substring searches (each pattern has
+literal anchors, one of which every match contains), and no parsing: a pattern's regular expression runs only
+on a file that holds one of its anchors, since Python's `re` tries every position of every file otherwise.
+Only a file with a finding is parsed, to name the JSON path of each value. A finding
 shows the value masked, never whole, and the allow-list (`audit_allow`) drops known false positives by value
 or by location.
 """
@@ -40,39 +43,91 @@ KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
 MIN_ENV_VALUE_CHARS = 32
 UNKNOWN_PATH = "?"
 
-_CREDENTIAL_PARAMETERS = rb"api[-_]?key|key|access[-_]token|token|sig|signature|client[-_]secret|secret|password"
-_HEADERS = rb"proxy-authorization|authorization|x-api-key|api-key|x-goog-api-key|set-cookie|cookie"
-_TOKEN_START = rb"(?<![A-Za-z0-9_-])"
+CREDENTIAL_PARAMETERS = (
+    "api-key",
+    "api_key",
+    "apikey",
+    "key",
+    "access_token",
+    "access-token",
+    "token",
+    "sig",
+    "signature",
+    "client_secret",
+    "client-secret",
+    "secret",
+    "password",
+)
+CREDENTIAL_HEADERS = (
+    "proxy-authorization",
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "set-cookie",
+    "cookie",
+)
+TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+HEADER_NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz-")
 _TOKEN_END = rb"(?![A-Za-z0-9_-])"
-# (group, kind, pattern); a group's value is the whole match unless a `<group>_value` group is in it.
-_PATTERNS: tuple[tuple[str, str, bytes], ...] = (
-    ("anthropic", "Anthropic API key", _TOKEN_START + rb"sk-ant-[A-Za-z0-9_-]{20,}"),
-    (
-        "openai",
+_HEADER_VALUE = rb'"?\s*:\s*"?(?P<value>(?:[a-z]+ )?[^\s"\\,;<]{8,})'
+
+
+def _one_of(names: tuple[str, ...]) -> bytes:
+    return b"|".join(re.escape(name.encode()) for name in sorted(names, key=len, reverse=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    """A credential's shape.
+
+    Every regex starts with a literal, which `re` finds at memchr speed; one starting with a class or a
+    lookbehind would be tried at every byte of every file. So the boundaries a regex cannot start with are
+    checked after a match: `token` means the match must not follow a token character, `header` that the name
+    is extended back over the header-name characters before it (`x-` in `x-api-key`). A `lowered` regex runs
+    on the lower-cased bytes (same offsets), for names matched in any case. A `value` group, when there is
+    one, is the credential; a `name` group names the header or the query parameter.
+    """
+
+    kind: str
+    regex: re.Pattern[bytes]
+    lowered: bool = False
+    token: bool = False
+    header: bool = False
+
+
+def _pattern(kind: str, regex: bytes, **flags: bool) -> _Pattern:
+    return _Pattern(kind, re.compile(regex), **flags)
+
+
+# In order of precedence: where two matches overlap, the earlier one in the file wins, then the earlier here.
+_PATTERNS = (
+    _pattern("Anthropic API key", rb"sk-ant-[A-Za-z0-9_-]{20,}", token=True),
+    _pattern(
         "OpenAI API key",
-        _TOKEN_START + rb"sk-(?:proj-|svcacct-|admin-)?(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]{20,}" + _TOKEN_END,
+        rb"sk-(?:proj-|svcacct-|admin-)?(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]{20,}" + _TOKEN_END,
+        token=True,
     ),
-    ("google", "Google API key", _TOKEN_START + rb"AIza[0-9A-Za-z_-]{35}" + _TOKEN_END),
-    ("aws", "AWS access key", rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
-    ("github", "GitHub token", _TOKEN_START + rb"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})"),
-    ("jwt", "JWT", rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    ("bearer", "Bearer token", rb"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{16,}"),
-    (
-        "header",
-        "header",
-        rb"(?i:(?P<header_name>" + _HEADERS + rb'))"?\s*:\s*"?(?P<header_value>(?:[A-Za-z]+ )?[^\s"\\,;]{8,})',
-    ),
-    (
-        "url",
+    _pattern("Google API key", rb"AIza[0-9A-Za-z_-]{35}" + _TOKEN_END, token=True),
+    _pattern("AWS access key", rb"A(?:KIA|SIA)[A-Z0-9]{16}(?![A-Z0-9])", token=True),
+    _pattern("GitHub token", rb"gh[pousr]_[A-Za-z0-9]{36,}", token=True),
+    _pattern("GitHub token", rb"github_pat_[A-Za-z0-9_]{40,}", token=True),
+    _pattern("JWT", rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    _pattern("header", rb"(?P<name>authorization)" + _HEADER_VALUE, lowered=True, header=True),
+    _pattern("header", rb"(?P<name>api-key)" + _HEADER_VALUE, lowered=True, header=True),
+    _pattern("header", rb"(?P<name>cookie)" + _HEADER_VALUE, lowered=True, header=True),
+    _pattern("Bearer token", rb"bearer\s+[a-z0-9._~+/=-]{16,}", lowered=True),
+    _pattern(
         "credential query parameter",
-        rb"[?&](?i:(?P<url_name>" + _CREDENTIAL_PARAMETERS + rb"))=(?P<url_value>[^&\s\"\\#]{8,})",
+        rb"=(?P<value>[^&\s\"\\#]{8,})",  # the name before `=` is checked after the match
+        lowered=True,
     ),
-    (
-        "pair",
+    _pattern(
         "credential query parameter",
-        rb'\[\s*"(?i:(?P<pair_name>' + _CREDENTIAL_PARAMETERS + rb'))"\s*,\s*"(?P<pair_value>[^"\\]{8,})"',
+        rb'\[\s*"(?i:(?P<name>' + _one_of(CREDENTIAL_PARAMETERS) + rb'))"\s*,\s*"(?P<value>[^"\\]{8,})"',
     ),
 )
+_URL_PARAMETER = re.compile(rb"[?&](?P<name>" + _one_of(CREDENTIAL_PARAMETERS) + rb")$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +160,29 @@ def mask(value: str) -> str:
     return f"{value[:prefix]}…{value[len(value) - suffix :] if suffix else ''} ({len(value)} chars)"
 
 
+def _credential(pattern: _Pattern, match: re.Match[bytes], data: bytes, lowered: bytes) -> tuple[str, int, str] | None:
+    """(kind, start, value) of a match once its boundaries are checked; None when they fail."""
+    start = match.start()
+    value_start, value_end = match.span("value") if "value" in pattern.regex.groupindex else match.span()
+    value = data[value_start:value_end].decode("utf-8", "replace")
+    kind = pattern.kind
+    if pattern.token and start > 0 and data[start - 1] in TOKEN_CHARS:
+        return None
+    if pattern.header:
+        while start > 0 and lowered[start - 1] in HEADER_NAME_CHARS:
+            start -= 1
+        kind = f"{lowered[start : match.end('name')].decode()} header"
+    elif "name" in pattern.regex.groupindex:
+        kind = f"{kind} {match.group('name').decode().lower()!r}"
+    elif kind == "credential query parameter":
+        parameter = _URL_PARAMETER.search(lowered, max(0, start - 32), start)
+        if parameter is None:
+            return None
+        start = parameter.start()
+        kind = f"{kind} {parameter.group('name').decode()!r}"
+    return kind, start, value
+
+
 def watched_values(environ: Mapping[str, str], extra_variables: Sequence[str] = ()) -> dict[str, str]:
     """The current values of the key variables and `extra_variables` that are long enough to be credentials."""
     values = {}
@@ -116,38 +194,45 @@ def watched_values(environ: Mapping[str, str], extra_variables: Sequence[str] = 
 
 
 class CredentialScanner:
-    """The audit's patterns, with the watched environment values and the allow-list, compiled once."""
+    """The audit's patterns, with the watched environment values and the allow-list."""
 
     def __init__(self, env_values: Mapping[str, str] | None = None, allow: Sequence[str] = ()) -> None:
         self.allow = tuple(allow)
-        self._kinds = {group: kind for group, kind, _ in _PATTERNS}
-        parts = []
-        for index, (variable, value) in enumerate((env_values or {}).items()):
-            self._kinds[f"env{index}"] = f"value of ${variable}"
-            parts.append(rb"(?P<env%d>%s)" % (index, re.escape(value.encode())))
-        parts += [rb"(?P<%s>%s)" % (group.encode(), pattern) for group, _, pattern in _PATTERNS]
-        self._pattern = re.compile(b"|".join(parts))
+        self._watched = [(f"value of ${variable}", value.encode()) for variable, value in (env_values or {}).items()]
 
     def scan(self, name: str, data: bytes) -> tuple[list[Finding], int]:
         """The findings in one file's bytes, and how many more the allow-list dropped."""
-        matches = list(self._pattern.finditer(data))
-        if not matches:
+        found = self._matches(data)
+        if not found:
             return [], 0
-        found = []
-        for match in matches:
-            group = match.lastgroup or ""
-            value = (match.groupdict().get(f"{group}_value") or match.group(group)).decode("utf-8", "replace")
-            kind = self._kinds[group]
-            if group in ("header", "url", "pair"):
-                parameter = match.group(f"{group}_name").decode().lower()
-                kind = f"{parameter} header" if group == "header" else f"{kind} {parameter!r}"
-            found.append((kind, value))
-        paths = _paths_of(data, [value for _, value in found])
+        paths = _paths_of(data, [value for _, _, kind, value in found])
         findings = [
-            Finding(name, path, kind, mask(value), value) for (kind, value), path in zip(found, paths, strict=True)
+            Finding(name, path, kind, mask(value), value)
+            for (_, _, kind, value), path in zip(found, paths, strict=True)
         ]
         kept = [finding for finding in findings if not self.is_allowed(finding)]
         return kept, len(findings) - len(kept)
+
+    def _matches(self, data: bytes) -> list[tuple[int, int, str, str]]:
+        """(start, end, kind, value) of each credential, in file order, overlapping matches resolved."""
+        candidates: list[tuple[int, int, int, str, str]] = []  # start, precedence, end, kind, value
+        for precedence, (kind, value) in enumerate(self._watched):
+            start = data.find(value)
+            while start != -1:
+                candidates.append((start, precedence, start + len(value), kind, value.decode("utf-8", "replace")))
+                start = data.find(value, start + 1)
+        lowered = data.lower()
+        for precedence, pattern in enumerate(_PATTERNS, start=len(self._watched)):
+            for match in pattern.regex.finditer(lowered if pattern.lowered else data):
+                found = _credential(pattern, match, data, lowered)
+                if found is not None:
+                    kind, start, value = found
+                    candidates.append((start, precedence, match.end(), kind, value))
+        accepted: list[tuple[int, int, str, str]] = []
+        for start, _, end, kind, value in sorted(candidates):
+            if not accepted or start >= accepted[-1][1]:
+                accepted.append((start, end, kind, value))
+        return accepted
 
     def is_allowed(self, finding: Finding) -> bool:
         """An allow-list entry is the flagged value itself, or a location glob: `NAME` or `NAME:JSON_PATH`."""

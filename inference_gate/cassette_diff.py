@@ -6,9 +6,10 @@ it already knows are byte-identical. Output is a `CassetteChanges`:
 
 - `added` and `removed`: cassettes on one side only, with their endpoint, model and prompt;
 - `prompt_changed`: a removed and an added cassette of the same endpoint folder whose stored requests differ
-  in at most `MAX_PAIR_DIFFERENCES` JSON paths, each changed string keeping at least half its text. Editing a prompt renames its cassette (the name holds the key),
-  so without pairing every edited prompt would read as one cassette lost and an unrelated one gained. Pairs
-  are taken closest first, then by name, so the pairing never depends on input order;
+  in at most `MAX_PAIR_DIFFERENCES` JSON paths, each changed string keeping at least half its text. Editing a
+  prompt renames its cassette (the name holds the key), so without pairing every edited prompt would read as
+  one cassette lost and an unrelated one gained. Pairs are taken closest first, then by name, so the pairing
+  never depends on input order;
 - `changed`: the same name with a material difference (see `volatile.py`): the reply text, the tool calls,
   the finish reason, the usage, the replying model, the status, and any other difference in the request or
   the response headers as a JSON path with both values. A difference in the response body that none of the

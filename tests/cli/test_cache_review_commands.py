@@ -63,22 +63,22 @@ async def record(cache_dir: Path, prompts: list[str], *, streamed: tuple[str, ..
     upstream = fake_upstream.FakeUpstream(expected_api_key=GATE_KEY)
     settings = Settings(cache_dir=cache_dir, api_key=GATE_KEY, upstream_read_timeout_s=10.0)
     with trio.fail_after(30):
-        async with running_upstream(upstream):
-            async with (
-                running_gate(replace(settings, upstream=upstream.url), Mode.RECORD) as gate,
-                openai.AsyncOpenAI(base_url=gate.base_url, api_key="sk-client-not-stored", max_retries=0) as client,
-            ):
-                for prompt in prompts:
-                    stream = prompt in streamed
-                    result = await client.chat.completions.create(
-                        model="gpt-4o-mini",
-                        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}],
-                        temperature=0,
-                        stream=stream,
-                        **({"stream_options": {"include_usage": True}} if stream else {}),
-                    )
-                    if stream:
-                        [chunk async for chunk in result]
+        async with (
+            running_upstream(upstream),
+            running_gate(replace(settings, upstream=upstream.url), Mode.RECORD) as gate,
+            openai.AsyncOpenAI(base_url=gate.base_url, api_key="sk-client-not-stored", max_retries=0) as client,
+        ):
+            for prompt in prompts:
+                stream = prompt in streamed
+                result = await client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}],
+                    temperature=0,
+                    stream=stream,
+                    **({"stream_options": {"include_usage": True}} if stream else {}),
+                )
+                if stream:
+                    [chunk async for chunk in result]
 
 
 def cassette_named(cache_dir: Path, prompt: str) -> Path:
@@ -316,7 +316,7 @@ def test_audit_names_file_path_and_kind_and_masks_the_value(home, tmp_path, monk
         }
     ]
     config = home / "allow.yaml"
-    config.write_text(f'audit_allow: ["chat.completions/say-hello-*:request.body.*"]\n', encoding="utf-8")
+    config.write_text('audit_allow: ["chat.completions/say-hello-*:request.body.*"]\n', encoding="utf-8")
     allowed = run(f"cache audit --config {config} --cache-dir {cache_dir}")
     assert allowed.status_code == 0
     assert "1 allowed by audit_allow" in allowed.io.fetch_output()
@@ -328,7 +328,9 @@ def test_audit_looks_for_the_variables_named_in_the_config(home, tmp_path, monke
     secret = "my-own-service-credential-" + "x7" * 10
     monkeypatch.setenv("MY_SERVICE_TOKEN", secret)
     source = EXAMPLES / "chat.completions" / "say-hello-in-french.b0993493b1136b3c.json"
-    (cache_dir / "chat.completions" / source.name).write_bytes(source.read_bytes().replace(b"Say hello", secret.encode()))
+    (cache_dir / "chat.completions" / source.name).write_bytes(
+        source.read_bytes().replace(b"Say hello", secret.encode())
+    )
     assert run(f"cache audit --cache-dir {cache_dir}").status_code == 0  # not a known shape, not watched
     config = home / "audit.yaml"
     config.write_text("audit_env: [MY_SERVICE_TOKEN]\n", encoding="utf-8")
