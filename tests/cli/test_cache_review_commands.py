@@ -7,8 +7,6 @@ by changing the fake's answer for one prompt between the two recordings.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from cleo.testers.application_tester import ApplicationTester
 from inference_gate import Mode, Settings
 from inference_gate.cli.app import GateApplication
 from tests.e2e.conftest import running_gate
+from tests.gitrepo import commit_all, init_repository
 from tests.servers import running_upstream
 from tools import fake_upstream
 
@@ -36,26 +35,6 @@ EDITED_CAPITAL = "What is the capital of Spain? Answer in one word."
 COUNT = "Count to three"
 JOKE = "Tell me a joke about caches"
 FRENCH_REPLY = fake_upstream.reply_text(FRENCH)  # before a test changes the fake's answer
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-    done = subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return done.stdout
-
-
-def commit_all(repo: Path, message: str) -> str:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD").strip()
 
 
 async def record(cache_dir: Path, prompts: list[str], *, streamed: tuple[str, ...] = ()) -> None:
@@ -89,9 +68,7 @@ def cassette_named(cache_dir: Path, prompt: str) -> Path:
 
 @pytest.fixture
 def repo(tmp_path, home, monkeypatch) -> Path:
-    repo = tmp_path / "project"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
+    repo = init_repository(tmp_path / "project")
     monkeypatch.chdir(repo)
     return repo
 
