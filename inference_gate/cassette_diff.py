@@ -56,7 +56,11 @@ class FieldChange:
 
 @dataclass(frozen=True, slots=True)
 class ChangedCassette:
+    """A cassette changed in place; `endpoint` and `model` are the new version's."""
+
     name: str
+    endpoint: str
+    model: str | None
     changes: tuple[FieldChange, ...]
 
 
@@ -79,7 +83,7 @@ class CassetteChanges:
     volatile_only: tuple[str, ...] = ()
 
     @property
-    def any(self) -> bool:
+    def has_changes(self) -> bool:
         """Whether anything material changed (what `--exit-code` reports)."""
         return bool(self.added or self.removed or self.changed or self.prompt_changed)
 
@@ -93,7 +97,8 @@ def diff_cassettes(old: Mapping[str, bytes], new: Mapping[str, bytes]) -> Casset
     for name in sorted(documents_old.keys() & documents_new.keys()):
         changes = cassette_changes(documents_old[name], documents_new[name])
         if changes:
-            changed.append(ChangedCassette(name, tuple(changes)))
+            listed = _listed(name, documents_new[name])
+            changed.append(ChangedCassette(name, listed.endpoint, listed.model, tuple(changes)))
         else:
             volatile_only.append(name)
     removed = {name: documents_old[name] for name in sorted(documents_old.keys() - documents_new.keys())}

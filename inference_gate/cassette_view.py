@@ -122,7 +122,8 @@ def _turns(endpoint: str, body: dict[str, Any]) -> list[Turn]:
         given = body.get("input")
         if isinstance(given, str):
             return [*turns, Turn("user", given)]
-        return turns + [_responses_turn(_dict(item)) for item in given or [] if isinstance(given, list)]
+        items = given if isinstance(given, list) else []
+        return turns + [_responses_turn(_dict(item)) for item in items]
     messages = body.get("messages")
     if isinstance(messages, list):
         return [_chat_turn(_dict(message)) for message in messages]
@@ -301,7 +302,7 @@ def view_lines(view: CassetteView, limit: int = VALUE_LIMIT_CHARS) -> list[str]:
         lines.append(f"  model:     {reply.model}")
     if reply.finish_reason:
         lines.append(f"  finish:    {reply.finish_reason}")
-    if reply.usage:
-        scalars = {name: value for name, value in reply.usage.items() if isinstance(value, int | float)}
-        lines.append("  usage:     " + ", ".join(f"{name}={value}" for name, value in scalars.items()))
+    counts = {name: value for name, value in reply.usage.items() if isinstance(value, int | float)}
+    if counts:
+        lines.append("  usage:     " + ", ".join(f"{name}={value}" for name, value in counts.items()))
     return lines

@@ -154,7 +154,7 @@ def markdown(diff: RevisionDiff) -> str:
     changes = diff.changes
     lines = [f"### Cassette changes: {_code(diff.base)} → {_code(diff.target)}", ""]
     lines.append(f"{_cell(summary_counts(changes))} in {_code(diff.folder)}.")
-    if changes.any:
+    if changes.has_changes:
         lines += ["", "| change | cassette | endpoint | model | what |", "| --- | --- | --- | --- | --- |"]
         for listed in changes.added:
             lines.append(_listed_row("added", listed))
@@ -168,7 +168,8 @@ def markdown(diff: RevisionDiff) -> str:
             )
         for changed in changes.changed:
             fields = ", ".join(_cell(change.field) for change in changed.changes)
-            lines.append(f"| changed | {_code(changed.name)} | {changed.name.split('/')[0]} | | {fields} |")
+            model = _cell(changed.model or "-")
+            lines.append(f"| changed | {_code(changed.name)} | {changed.endpoint} | {model} | {fields} |")
         for pair in changes.prompt_changed:
             lines += _details(f"prompt changed: {pair.added.name}", [*pair.differences, *pair.reply_changes])
         for changed in changes.changed:
@@ -217,7 +218,12 @@ def as_json(diff: RevisionDiff) -> dict[str, Any]:
             for pair in changes.prompt_changed
         ],
         "changed": [
-            {"name": changed.name, "changes": [_change_json(change) for change in changed.changes]}
+            {
+                "name": changed.name,
+                "endpoint": changed.endpoint,
+                "model": changed.model,
+                "changes": [_change_json(change) for change in changed.changes],
+            }
             for changed in changes.changed
         ],
         "volatile_only": list(changes.volatile_only),

@@ -29,7 +29,7 @@ def edited(name: str, change) -> bytes:
 def test_identical_files_are_no_change():
     files = {name: (EXAMPLES / name).read_bytes() for name in (FRENCH, HAIKU)}
     changes = diff_cassettes(files, dict(files))
-    assert not changes.any and changes.volatile_only == ()
+    assert not changes.has_changes and changes.volatile_only == ()
 
 
 def test_added_and_removed_name_endpoint_model_and_prompt():
@@ -94,7 +94,7 @@ def test_only_volatile_values_changed():
                 event["data"]["id"] = "chatcmpl-new"
 
     changes = diff_cassettes({HAIKU: encoded(document(HAIKU))}, {HAIKU: edited(HAIKU, change)})
-    assert not changes.any and changes.volatile_only == (HAIKU,)
+    assert not changes.has_changes and changes.volatile_only == (HAIKU,)
 
 
 def test_an_edited_prompt_pairs_with_the_cassette_it_was_edited_from():

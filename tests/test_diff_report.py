@@ -28,13 +28,15 @@ def test_values_on_one_line():
 
 def test_text_of_a_multi_line_reply_is_a_line_diff():
     change = FieldChange("reply", "line one\nline two", "line one\nline 2")
-    lines = text_lines(revision_diff(CassetteChanges(changed=(ChangedCassette("a/b.json", (change,)),))))
+    lines = text_lines(revision_diff(CassetteChanges(changed=(ChangedCassette("a/b.json", "a", None, (change,)),))))
     assert lines[1:] == ["changed  a/b.json", "  reply:", "     line one", "    -line two", "    +line 2"]
 
 
 def test_markdown_table_cells_and_code_survive_pipes_backticks_and_tags():
     listed = ListedCassette("chat.completions/x.json", "chat.completions", "gpt|4", "use `a|b` <script>\nnow")
-    changed = ChangedCassette("chat.completions/y.json", (FieldChange("reply", "```py\nx\n```", "ok"),))
+    changed = ChangedCassette(
+        "chat.completions/y.json", "chat.completions", "m", (FieldChange("reply", "```py\nx\n```", "ok"),)
+    )
     text = markdown(revision_diff(CassetteChanges(added=(listed,), changed=(changed,))))
     [row] = [line for line in text.splitlines() if line.startswith("| added")]
     assert row == (
@@ -52,7 +54,7 @@ def test_markdown_of_no_changes_is_one_sentence():
 
 def test_json_leaves_out_an_absent_side():
     change = FieldChange("request.body.seed", ABSENT, 7)
-    diff = as_json(revision_diff(CassetteChanges(changed=(ChangedCassette("a/b.json", (change,)),))))
+    diff = as_json(revision_diff(CassetteChanges(changed=(ChangedCassette("a/b.json", "a", None, (change,)),))))
     assert orjson.loads(orjson.dumps(diff))["changed"] == [
-        {"name": "a/b.json", "changes": [{"field": "request.body.seed", "new": 7}]}
+        {"name": "a/b.json", "endpoint": "a", "model": None, "changes": [{"field": "request.body.seed", "new": 7}]}
     ]

@@ -136,7 +136,7 @@ class CacheDiffCommand(Command):
         else:
             text = "\n".join(diff_report.text_lines(diff)) + "\n"
         self.io.write(text, type=OutputType.RAW)
-        return 1 if self.option("exit-code") and diff.changes.any else 0
+        return 1 if self.option("exit-code") and diff.changes.has_changes else 0
 
 
 class CacheShowCommand(Command):
