@@ -18,12 +18,11 @@ A key's shape includes its length and, for `sk-` keys, a digit: a prompt about s
 slug like `sk-my-notes` is not a key. Masked values (`sk-abc****1234`, the `redact` setting's `<redacted>`) do
 not match.
 
-A clean file, the common case, costs one lower-casing pass and a few substring searches (each pattern has
-literal anchors, one of which every match contains), and no parsing: a pattern's regular expression runs only
-on a file that holds one of its anchors, since Python's `re` tries every position of every file otherwise.
-Only a file with a finding is parsed, to name the JSON path of each value. A finding
-shows the value masked, never whole, and the allow-list (`audit_allow`) drops known false positives by value
-or by location.
+A clean file, the common case, costs one lower-casing pass and one search per pattern, and no parsing: every
+pattern starts with a literal (see `_Pattern`), which `re` skips to directly. Only a file with a finding is
+parsed, to name the JSON path of each value. A finding shows the value masked, never whole, and the allow-list
+(`audit_allow`) drops known false positives by value or by location. A credential split across stream events
+(a few characters per chunk) or hidden in a base64 body is not found: the audit reads the file as stored.
 """
 
 from __future__ import annotations
@@ -57,15 +56,6 @@ CREDENTIAL_PARAMETERS = (
     "client-secret",
     "secret",
     "password",
-)
-CREDENTIAL_HEADERS = (
-    "proxy-authorization",
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "set-cookie",
-    "cookie",
 )
 TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 HEADER_NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz-")
