@@ -135,10 +135,10 @@ def cassette_changes(old: dict[str, Any] | str, new: dict[str, Any] | str) -> li
     if isinstance(old, str) or isinstance(new, str):
         old_state, new_state = (side if isinstance(side, str) else READABLE for side in (old, new))
         return [] if old_state == new_state else [FieldChange("cassette", old_state, new_state)]
-    old_view, new_view = material_view(old), material_view(new)
-    if old_view == new_view:
+    old_material, new_material = material_view(old), material_view(new)
+    if old_material == new_material:
         return []
-    return request_differences(old_view, new_view) + reply_changes(old_view, new_view)
+    return request_differences(old_material, new_material) + reply_changes(old_material, new_material)
 
 
 def request_differences(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:

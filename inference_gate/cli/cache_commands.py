@@ -156,8 +156,11 @@ class CacheShowCommand(Command):
         try:
             path = find_cassette(cache_dir, wanted)
             document = cassette_document(path.read_bytes())
-        except (LookupError, CassetteError) as error:
-            write_error(self.io, error.args[0] if isinstance(error, LookupError) else f"{wanted}: {error}")
+        except LookupError as error:
+            write_error(self.io, str(error))
+            return 1
+        except CassetteError as error:
+            write_error(self.io, f"{wanted}: {error}")
             return 1
         except OSError as error:
             write_error(self.io, f"{wanted}: cannot read the file: {error.strerror}")
