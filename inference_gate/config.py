@@ -250,6 +250,12 @@ def _redact_rules(value: object) -> list[str]:
     return list(value)
 
 
+def _text_list(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise _InvalidValue("a list of non-empty strings")
+    return list(value)
+
+
 _PARSERS: dict[str, Callable[[object], object]] = {
     "host": _text,
     "port": _port,
@@ -267,6 +273,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "upstream_connect_timeout_s": _duration_s,
     "upstream_read_timeout_s": _duration_s,
     "shutdown_grace_s": _duration_s,
+    "audit_env": _text_list,
+    "audit_allow": _text_list,
 }
 
 
@@ -326,4 +334,10 @@ upstream_read_timeout_s: 300.0
 
 # Seconds that requests in flight get to finish when the gate shuts down.
 shutdown_grace_s: 5.0
+
+# More environment variables whose values `cache audit` looks for in cassettes (32 characters or longer).
+audit_env: []
+
+# `cache audit` false positives: the flagged value itself, or a location glob NAME or NAME:JSON_PATH.
+audit_allow: []
 """

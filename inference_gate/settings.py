@@ -38,3 +38,5 @@ class Settings:
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 300.0
     shutdown_grace_s: float = 5.0
+    audit_env: list[str] = field(default_factory=list)
+    audit_allow: list[str] = field(default_factory=list)

@@ -13,7 +13,14 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 
 from inference_gate import __version__
-from inference_gate.cli.cache_commands import CacheClearCommand, CacheInfoCommand, CacheListCommand
+from inference_gate.cli.cache_commands import (
+    CacheAuditCommand,
+    CacheClearCommand,
+    CacheDiffCommand,
+    CacheInfoCommand,
+    CacheListCommand,
+    CacheShowCommand,
+)
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
@@ -30,6 +37,9 @@ COMMANDS: tuple[type[Command], ...] = (
     CacheListCommand,
     CacheInfoCommand,
     CacheClearCommand,
+    CacheDiffCommand,
+    CacheShowCommand,
+    CacheAuditCommand,
 )
 
 

@@ -1,24 +1,34 @@
-"""`cache list`, `cache info` and `cache clear`: what was recorded, how much of it, and starting over.
+"""`cache list`, `cache info`, `cache clear`, `cache diff`, `cache show` and `cache audit`.
 
-The data comes from `review.py`; this module only lays it out. `cache list` is a table for a person (one line
-per cassette, previews cut to the terminal's width) or, with `--json`, an array for a script.
+What was recorded, how much of it, starting over, and reviewing a change. The data comes from `review.py`,
+`revision_diff.py`, `cassette_view.py` and `audit.py`; this module only lays it out. `cache list` is a table
+for a person (one line per cassette, previews cut to the terminal's width) or, with `--json`, an array for a
+script.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
 import orjson
 from cleo.commands.command import Command
-from cleo.helpers import option
+from cleo.helpers import argument, option
+from cleo.io.inputs.argument import Argument
 from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 from cleo.terminal import Terminal
 
+from inference_gate import diff_report
+from inference_gate.audit import AuditReport, CredentialScanner, audit_store, watched_values
+from inference_gate.cassette import CassetteError, cassette_document
+from inference_gate.cassette_view import view_lines, view_of
 from inference_gate.cli.common import setting_options, settings_from_io, write_error
+from inference_gate.git_tree import GitError
 from inference_gate.review import CassetteReview, StoreInfo, review_cassettes, store_info
+from inference_gate.revision_diff import diff_revisions
 from inference_gate.store import CassetteStore
 from inference_gate.summary import truncate
 
@@ -93,6 +103,124 @@ class CacheClearCommand(Command):
         removed = store.clear()
         self.io.write_line(f"removed {cassette_count_text(removed)} from {cache_dir}", type=OutputType.RAW)
         return 0
+
+
+class CacheDiffCommand(Command):
+    name = "cache diff"
+    description = "What changed in the cassettes since REV (default HEAD), or between A..B, as a reviewer reads it."
+    arguments: ClassVar[list[Argument]] = [
+        argument("revisions", description="REV (against the working tree) or A..B.", optional=True),
+    ]
+    options: ClassVar[list[Option]] = [
+        *setting_options("cache_dir"),
+        option("format", description="text or markdown (for a pull request).", flag=False, default="text"),
+        option("json", description="Print the changes as JSON, for scripts."),
+        option("exit-code", description="Exit 1 when anything changed, like git diff --exit-code."),
+    ]
+
+    def handle(self) -> int:
+        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        output_format = "json" if self.option("json") else self.option("format")
+        if output_format not in ("text", "markdown", "json"):
+            write_error(self.io, f"--format must be text or markdown, not {output_format!r}")
+            return 2
+        try:
+            diff = diff_revisions(cache_dir, self.argument("revisions"), cwd=Path.cwd())
+        except GitError as error:
+            write_error(self.io, error)
+            return 2
+        if output_format == "json":
+            text = orjson.dumps(diff_report.as_json(diff), option=orjson.OPT_INDENT_2).decode() + "\n"
+        elif output_format == "markdown":
+            text = diff_report.markdown(diff)
+        else:
+            text = "\n".join(diff_report.text_lines(diff)) + "\n"
+        self.io.write(text, type=OutputType.RAW)
+        return 1 if self.option("exit-code") and diff.changes.has_changes else 0
+
+
+class CacheShowCommand(Command):
+    name = "cache show"
+    description = "One cassette as a person reads it: the request in turns, the reply reassembled, the usage."
+    arguments: ClassVar[list[Argument]] = [
+        argument("cassette", description="A cassette file, its name as cache list shows it, or part of it."),
+    ]
+    options: ClassVar[list[Option]] = [
+        *setting_options("cache_dir"),
+        option("json", description="Print the parsed cassette as JSON."),
+    ]
+
+    def handle(self) -> int:
+        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        wanted = self.argument("cassette")
+        try:
+            path = find_cassette(cache_dir, wanted)
+            document = cassette_document(path.read_bytes())
+        except LookupError as error:
+            write_error(self.io, str(error))
+            return 1
+        except CassetteError as error:
+            write_error(self.io, f"{wanted}: {error}")
+            return 1
+        except OSError as error:
+            write_error(self.io, f"{wanted}: cannot read the file: {error.strerror}")
+            return 1
+        if self.option("json"):
+            self.io.write_line(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(), type=OutputType.RAW)
+        else:
+            name = f"{path.parent.name}/{path.name}"
+            _write_lines(self.io, view_lines(view_of(name, document)))
+        return 0
+
+
+def find_cassette(cache_dir: Path, wanted: str) -> Path:
+    """A file path, a name under `cache_dir`, or the one cassette whose name contains `wanted`."""
+    for candidate in (Path(wanted), cache_dir / wanted):
+        if candidate.is_file():
+            return candidate
+    matches = [
+        path for path in CassetteStore(cache_dir).cassette_paths() if wanted in f"{path.parent.name}/{path.name}"
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise LookupError(f"no cassette named {wanted!r} in {cache_dir}")
+    raise LookupError(f"{len(matches)} cassettes in {cache_dir} match {wanted!r}; give more of the name")
+
+
+class CacheAuditCommand(Command):
+    name = "cache audit"
+    description = "Scan every cassette for credentials; exit 1 on any finding (for a pre-commit hook or CI)."
+    options: ClassVar[list[Option]] = [
+        *setting_options("cache_dir"),
+        option("json", description="Print the findings as JSON, for scripts."),
+    ]
+
+    def handle(self) -> int:
+        settings = settings_from_io(self.io).settings
+        cache_dir = settings.cache_dir.absolute()
+        scanner = CredentialScanner(watched_values(os.environ, settings.audit_env), settings.audit_allow)
+        report = audit_store(cache_dir, scanner)
+        if self.option("json"):
+            listing = {"scanned": report.scanned, "allowed": report.allowed}
+            listing["findings"] = [finding.as_json() for finding in report.findings]
+            self.io.write_line(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode(), type=OutputType.RAW)
+        else:
+            _write_lines(self.io, audit_lines(report, cache_dir))
+        return 1 if report.findings else 0
+
+
+def audit_lines(report: AuditReport, cache_dir: Path) -> list[str]:
+    """One line per finding (file, JSON path, kind, masked value), then the count."""
+    lines = [f"{finding.name}  {finding.path}  {finding.kind}  {finding.masked}" for finding in report.findings]
+    allowed = f"; {report.allowed} allowed by audit_allow" if report.allowed else ""
+    scanned = cassette_count_text(report.scanned)
+    if report.findings:
+        count = len(report.findings)
+        lines.append(f"{count} credential{'s' if count > 1 else ''} found in {scanned} in {cache_dir}{allowed}")
+    else:
+        lines.append(f"no credentials found in {scanned} in {cache_dir}{allowed}")
+    return lines
 
 
 def table_lines(reviews: list[CassetteReview], width: int) -> list[str]:

@@ -1,0 +1,86 @@
+"""Which values of a cassette change on every recording of the same exchange, and the cassette without them.
+
+Recording the same request twice against a real API gives two files that differ even when the answer is the
+same: the response `id` is minted per call, `created` is the clock, `system_fingerprint` names the backend
+build, `x-request-id` and the rate-limit headers describe the moment, `recorded_at` is ours. Those values
+are volatile: `cache diff` leaves them out when it says what changed, and `start --refresh` leaves them out
+when it decides whether a re-recording is worth rewriting the file. Text, tool calls, finish reasons and usage
+are material.
+
+The volatile values are:
+- the top-level `recorded_at`;
+- the response headers `x-request-id`, `request-id`, `openai-processing-ms` and every rate-limit header
+  (`x-ratelimit-*`, `anthropic-ratelimit-*`);
+- in a response body and in the `data` of every stream event, at any depth: `id`, `item_id`, `call_id`,
+  `created`, `created_at`, `system_fingerprint` and `obfuscation` (random padding OpenAI adds to stream
+  chunks to hide token lengths); ids are minted per call at every level (`chatcmpl-`, `call_`, `resp_`,
+  `msg_`), not only at the top. A model object (`"object": "model"` or `"type": "model"`, as in a models
+  listing) is the exception: its `id` is the model's name;
+- the SSE `id` field of every stream event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VOLATILE_RESPONSE_HEADERS = frozenset({"x-request-id", "request-id", "openai-processing-ms"})
+VOLATILE_RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+VOLATILE_BODY_KEYS = frozenset(
+    {"id", "item_id", "call_id", "created", "created_at", "system_fingerprint", "obfuscation"}
+)
+VOLATILE_EVENT_FIELDS = frozenset({"id"})
+VOLATILE_TOP_LEVEL = frozenset({"recorded_at"})
+
+
+def is_volatile_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in VOLATILE_RESPONSE_HEADERS or lowered.startswith(VOLATILE_RESPONSE_HEADER_PREFIXES)
+
+
+def material_view(document: dict[str, Any]) -> dict[str, Any]:
+    """A cassette's plain JSON document (see `cassette_document`) without its volatile values; a new object.
+
+    Two recordings of the same exchange have equal material views exactly when nothing that matters changed.
+    The request is kept whole: it is what the key was computed from.
+    """
+    view = {name: value for name, value in document.items() if name not in VOLATILE_TOP_LEVEL}
+    response = document.get("response")
+    if isinstance(response, dict):
+        view["response"] = _material_response(response)
+    return view
+
+
+def _material_response(response: dict[str, Any]) -> dict[str, Any]:
+    material = dict(response)
+    headers = response.get("headers")
+    if isinstance(headers, dict):
+        material["headers"] = {name: value for name, value in headers.items() if not is_volatile_header(name)}
+    if "body" in response:
+        material["body"] = without_volatile_keys(response["body"])
+    events = response.get("events")
+    if isinstance(events, list):
+        material["events"] = [_material_event(event) for event in events]
+    return material
+
+
+def _material_event(event: Any) -> Any:
+    if not isinstance(event, dict):
+        return event
+    material = {name: value for name, value in event.items() if name not in VOLATILE_EVENT_FIELDS}
+    if "data" in event:
+        material["data"] = without_volatile_keys(event["data"])
+    return material
+
+
+def without_volatile_keys(value: Any) -> Any:
+    """`value` with the volatile body keys removed at every depth, except from model objects."""
+    if isinstance(value, dict):
+        is_model = value.get("object") == "model" or value.get("type") == "model"
+        return {
+            key: without_volatile_keys(child)
+            for key, child in value.items()
+            if is_model or key not in VOLATILE_BODY_KEYS
+        }
+    if isinstance(value, list):
+        return [without_volatile_keys(child) for child in value]
+    return value
