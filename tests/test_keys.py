@@ -5,6 +5,7 @@ import pytest
 
 from inference_gate.keys import KEY_SCHEME, canonicalize
 
+RULES_LINE = b'rules:{"ignore":[],"normalize":[],"tool_call_ids":true,"version":1}\n'
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2}
 
 
@@ -46,9 +47,10 @@ def test_query_order_does_not_change_the_key():
 def test_the_key_is_a_documented_sha256_so_it_is_the_same_everywhere():
     body = b'{"b": 1, "a": [1.5, "\xc3\xa9"]}'
     expected = hashlib.sha256(
-        KEY_SCHEME + b"POST /v1/embeddings\n\n" + b'json:{"a":[1.5,"\xc3\xa9"],"b":1}'
+        KEY_SCHEME + RULES_LINE + b"POST /v1/embeddings\n\n" + b'json:{"a":[1.5,"\xc3\xa9"],"b":1}'
     ).hexdigest()
     assert canonicalize("post", "/v1/embeddings", body).key == expected
+    assert expected == "e7aa42d16789fe337b7d852f80c0b6804b3ff423e248138547a574a37a5e145a"
 
 
 def test_a_body_that_is_not_json_is_keyed_by_its_bytes():
@@ -56,7 +58,9 @@ def test_a_body_that_is_not_json_is_keyed_by_its_bytes():
     second = canonicalize("POST", "/v1/audio/transcriptions", b"--boundary\r\nabd")
     assert not first.is_json and first.json_body is None
     assert first.key != second.key
-    expected = hashlib.sha256(KEY_SCHEME + b"POST /v1/audio/transcriptions\n\nbytes:--boundary\r\nabc").hexdigest()
+    expected = hashlib.sha256(
+        KEY_SCHEME + RULES_LINE + b"POST /v1/audio/transcriptions\n\nbytes:--boundary\r\nabc"
+    ).hexdigest()
     assert first.key == expected
 
 
