@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +96,8 @@ def _normalize_rule(entry: object, index: int) -> NormalizeRule:
     return NormalizeRule(path, compiled, replace)
 
 
-def _visit(value: Any, tokens: list[str | int], where: str, act: Callable[[Any, str | int, str], None]) -> None:
-    """Call `act(container, child, concrete path)` for every value `tokens` reaches in `value`."""
+def _reach(value: Any, tokens: list[str | int], where: str) -> list[tuple[Any, str | int, str]]:
+    """Every (container, child, concrete path) that `tokens` reaches in `value`, in document order."""
     head, rest = tokens[0], tokens[1:]
     if isinstance(value, dict) and isinstance(head, str) and head in value:
         children: list[tuple[str | int, str]] = [(head, f"{where}.{head}")]
@@ -106,12 +106,10 @@ def _visit(value: Any, tokens: list[str | int], where: str, act: Callable[[Any, 
     elif isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
         children = [(head, f"{where}[{head}]")]
     else:
-        return
-    for child, path in reversed(children):  # reversed: removing a list item keeps the earlier indices valid
-        if rest:
-            _visit(value[child], rest, path, act)
-        else:
-            act(value, child, path)
+        return []
+    if not rest:
+        return [(value, child, path) for child, path in children]
+    return [found for child, path in children for found in _reach(value[child], rest, path)]
 
 
 def _substitute(value: Any, rule: NormalizeRule) -> tuple[Any, bool]:
@@ -228,20 +226,17 @@ class KeyRules:
         json_body = copy.deepcopy(json_body)
         pairs = list(query)
         changed: list[str] = []
-        container = {"body": json_body}
-
-        def drop(parent: Any, child: str | int, path: str) -> None:
-            del parent[child]
-            changed.append(path)
-
         for path in self.ignore:
             kind, _, rest = path.partition(".")
             if kind == "query":
                 if any(name == rest for name, _ in pairs):
                     changed.append(path)
                 pairs = [(name, value) for name, value in pairs if name != rest]
-            else:
-                _visit(container, ["body", *parse_redact_path(rest)], "", lambda p, c, w: drop(p, c, w[1:]))
+                continue
+            slots = _reach(json_body, parse_redact_path(rest), "body")
+            changed.extend(where for _, _, where in slots)
+            for parent, child, _ in reversed(slots):  # from the end, so removing a list item moves no other slot
+                del parent[child]
         for rule in self.normalize:
             kind, _, rest = rule.path.partition(".")
             if kind == "query":
@@ -250,17 +245,14 @@ class KeyRules:
                 ]
                 changed.extend(rule.path for old, new in zip(pairs, rewritten, strict=True) if old != new)
                 pairs = rewritten
-            else:
-
-                def rewrite(parent: Any, child: str | int, where: str, rule: NormalizeRule = rule) -> None:
-                    parent[child], was_changed = _substitute(parent[child], rule)
-                    if was_changed:
-                        changed.append(where[1:])
-
-                _visit(container, ["body", *parse_redact_path(rest)], "", rewrite)
+                continue
+            for parent, child, where in _reach(json_body, parse_redact_path(rest), "body"):
+                parent[child], was_changed = _substitute(parent[child], rule)
+                if was_changed:
+                    changed.append(where)
         if self.tool_call_ids:
-            changed.extend(canonicalize_tool_call_ids(container["body"]))
-        return KeyedParts(container["body"], tuple(pairs), tuple(dict.fromkeys(changed)))
+            changed.extend(canonicalize_tool_call_ids(json_body))
+        return KeyedParts(json_body, tuple(pairs), tuple(dict.fromkeys(changed)))
 
 
 _DEFAULT = KeyRules()

@@ -57,7 +57,7 @@ def test_quoted_names_may_hold_semicolons_quotes_and_utf8():
 
 def test_a_part_with_no_headers_has_no_name():
     body = b"--z\r\n\r\ncontent\r\n--z--"
-    with pytest.raises(MultipartError, match="Part 1 .* no Content-Disposition"):
+    with pytest.raises(MultipartError, match=r"Part 1 .* no Content-Disposition"):
         parse_multipart(body, content_type_for("z"))
 
 
