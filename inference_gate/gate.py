@@ -165,8 +165,10 @@ class Gate:
             canonical = canonicalize(
                 request.method, request.target, request.body, content_type=content_type.decode("latin-1")
             )
-        except (JsonTooDeepError, MultipartError) as error:
-            raise GateError(400, str(error), code="invalid_request_body", retryable=False) from None
+        except JsonTooDeepError as error:
+            raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
+        except MultipartError as error:
+            raise GateError(400, str(error), code="invalid_multipart", retryable=False) from None
         if request.body and not canonical.is_json and content_type.startswith(b"application/json"):
             try:
                 json.loads(request.body)
