@@ -40,6 +40,7 @@ KEY_RULES_VERSION = 1
 
 _JSON_PATH = re.compile(r"(?:[^.\[\]]+|\[(?:\*|\d+)\])(?:\[(?:\*|\d+)\]|\.[^.\[\]]+)*")
 _QUERY_NAME = re.compile(r"[^.\[\]]+")
+_TOOL_BLOCK_ID_FIELDS = {"tool_use": "id", "tool_result": "tool_use_id"}  # Anthropic content blocks
 
 
 class KeyRuleError(ValueError):
@@ -90,9 +91,12 @@ def _normalize_rule(entry: object, index: int) -> NormalizeRule:
         raise KeyRuleError(f"{rule} ({path}): `pattern` and `replace` must be strings.")
     try:
         compiled = re.compile(pattern)
-        compiled.sub(replace, "")  # a bad group reference in `replace` shows only when used
     except re.error as error:
-        raise KeyRuleError(f"{rule} ({path}): bad regex {pattern!r} or replacement {replace!r}: {error}.") from None
+        raise KeyRuleError(f"{rule} ({path}): bad regex {pattern!r}: {error}.") from None
+    try:
+        compiled.sub(replace, "")  # parses `replace`, so a bad group reference shows now rather than per request
+    except re.error as error:
+        raise KeyRuleError(f"{rule} ({path}): bad replacement {replace!r}: {error}.") from None
     return NormalizeRule(path, compiled, replace)
 
 
@@ -112,20 +116,15 @@ def _reach(value: Any, tokens: list[str | int], where: str) -> list[tuple[Any, s
     return [found for child, path in children for found in _reach(value[child], rest, path)]
 
 
-def _substitute(value: Any, rule: NormalizeRule) -> tuple[Any, bool]:
-    """`value` with the rule applied to every string in it, and whether anything changed."""
+def _substitute(value: Any, rule: NormalizeRule) -> Any:
+    """`value` with the rule applied to every string in it, never to a dict's keys."""
     if isinstance(value, str):
-        replaced = rule.pattern.sub(rule.replace, value)
-        return replaced, replaced != value
+        return rule.pattern.sub(rule.replace, value)
     if isinstance(value, list):
-        results = [_substitute(item, rule) for item in value]
-        return [item for item, _ in results], any(changed for _, changed in results)
+        return [_substitute(item, rule) for item in value]
     if isinstance(value, dict):
-        results_by_key = {name: _substitute(item, rule) for name, item in value.items()}
-        return {name: item for name, (item, _) in results_by_key.items()}, any(
-            changed for _, changed in results_by_key.values()
-        )
-    return value, False
+        return {name: _substitute(item, rule) for name, item in value.items()}
+    return value
 
 
 def _tool_call_id_slots(json_body: Any) -> list[tuple[Any, str | int, str]]:
@@ -153,7 +152,7 @@ def _tool_call_id_slots(json_body: Any) -> list[tuple[Any, str | int, str]]:
         for block_index, block in enumerate(blocks if isinstance(blocks, list) else []):
             if not isinstance(block, dict):
                 continue
-            name = {"tool_use": "id", "tool_result": "tool_use_id"}.get(block.get("type"))  # type: ignore[arg-type]
+            name = _TOOL_BLOCK_ID_FIELDS.get(block.get("type"))
             if name is not None and isinstance(block.get(name), str):
                 slots.append((block, name, f"{where}.content[{block_index}].{name}"))
     items = json_body.get("input")
@@ -163,7 +162,7 @@ def _tool_call_id_slots(json_body: Any) -> list[tuple[Any, str | int, str]]:
     return slots
 
 
-def canonicalize_tool_call_ids(json_body: Any) -> list[str]:
+def _number_tool_call_ids(json_body: Any) -> list[str]:
     """Rename the tool-call ids in `json_body` in place to `call_1`, `call_2`...; the paths that changed."""
     names: dict[str, str] = {}
     changed: list[str] = []
@@ -210,10 +209,6 @@ class KeyRules:
         rules = tuple(_normalize_rule(entry, index) for index, entry in enumerate(normalize or []))
         return cls(ignored, rules, tool_call_ids)
 
-    @property
-    def changes_nothing(self) -> bool:
-        return not (self.ignore or self.normalize or self.tool_call_ids)
-
     def apply(self, json_body: Any, query: Sequence[tuple[str, str]]) -> KeyedParts:
         """The key's copy of a JSON body (None when the body is not JSON) and of the query pairs.
 
@@ -247,11 +242,12 @@ class KeyRules:
                 pairs = rewritten
                 continue
             for parent, child, where in _reach(json_body, parse_redact_path(rest), "body"):
-                parent[child], was_changed = _substitute(parent[child], rule)
-                if was_changed:
+                rewritten_value = _substitute(parent[child], rule)
+                if rewritten_value != parent[child]:
                     changed.append(where)
+                    parent[child] = rewritten_value
         if self.tool_call_ids:
-            changed.extend(canonicalize_tool_call_ids(json_body))
+            changed.extend(_number_tool_call_ids(json_body))
         return KeyedParts(json_body, tuple(pairs), tuple(dict.fromkeys(changed)))
 
 

@@ -136,7 +136,7 @@ def test_the_canonical_form_names_the_version_and_every_rule():
         (None, {"path": "body.x"}, "`normalize` must be a list"),
         (None, [{"path": "body.x", "pattern": "("}], "normalize rule 1: expected a mapping with exactly"),
         (None, [{**DATE, "pattern": "("}], "normalize rule 1 \\(body.messages\\[\\*\\].content\\): bad regex"),
-        (None, [{**DATE, "replace": r"\2"}], "normalize rule 1 .*: bad regex .* or replacement"),
+        (None, [{**DATE, "replace": r"\2"}], r"normalize rule 1 .*: bad replacement .*: invalid group reference 2"),
         (None, [{**DATE, "pattern": 5}], "normalize rule 1 .*: `pattern` and `replace` must be strings"),
         (None, [DATE, {**DATE, "path": "headers.date"}], "normalize rule 2: headers are not part"),
     ],
