@@ -136,6 +136,23 @@ def parse_json_body(body: bytes) -> tuple[bool, Any]:
     return True, value
 
 
+def _digest(method: str, path: str, key_query: tuple[tuple[str, str], ...], rules: KeyRules, body_line: bytes) -> str:
+    """The SHA-256 of the canonical form; `body_line` is its last line, `json:...`, `multipart:...` or `bytes:...`."""
+    digest = hashlib.sha256(KEY_SCHEME)
+    digest.update(b"rules:" + rules.canonical_form + b"\n")
+    digest.update(f"{method.upper()} {path}\n{urlencode(key_query)}\n".encode())
+    digest.update(body_line)
+    return digest.hexdigest()
+
+
+def _split_target(target: str) -> tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(path, query pairs without credentials, credential pairs)."""
+    path, _, query_string = target.partition("?")
+    pairs = canonical_query(query_string)
+    query = tuple(pair for pair in pairs if not is_credential_parameter(pair[0]))
+    return path, query, tuple(pair for pair in pairs if is_credential_parameter(pair[0]))
+
+
 def canonicalize(
     method: str, target: str, body: bytes, *, content_type: str | None = None, rules: KeyRules | None = None
 ) -> CanonicalRequest:
@@ -145,29 +162,21 @@ def canonicalize(
     multipart/form-data body (by `content_type`) that cannot be parsed.
     """
     rules = KeyRules.default() if rules is None else rules
-    path, _, query_string = target.partition("?")
-    all_pairs = canonical_query(query_string)
-    query = tuple(pair for pair in all_pairs if not is_credential_parameter(pair[0]))
+    path, query, credentials = _split_target(target)
     form = parse_multipart(body, content_type) if content_type and is_multipart(content_type) else None
     is_json, json_body = parse_json_body(body) if form is None else (False, None)
     keyed = rules.apply(json_body, query)
-    digest = hashlib.sha256(KEY_SCHEME)
-    digest.update(b"rules:" + rules.canonical_form + b"\n")
-    digest.update(f"{method.upper()} {path}\n{urlencode(keyed.query)}\n".encode())
     if is_json:
-        digest.update(b"json:")
-        digest.update(orjson.dumps(keyed.json_body, option=orjson.OPT_SORT_KEYS))
+        body_line = b"json:" + orjson.dumps(keyed.json_body, option=orjson.OPT_SORT_KEYS)
     elif form is not None:
-        digest.update(b"multipart:")
-        digest.update(orjson.dumps(key_form(form)))
+        body_line = b"multipart:" + orjson.dumps(key_form(form))
     else:
-        digest.update(b"bytes:")
-        digest.update(body)
+        body_line = b"bytes:" + body
     return CanonicalRequest(
         method=method.upper(),
         path=path,
         query=query,
-        credentials=tuple(pair for pair in all_pairs if is_credential_parameter(pair[0])),
+        credentials=credentials,
         body=body,
         is_json=is_json,
         json_body=json_body,
@@ -175,5 +184,17 @@ def canonicalize(
         key_query=keyed.query,
         key_json_body=keyed.json_body,
         rule_changes=keyed.changed_paths,
-        key=digest.hexdigest(),
+        key=_digest(method, path, keyed.query, rules, body_line),
     )
+
+
+def multipart_key(method: str, target: str, form_key: list[list[str | None]], *, rules: KeyRules | None = None) -> str:
+    """The key `canonicalize` gives a multipart request whose form has this key form.
+
+    A cassette stores a form by its files' hashes, not their bytes (multipart.stored_form), so recomputing the key
+    of a recorded upload, after a rule change, starts from `multipart.key_form_of_stored` rather than the body.
+    """
+    rules = KeyRules.default() if rules is None else rules
+    path, query, _ = _split_target(target)
+    key_query = rules.apply(None, query).query
+    return _digest(method, path, key_query, rules, b"multipart:" + orjson.dumps(form_key))

@@ -169,3 +169,16 @@ def stored_form(fields: tuple[FormField, ...], *, store_file_contents: bool = Fa
                 entry["content_base64"] = base64.b64encode(field.content).decode("ascii")
         stored.append(entry)
     return stored
+
+
+def key_form_of_stored(stored: list[dict[str, Any]]) -> list[list[str | None]]:
+    """`key_form` of the fields that `stored_form` stored: what recomputing a recorded upload's key starts from."""
+    return [
+        [
+            entry["name"],
+            entry.get("filename"),
+            entry.get("content_type"),
+            sha256_hex(entry["text"].encode("utf-8")) if "text" in entry else entry["sha256"],
+        ]
+        for entry in stored
+    ]

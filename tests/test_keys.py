@@ -6,8 +6,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inference_gate.key_rules import KeyRules
-from inference_gate.keys import KEY_SCHEME, MAX_JSON_DEPTH, JsonTooDeepError, canonicalize, nests_deeper_than
-from inference_gate.multipart import FormField, MultipartError, key_form
+from inference_gate.keys import (
+    KEY_SCHEME,
+    MAX_JSON_DEPTH,
+    JsonTooDeepError,
+    canonicalize,
+    multipart_key,
+    nests_deeper_than,
+)
+from inference_gate.multipart import FormField, MultipartError, key_form, key_form_of_stored, stored_form
 from tests.forms import content_type_for, form_body
 
 RULES_LINE = b'rules:{"ignore":[],"normalize":[],"tool_call_ids":true,"version":1}\n'
@@ -247,3 +254,14 @@ def test_tool_call_ids_chosen_afresh_keep_the_key():
     assert (
         canonicalize("POST", CHAT_PATH, turn("call_abc")).key == canonicalize("POST", CHAT_PATH, turn("call_xyz")).key
     )
+
+
+def test_a_recorded_upload_is_rekeyed_from_its_stored_form_to_the_key_it_was_recorded_with():
+    fields = [FormField("model", None, None, b"whisper-1"), FormField("file", "a.wav", "audio/wav", b"RIFF")]
+    target = f"{TRANSCRIPTIONS}?api-key=secret&request_id=7"
+    rules = KeyRules.from_config(["query.request_id"])
+    recorded = canonicalize("POST", target, form_body(fields, "b"), content_type=content_type_for("b"), rules=rules)
+    assert recorded.form is not None
+    form_key = key_form_of_stored(stored_form(recorded.form))
+    assert multipart_key("POST", target, form_key, rules=rules) == recorded.key
+    assert multipart_key("POST", target, form_key) != recorded.key

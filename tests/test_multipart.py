@@ -12,6 +12,7 @@ from inference_gate.multipart import (
     boundary_of,
     is_multipart,
     key_form,
+    key_form_of_stored,
     parse_multipart,
     stored_form,
 )
@@ -137,3 +138,9 @@ def test_parsing_a_serialised_form_returns_its_fields(fields, boundary):
     assume(all((field.content + delimiter).find(delimiter) == len(field.content) for field in fields))  # RFC 2046
     body = form_body(fields, boundary)
     assert parse_multipart(body, content_type_for(boundary)) == tuple(fields)
+
+
+@given(fields=FIELDS, store_file_contents=st.booleans())
+def test_the_stored_form_keeps_what_the_key_needs(fields, store_file_contents):
+    stored = stored_form(tuple(fields), store_file_contents=store_file_contents)
+    assert key_form_of_stored(stored) == key_form(tuple(fields))
