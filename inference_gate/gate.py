@@ -31,8 +31,9 @@ from inference_gate.forwarding import client_response_headers, upstream_request_
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
-from inference_gate.keys import CanonicalRequest, canonicalize
+from inference_gate.keys import CanonicalRequest, JsonTooDeepError, canonicalize
 from inference_gate.messages import HttpRequest, HttpResponse
+from inference_gate.multipart import MultipartError
 from inference_gate.nearest import NearestRequests
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
@@ -159,8 +160,15 @@ class Gate:
             self._hit_body_bytes += len(request.body)
 
     def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
-        canonical = canonicalize(request.method, request.target, request.body)
         content_type = request.header(b"content-type") or b""
+        try:
+            canonical = canonicalize(
+                request.method, request.target, request.body, content_type=content_type.decode("latin-1")
+            )
+        except JsonTooDeepError as error:
+            raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
+        except MultipartError as error:
+            raise GateError(400, str(error), code="invalid_multipart", retryable=False) from None
         if request.body and not canonical.is_json and content_type.startswith(b"application/json"):
             try:
                 json.loads(request.body)
