@@ -21,3 +21,12 @@ def record(store: CassetteStore, body: dict, response: RecordedResponse, *, path
     file = store.path_for(request)
     assert store.save(cassette, file)
     return file
+
+
+EXAMPLES = Path(__file__).parents[1] / "cassettes_example"
+
+
+def example_name(endpoint: str, slug: str) -> str:
+    """The name of the example cassette for a prompt, found by its slug: its key part changes with the key rule."""
+    (file,) = (EXAMPLES / endpoint).glob(f"{slug}.*.json")
+    return f"{endpoint}/{file.name}"

@@ -1,13 +1,12 @@
-from pathlib import Path
 
 import orjson
 import pytest
 
 from inference_gate.audit import CredentialScanner, audit_store, mask, watched_values
+from tests.cassettes import EXAMPLES, example_name
 
-EXAMPLES = Path(__file__).parents[1] / "cassettes_example"
-SOURCE = EXAMPLES / "chat.completions" / "say-hello-in-french.b0993493b1136b3c.json"
-NAME = "chat.completions/say-hello-in-french.b0993493b1136b3c.json"
+SOURCE = EXAMPLES / example_name("chat.completions", "say-hello-in-french")
+NAME = example_name("chat.completions", "say-hello-in-french")
 PROMPT_PATH = "request.body.messages[0].content"
 
 

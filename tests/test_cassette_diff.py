@@ -1,15 +1,14 @@
 import copy
-from pathlib import Path
 
 import orjson
 
 from inference_gate.cassette_diff import ABSENT, FieldChange, diff_cassettes
+from tests.cassettes import EXAMPLES, example_name
 
-EXAMPLES = Path(__file__).parents[1] / "cassettes_example"
-FRENCH = "chat.completions/say-hello-in-french.b0993493b1136b3c.json"
-WEATHER = "chat.completions/what-is-the-weather-in-paris.d4823767b411d831.json"
-HAIKU = "chat.completions/write-a-haiku-about-caching.1ec33be2bcc37171.json"
-JOKE = "responses/tell-me-a-one-line-joke-about-http.2812267f373e525f.json"
+FRENCH = example_name("chat.completions", "say-hello-in-french")
+WEATHER = example_name("chat.completions", "what-is-the-weather-in-paris")
+HAIKU = example_name("chat.completions", "write-a-haiku-about-caching")
+JOKE = example_name("responses", "tell-me-a-one-line-joke-about-http")
 
 
 def document(name: str) -> dict:

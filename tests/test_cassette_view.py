@@ -1,11 +1,9 @@
-from pathlib import Path
 
 import orjson
 import pytest
 
 from inference_gate.cassette_view import Reply, ToolCall, Turn, shorten, view_lines, view_of
-
-EXAMPLES = Path(__file__).parents[1] / "cassettes_example"
+from tests.cassettes import EXAMPLES, example_name
 
 
 def example(name: str):
@@ -13,7 +11,7 @@ def example(name: str):
 
 
 def test_a_streamed_chat_is_reassembled_with_its_usage():
-    view = example("chat.completions/write-a-haiku-about-caching.1ec33be2bcc37171.json")
+    view = example(example_name("chat.completions", "write-a-haiku-about-caching"))
     assert (view.endpoint, view.method, view.stream, view.model) == ("chat.completions", "POST", True, "gpt-4o-mini")
     assert view.settings == {"temperature": 0.7}
     assert view.turns == (Turn("system", "You are a poet."), Turn("user", "Write a haiku about caching"))
@@ -25,7 +23,7 @@ def test_a_streamed_chat_is_reassembled_with_its_usage():
 
 
 def test_a_tool_call_and_the_tools_offered():
-    view = example("chat.completions/what-is-the-weather-in-paris.d4823767b411d831.json")
+    view = example(example_name("chat.completions", "what-is-the-weather-in-paris"))
     assert view.tools == ("get_weather",)
     assert view.reply == Reply(
         text="",
@@ -39,8 +37,8 @@ def test_a_tool_call_and_the_tools_offered():
 @pytest.mark.parametrize(
     "name",
     [
-        "responses/explain-sse-in-one-sentence.c70f66f0ddcc93e1.json",
-        "responses/tell-me-a-one-line-joke-about-http.2812267f373e525f.json",
+        example_name("responses", "explain-sse-in-one-sentence"),
+        example_name("responses", "tell-me-a-one-line-joke-about-http"),
     ],
 )
 def test_responses_plain_and_streamed_read_the_same(name):
@@ -95,7 +93,7 @@ def test_shorten_says_by_how_much():
 
 
 def test_view_lines_show_request_then_reply():
-    lines = view_lines(example("chat.completions/what-is-the-weather-in-paris.d4823767b411d831.json"))
+    lines = view_lines(example(example_name("chat.completions", "what-is-the-weather-in-paris")))
     assert lines.index("request:") < lines.index("reply (status 200):")
     assert '  tool call: get_weather({"city":"Paris"})' in lines
     assert "  tools:     get_weather" in lines

@@ -4,10 +4,10 @@ from pathlib import Path
 import orjson
 
 from inference_gate.volatile import is_volatile_header, material_view
+from tests.cassettes import EXAMPLES, example_name
 
-EXAMPLES = Path(__file__).parents[1] / "cassettes_example"
-STREAMED = EXAMPLES / "chat.completions" / "write-a-haiku-about-caching.1ec33be2bcc37171.json"
-PLAIN = EXAMPLES / "chat.completions" / "what-is-the-weather-in-paris.d4823767b411d831.json"
+STREAMED = EXAMPLES / example_name("chat.completions", "write-a-haiku-about-caching")
+PLAIN = EXAMPLES / example_name("chat.completions", "what-is-the-weather-in-paris")
 
 
 def example(path: Path) -> dict:

@@ -7,6 +7,7 @@ by changing the fake's answer for one prompt between the two recordings.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,13 +19,13 @@ from cleo.testers.application_tester import ApplicationTester
 
 from inference_gate import Mode, Settings
 from inference_gate.cli.app import GateApplication
+from tests.cassettes import EXAMPLES, example_name
 from tests.e2e.conftest import running_gate
 from tests.gitrepo import commit_all, init_repository
 from tests.servers import running_upstream
 from tools import fake_upstream
 
 GOLDEN_MARKDOWN = Path(__file__).parent / "golden" / "cache_diff.md"
-EXAMPLES = Path(__file__).parents[2] / "cassettes_example"
 GATE_KEY = "sk-gate-key-for-tests-0123456789"
 CHANGED_REPLY = "Bonjour tout le monde ! — reworded by a newer model"
 
@@ -136,9 +137,14 @@ async def test_diff_exit_code_says_whether_anything_changed(scenario, repo):
 
 
 async def test_diff_markdown_matches_the_golden_file(scenario):
+    """The golden file names cassettes by their keys: after a key-rule change, regenerate it with
+    `UPDATE_GOLDEN=1 python -m pytest tests/cli/test_cache_review_commands.py` and review its diff."""
     tester = run("cache diff --format markdown")
     assert tester.status_code == 0
-    assert tester.io.fetch_output() == GOLDEN_MARKDOWN.read_text(encoding="utf-8")
+    output = tester.io.fetch_output()
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN_MARKDOWN.write_text(output, encoding="utf-8")
+    assert output == GOLDEN_MARKDOWN.read_text(encoding="utf-8")
 
 
 async def test_diff_json_for_scripts(scenario):
@@ -236,7 +242,7 @@ async def test_show_reads_a_streamed_cassette_as_a_person_does(repo):
 
 
 def test_show_shortens_long_values_and_says_by_how_much(home, tmp_path):
-    source = EXAMPLES / "chat.completions" / "say-hello-in-french.b0993493b1136b3c.json"
+    source = EXAMPLES / example_name("chat.completions", "say-hello-in-french")
     cassette = orjson.loads(source.read_bytes())
     cassette["request"]["body"]["messages"][-1]["content"] = "word " * 200
     path = tmp_path / "long.json"
@@ -246,7 +252,7 @@ def test_show_shortens_long_values_and_says_by_how_much(home, tmp_path):
 
 
 def test_show_json_and_errors(home, tmp_path):
-    name = "chat.completions/say-hello-in-french.b0993493b1136b3c.json"
+    name = example_name("chat.completions", "say-hello-in-french")
     tester = run(f"cache show {name} --json --cache-dir {EXAMPLES}")
     assert orjson.loads(tester.io.fetch_output()) == orjson.loads((EXAMPLES / name).read_bytes())
     missing = run(f"cache show nothing-like-this --cache-dir {EXAMPLES}")
@@ -270,7 +276,7 @@ def test_audit_of_the_example_cassettes_is_clean(home):
 def test_audit_names_file_path_and_kind_and_masks_the_value(home, tmp_path, monkeypatch):
     cache_dir = tmp_path / "cache"
     (cache_dir / "chat.completions").mkdir(parents=True)
-    source = EXAMPLES / "chat.completions" / "say-hello-in-french.b0993493b1136b3c.json"
+    source = EXAMPLES / example_name("chat.completions", "say-hello-in-french")
     cassette = orjson.loads(source.read_bytes())
     key = "sk-proj-" + "Ab3" * 20
     cassette["request"]["body"]["messages"][0]["content"] = f"my key is {key}"
@@ -304,7 +310,7 @@ def test_audit_looks_for_the_variables_named_in_the_config(home, tmp_path, monke
     (cache_dir / "chat.completions").mkdir(parents=True)
     secret = "my-own-service-credential-" + "x7" * 10
     monkeypatch.setenv("MY_SERVICE_TOKEN", secret)
-    source = EXAMPLES / "chat.completions" / "say-hello-in-french.b0993493b1136b3c.json"
+    source = EXAMPLES / example_name("chat.completions", "say-hello-in-french")
     (cache_dir / "chat.completions" / source.name).write_bytes(
         source.read_bytes().replace(b"Say hello", secret.encode())
     )
