@@ -2,7 +2,7 @@ from inference_gate.replies import PreparedReply, ReplyCache
 
 
 def reply(size: int) -> PreparedReply:
-    return PreparedReply(200, [], b"x" * size, streamed=False)
+    return PreparedReply(200, [], b"x" * size, streamed=False, name="chat.completions/x.json")
 
 
 def test_the_least_recently_used_reply_goes_first_past_the_bound():
@@ -33,4 +33,4 @@ def test_replacing_and_discarding_keep_the_byte_count_right():
 
 
 def test_size_counts_headers_and_body():
-    assert PreparedReply(200, [(b"ab", b"cd")], b"xyz", streamed=True).size_bytes == 7
+    assert PreparedReply(200, [(b"ab", b"cd")], b"xyz", streamed=True, name="n").size_bytes == 7
