@@ -92,6 +92,9 @@ class Gate:
         recorded, then are cancelled; a cancelled exchange records nothing.
         """
         settings = self.settings
+        leftovers = await trio.to_thread.run_sync(self.store.remove_temp_files)
+        if leftovers:
+            logger.warning("removed %d temp file(s) left by an interrupted write in %s", leftovers, self.store.root)
         limits = ServerLimits(
             max_head_bytes=settings.max_head_bytes,
             max_body_bytes=settings.max_body_bytes,
@@ -238,7 +241,12 @@ class Gate:
         status, headers = await exchange.head()
         exchange.when_finished(
             lambda done: self._report(
-                request, started, status, done.outcome, cassette=exchange.cassette, reason=done.reason
+                request,
+                started,
+                status,
+                done.outcome,
+                cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
+                reason=done.reason,
             )
         )
         if not exchange.streamed:
@@ -311,7 +319,6 @@ class Gate:
             if not_recorded is None:
                 exchange.finish(Outcome.RECORDED)
             else:
-                exchange.cassette = None
                 exchange.finish(Outcome.PASSTHROUGH, not_recorded)
         except GateError as error:
             logger.warning("%s %s: %s", request.method, request.path, error.message)

@@ -89,7 +89,7 @@ class CassetteStore:
         """
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # the latter: a file stands where the folder would be
             return None
         try:
             cassette = cassette_from_bytes(data)
@@ -125,15 +125,29 @@ class CassetteStore:
         number, and for 100,000 cassettes that would take a second."""
         return sum(1 for _ in self._cassette_files())
 
-    def _cassette_files(self) -> Iterator[os.DirEntry[str]]:
-        """The files named like a cassette, one folder deep, in directory order."""
+    def _endpoint_folders(self) -> Iterator[os.DirEntry[str]]:
+        """The endpoint folders, in directory order. A symlinked folder counts like a real one, because the gate
+        serves from it and records into it: what is served is also listed, counted and cleared."""
         if not self.root.is_dir():
             return
         with os.scandir(self.root) as folders:
-            for folder in folders:
-                if folder.is_dir(follow_symlinks=False):
-                    with os.scandir(folder.path) as files:
-                        yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+            yield from (folder for folder in folders if folder.is_dir())
+
+    def _cassette_files(self) -> Iterator[os.DirEntry[str]]:
+        """The files named like a cassette, one folder deep, in directory order."""
+        for folder in self._endpoint_folders():
+            with os.scandir(folder.path) as files:
+                yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+
+    def remove_temp_files(self) -> int:
+        """Remove the temporary files a killed writer left behind (never linked into place); returns the count."""
+        removed = 0
+        for folder in list(self._endpoint_folders()):
+            for leftover in Path(folder.path).iterdir():
+                if TEMP_NAME.match(leftover.name):
+                    leftover.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def entries(self) -> Iterator[StoreEntry]:
         """Every cassette file with its content or the reason it is unreadable, in stable order."""
@@ -151,14 +165,11 @@ class CassetteStore:
         for path in self.cassette_paths():
             path.unlink(missing_ok=True)
             removed += 1
-        if self.root.is_dir():
-            for folder in self.root.iterdir():
-                if folder.is_dir() and not folder.is_symlink():
-                    for leftover in folder.iterdir():
-                        if TEMP_NAME.match(leftover.name):
-                            leftover.unlink(missing_ok=True)
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()
+        self.remove_temp_files()
+        for folder in list(self._endpoint_folders()):
+            if not folder.is_symlink():  # a linked folder is the user's; only its cassettes were ours
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder.path)
         return removed
 
 

@@ -148,3 +148,31 @@ def test_a_redacted_prompt_stays_out_of_the_file_name():
     redacted = relative_cassette_path(request, ["body.messages[*].content"])
     assert redacted == f"chat.completions/redacted.{request.key[:16]}.json"
     assert relative_cassette_path(request, ["body.user"]) == relative_cassette_path(request)
+
+
+def test_a_symlinked_endpoint_folder_is_served_listed_counted_and_cleared_like_a_real_one(tmp_path):
+    elsewhere = tmp_path / "shared-chat"
+    elsewhere.mkdir()
+    store = CassetteStore(tmp_path / "cache")
+    store.root.mkdir()
+    (store.root / "chat.completions").symlink_to(elsewhere, target_is_directory=True)
+    request = chat_request()
+    path = store.path_for(request)
+    assert store.save(cassette_for(request), path)
+    assert store.load(path, request.key) is not None
+    assert store.cassette_paths() == [path]
+    assert store.count() == 1
+    (elsewhere / ".leftover.json.abc.tmp").write_bytes(b"{}")
+    assert store.clear() == 1
+    assert list(elsewhere.iterdir()) == []
+    assert (store.root / "chat.completions").is_symlink()  # the link is the user's
+
+
+def test_remove_temp_files_counts_only_leftovers(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.path_for(request)
+    store.save(cassette_for(request), path)
+    (path.parent / f".{path.name}.x1y2.tmp").write_bytes(b"{")
+    assert store.remove_temp_files() == 1
+    assert store.cassette_paths() == [path]
