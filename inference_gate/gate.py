@@ -25,7 +25,7 @@ from pathlib import Path
 
 import trio
 
-from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
+from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
 from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_outcome, error_response, internal_error
 from inference_gate.forwarding import client_response_headers, upstream_request_headers
 from inference_gate.http.server import ServerLimits, serve_http
@@ -304,17 +304,21 @@ class Gate:
                 reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
                 exchange.finish(Outcome.PASSTHROUGH, reason)
                 return
-            cassette = Cassette(
-                key=canonical.key,
-                recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                request=self._stored_request(request, canonical),
-                response=RecordedResponse(
+            stored_headers, stored_json_body = redact_request(
+                stored_request_headers(request.headers), canonical.json_body, self.settings.redact
+            )
+            cassette = record_exchange(
+                canonical,
+                RecordedResponse(
                     status=status,
                     headers=stored_response_headers(upstream.headers),
                     body=b"" if parser is not None else b"".join(exchange.chunks),
                     events=events if parser is not None else None,
                 ),
-            ).with_summary()
+                recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                headers=stored_headers,
+                json_body=stored_json_body,
+            )
             not_recorded = await self._save(cassette, path, name, request, replace_corrupt)
             if not_recorded is None:
                 exchange.finish(Outcome.RECORDED)
@@ -329,20 +333,6 @@ class Gate:
         finally:
             self._inflight.pop(canonical.key, None)
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
-
-    def _stored_request(self, request: HttpRequest, canonical: CanonicalRequest) -> RecordedRequest:
-        headers, json_body = redact_request(
-            stored_request_headers(request.headers), canonical.json_body, self.settings.redact
-        )
-        return RecordedRequest(
-            method=canonical.method,
-            path=canonical.path,
-            query=[list(pair) for pair in canonical.query],
-            headers=headers,
-            body=canonical.body,
-            json_body=json_body,
-            is_json=canonical.is_json,
-        )
 
     async def _save(
         self, cassette: Cassette, path: Path, name: str, request: HttpRequest, replace_corrupt: bool

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from inference_gate import nearest
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
+from inference_gate.cassette import Cassette, RecordedResponse, record_exchange
 from inference_gate.keys import CanonicalRequest, canonicalize
 from inference_gate.nearest import NearestRequests, flatten_json, shared_prefix_length
 from inference_gate.redact import REDACTED
@@ -35,20 +35,13 @@ def request_for(body: Any, *, target: str = CHAT, method: str = "POST") -> Canon
 def record(store: CassetteStore, body: Any, *, target: str = CHAT, stored_body: Any = None) -> str:
     """Save a cassette for `body` with the real store; `stored_body` stands in for a redacted request body."""
     request = request_for(body, target=target)
-    cassette = Cassette(
-        key=request.key,
+    cassette = record_exchange(
+        request,
+        RecordedResponse(status=200, headers={}, body=b'{"ok":true}'),
         recorded_at="2026-11-27T10:00:00Z",
-        request=RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=[list(pair) for pair in request.query],
-            headers={},
-            body=request.body,
-            json_body=stored_body if stored_body is not None else request.json_body,
-            is_json=request.is_json,
-        ),
-        response=RecordedResponse(status=200, headers={}, body=b'{"ok":true}'),
-    ).with_summary()
+        headers={},
+        json_body=stored_body if stored_body is not None else request.json_body,
+    )
     assert store.save(cassette, store.path_for(request))
     return relative_cassette_path(request)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse, cassette_to_bytes
+from inference_gate.cassette import Cassette, RecordedResponse, cassette_to_bytes, record_exchange
 from inference_gate.keys import CanonicalRequest, canonicalize
 from inference_gate.redact import stored_response_headers
 from inference_gate.sse import SSEEvent
@@ -70,17 +70,14 @@ def synthetic_cassette(index: int) -> tuple[CanonicalRequest, Cassette]:
         answer = orjson.dumps(chat_completion(canonical.json_body, body_bytes))
         headers = stored_response_headers(openai_headers(body_bytes, JSON_CONTENT_TYPE))
         response = RecordedResponse(status=200, headers=headers, body=answer)
-    request = RecordedRequest(
-        method=canonical.method,
-        path=canonical.path,
-        query=[],
+    cassette = record_exchange(
+        canonical,
+        response,
+        recorded_at=RECORDED_AT,
         headers={"content-type": "application/json"},
-        body=canonical.body,
         json_body=canonical.json_body,
-        is_json=True,
     )
-    cassette = Cassette(key=canonical.key, recorded_at=RECORDED_AT, request=request, response=response)
-    return canonical, cassette.with_summary()
+    return canonical, cassette
 
 
 def make_cassettes(cache_dir: Path, count: int) -> list[Path]:
