@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import trio
 
@@ -45,7 +44,7 @@ from inference_gate.redact import (
 from inference_gate.replies import PreparedReply, ReplyCache
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser
-from inference_gate.store import CassetteStore, SecretLeakError
+from inference_gate.store import CassetteStore, SecretLeakError, Slot
 
 logger = logging.getLogger("inference_gate")
 
@@ -119,7 +118,7 @@ class Gate:
         """Answer one request: memo, then in flight, then store, then the policy decides."""
         started = time.perf_counter()
         exact_request = (request.method, request.target, request.body)
-        slot_name = ""
+        slot_name = ""  # for the log line of a miss
         try:
             reply = self._replies.for_exact_request(exact_request)
             if reply is None:
@@ -130,8 +129,9 @@ class Gate:
                 elif canonical.key in self._inflight:
                     return await self._join(request, started, self._inflight[canonical.key])
                 else:
-                    slot_name = self.store.path_for(canonical).relative_to(self.store.root).as_posix()
-                    return await self._answer_uncached(request, started, canonical, slot_name)
+                    slot = self.store.locate(canonical)
+                    slot_name = slot.name
+                    return await self._answer_uncached(request, started, canonical, slot)
         except GateError as error:
             response = error_response(error)
             self._report(request, started, response.status, error_outcome(error), reason=error.code, slot=slot_name)
@@ -185,11 +185,10 @@ class Gate:
         return canonical
 
     async def _answer_uncached(
-        self, request: HttpRequest, started: float, canonical: CanonicalRequest, name: str
+        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot
     ) -> HttpResponse:
-        path = self.store.root / name
         try:
-            cassette = self.store.load(path, canonical.key)
+            cassette = self.store.load(slot.path, canonical.key)
             lookup = Lookup.FOUND if cassette is not None else Lookup.MISSING
             problem = None
         except CassetteError as error:
@@ -198,9 +197,9 @@ class Gate:
         action = decide(self.mode, lookup)
         if action is Action.REPLAY_CASSETTE:
             assert cassette is not None
-            reply = PreparedReply.from_cassette(cassette, name)
+            reply = PreparedReply.from_cassette(cassette, slot.name)
             self._replies.put(canonical.key, reply)
-            self._report(request, started, reply.status, Outcome.HIT, cassette=name)
+            self._report(request, started, reply.status, Outcome.HIT, cassette=slot.name)
             return reply.response()
         if action is Action.REPORT_CORRUPT:
             raise GateError(
@@ -217,7 +216,7 @@ class Gate:
         exchange = InflightExchange()
         self._inflight[canonical.key] = exchange
         assert self._exchanges is not None, "Gate.handle needs Gate.run"
-        self._exchanges.start_soon(self._record, exchange, request, canonical, path, name, lookup is Lookup.CORRUPT)
+        self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
         return await self._join(request, started, exchange)
 
     def _miss_error(self, canonical: CanonicalRequest, closest: str | None) -> GateError:
@@ -274,8 +273,7 @@ class Gate:
         exchange: InflightExchange,
         request: HttpRequest,
         canonical: CanonicalRequest,
-        path: Path,
-        name: str,
+        slot: Slot,
         replace_corrupt: bool,
     ) -> None:
         """Run one upstream exchange, feed it to its readers live, record it, and only then end their bodies.
@@ -292,7 +290,7 @@ class Gate:
                 content_type = dict(upstream.headers).get(b"content-type", b"")
                 parser = SSEParser() if content_type.startswith(b"text/event-stream") else None
                 exchange.streamed = parser is not None
-                exchange.cassette = name
+                exchange.cassette = slot.name
                 exchange.set_head(status, client_response_headers(upstream.headers))
                 events: list[SSEEvent] = []
                 async for chunk in upstream.body_chunks():
@@ -319,7 +317,7 @@ class Gate:
                 headers=stored_headers,
                 json_body=stored_json_body,
             )
-            not_recorded = await self._save(cassette, path, name, request, replace_corrupt)
+            not_recorded = await self._save(cassette, slot, request, replace_corrupt)
             if not_recorded is None:
                 exchange.finish(Outcome.RECORDED)
             else:
@@ -335,22 +333,22 @@ class Gate:
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
     async def _save(
-        self, cassette: Cassette, path: Path, name: str, request: HttpRequest, replace_corrupt: bool
+        self, cassette: Cassette, slot: Slot, request: HttpRequest, replace_corrupt: bool
     ) -> str | None:
         """Write the cassette and keep its reply in memory; returns why it was not recorded, or None if it was."""
         secrets = [secret for secret in (self.settings.api_key, bearer_token(request.headers)) if secret]
-        save = functools.partial(self.store.save, cassette, path, replace=replace_corrupt, secrets=secrets)
+        save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
         try:
             written = await trio.to_thread.run_sync(save)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
             return "a credential is in the exchange"
         except OSError as error:
-            logger.error("writing %s failed (%s); the exchange was answered but not recorded", name, error)
+            logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
             return f"the cassette could not be written: {error.strerror or error}"
         reply = cassette
         if not written:
-            logger.info("%s was recorded by another writer first; kept that one", name)
-            reply = self.store.load(path, cassette.key) or cassette
-        self._replies.put(cassette.key, PreparedReply.from_cassette(reply, name))
+            logger.info("%s was recorded by another writer first; kept that one", slot.name)
+            reply = self.store.load(slot.path, cassette.key) or cassette
+        self._replies.put(cassette.key, PreparedReply.from_cassette(reply, slot.name))
         return None

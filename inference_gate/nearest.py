@@ -36,7 +36,7 @@ import orjson
 from inference_gate.cassette import Cassette, CassetteError, cassette_from_bytes
 from inference_gate.keys import CanonicalRequest
 from inference_gate.redact import REDACTED
-from inference_gate.store import CASSETTE_NAME, CassetteStore
+from inference_gate.store import CassetteStore, folder_cassettes
 from inference_gate.summary import truncate
 
 VALUE_PREVIEW_CHARS = 80
@@ -435,12 +435,10 @@ def read_folder(folder: Path, mtime_ns: int, previous: FolderIndex | None) -> Fo
     """
     known = previous.files if previous is not None else {}
     files: dict[str, IndexedFile] = {}
-    with os.scandir(folder) as listing:
-        for entry in listing:
-            if CASSETTE_NAME.match(entry.name) and entry.is_file():
-                indexed = index_file(entry, folder.name, known.get(entry.name))
-                if indexed is not None:
-                    files[entry.name] = indexed
+    for entry in folder_cassettes(folder):
+        indexed = index_file(entry, folder.name, known.get(entry.name))
+        if indexed is not None:
+            files[entry.name] = indexed
     trusted = time.time_ns() - mtime_ns > RACY_MTIME_WINDOW_NS
     return FolderIndex(mtime_ns if trusted else None, files, [indexed.request for indexed in files.values()])
 
@@ -472,7 +470,7 @@ class NearestRequests:
 
     def describe(self, request: CanonicalRequest) -> str | None:
         """Which cassette is closest to `request` and where they first differ; None without a candidate."""
-        candidates = self._candidates(self.store.path_for(request).parent)
+        candidates = self._candidates(self.store.locate(request).path.parent)
         if not candidates:
             return None
         return explain(closest(candidates, MissedRequest(request)), request)

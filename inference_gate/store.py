@@ -58,6 +58,15 @@ def relative_cassette_path(request: CanonicalRequest, redact_rules: Sequence[str
     return f"{folder}/{name}"
 
 
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where one request's cassette lives: its file, and its name relative to the cache directory (as reports
+    show it)."""
+
+    path: Path
+    name: str
+
+
 class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
 
@@ -79,8 +88,9 @@ class CassetteStore:
         self.root = Path(root)
         self.redact_rules = tuple(redact_rules)
 
-    def path_for(self, request: CanonicalRequest) -> Path:
-        return self.root / relative_cassette_path(request, self.redact_rules)
+    def locate(self, request: CanonicalRequest) -> Slot:
+        name = relative_cassette_path(request, self.redact_rules)
+        return Slot(self.root / name, name)
 
     def load(self, path: Path, key: str) -> Cassette | None:
         """The cassette at `path` for `key`, or None if there is none.
@@ -116,9 +126,17 @@ class CassetteStore:
 
     def cassette_paths(self) -> list[Path]:
         """Every file named like a cassette, in a stable (sorted) order."""
-        paths = [Path(file.path) for file in self._cassette_files()]
-        paths.sort()
-        return paths
+        return [slot.path for slot in self.slots()]
+
+    def slots(self) -> list[Slot]:
+        """Every file named like a cassette with its name, in a stable (sorted) order."""
+        slots = [
+            Slot(Path(file.path), f"{folder.name}/{file.name}")
+            for folder in self._endpoint_folders()
+            for file in folder_cassettes(folder.path)
+        ]
+        slots.sort(key=lambda slot: slot.name)
+        return slots
 
     def count(self) -> int:
         """How many files are named like cassettes. No paths are built or sorted: the start-up banner shows this
@@ -136,8 +154,7 @@ class CassetteStore:
     def _cassette_files(self) -> Iterator[os.DirEntry[str]]:
         """The files named like a cassette, one folder deep, in directory order."""
         for folder in self._endpoint_folders():
-            with os.scandir(folder.path) as files:
-                yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+            yield from folder_cassettes(folder.path)
 
     def remove_temp_files(self) -> int:
         """Remove the temporary files a killed writer left behind (never linked into place); returns the count."""
@@ -171,6 +188,13 @@ class CassetteStore:
                 with contextlib.suppress(OSError):
                     os.rmdir(folder.path)
         return removed
+
+
+def folder_cassettes(folder: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
+    """The files named like a cassette in one endpoint folder, in directory order: the one listing that counting,
+    reviewing and the nearest-request index all read."""
+    with os.scandir(folder) as files:
+        yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
 
 
 def write_atomically(path: Path, data: bytes, *, replace: bool) -> bool:

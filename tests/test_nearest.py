@@ -42,7 +42,7 @@ def record(store: CassetteStore, body: Any, *, target: str = CHAT, stored_body: 
         headers={},
         json_body=stored_body if stored_body is not None else request.json_body,
     )
-    assert store.save(cassette, store.path_for(request))
+    assert store.save(cassette, store.locate(request).path)
     return relative_cassette_path(request)
 
 

@@ -1,7 +1,7 @@
 """Synthetic cassettes, many of them, for the start-up and `cache list` benchmarks.
 
 Each cassette is what `inference-gate start` records for a chat completion answered by tools/fake_upstream.py:
-the request is keyed by `canonicalize`, named by `CassetteStore.path_for`, its response is the fake's answer
+the request is keyed by `canonicalize`, named by `CassetteStore.locate`, its response is the fake's answer
 filtered by the same header allow-list, and the file is `cassette_to_bytes` of it. So the gate and `cache list`
 read them exactly as they read a real recording. One request in four is streamed, as in a typical test suite.
 
@@ -87,7 +87,7 @@ def make_cassettes(cache_dir: Path, count: int) -> list[Path]:
     made_folders: set[Path] = set()
     for index in range(count):
         canonical, cassette = synthetic_cassette(index)
-        path = store.path_for(canonical)
+        path = store.locate(canonical).path
         if path.parent not in made_folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             made_folders.add(path.parent)
