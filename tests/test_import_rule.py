@@ -14,6 +14,7 @@ CORE_MODULES = [
     "inference_gate",
     "inference_gate.cassette",
     "inference_gate.config",
+    "inference_gate.content_coding",
     "inference_gate.errors",
     "inference_gate.forwarding",
     "inference_gate.keys",
