@@ -32,7 +32,7 @@ from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
 from inference_gate.keys import CanonicalRequest, canonicalize
 from inference_gate.messages import Headers, HttpRequest, HttpResponse
-from inference_gate.nearest import NearestRequests
+from inference_gate.nearest.index import NearestRequests
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER, Answer, Outcome
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (

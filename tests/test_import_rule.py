@@ -20,6 +20,8 @@ CORE_MODULES = [
     "inference_gate.keys",
     "inference_gate.messages",
     "inference_gate.nearest",
+    "inference_gate.nearest.diff",
+    "inference_gate.nearest.index",
     "inference_gate.outcome",
     "inference_gate.policy",
     "inference_gate.redact",
