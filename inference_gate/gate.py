@@ -48,6 +48,7 @@ from inference_gate.store import CassetteStore, SecretLeakError, Slot
 
 logger = logging.getLogger("inference_gate")
 
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -330,6 +331,7 @@ class Gate:
             exchange.fail(internal_error(exc))
         finally:
             self._inflight.pop(canonical.key, None)
+            # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
     async def _save(
