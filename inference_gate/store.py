@@ -135,7 +135,7 @@ class CassetteStore:
             for folder in self._endpoint_folders()
             for file in folder_cassettes(folder.path)
         ]
-        slots.sort(key=lambda slot: slot.name)
+        slots.sort(key=lambda slot: slot.path)
         return slots
 
     def count(self) -> int:
