@@ -7,12 +7,25 @@ cassette directory, for tools that inspect it.
     from inference_gate import Gate, Mode, Settings
 
     trio.run(Gate(Settings(cache_dir=Path("cassettes")), Mode.REPLAY).run)
+
+The names are imported on first use, so that importing a sans-IO core module (`inference_gate.keys`, ...) runs
+this file without pulling in the gate and with it trio and h11 (tests/test_import_rule.py holds that).
 """
 
-from inference_gate.gate import Gate
-from inference_gate.policy import Mode
-from inference_gate.settings import Settings
-from inference_gate.store import CassetteStore
+import importlib
 
-__all__ = ["CassetteStore", "Gate", "Mode", "Settings"]
+_EXPORTS = {
+    "CassetteStore": "inference_gate.store",
+    "Gate": "inference_gate.gate",
+    "Mode": "inference_gate.policy",
+    "Settings": "inference_gate.settings",
+}
+
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'inference_gate' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import orjson
 
-from inference_gate.nearest import flatten_json
+from inference_gate.nearest.diff import flatten_json
 from inference_gate.store import CassetteStore
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")

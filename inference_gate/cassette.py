@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from inference_gate.keys import CanonicalRequest
 from inference_gate.sse import SSEEvent, serialize_events
 from inference_gate.summary import summarize
 
@@ -76,6 +77,28 @@ class Cassette:
         if self.response.events is not None:
             return serialize_events(self.response.events)
         return self.response.body
+
+
+def record_exchange(
+    request: CanonicalRequest,
+    response: RecordedResponse,
+    *,
+    recorded_at: str,
+    headers: dict[str, str],
+    json_body: Any,
+) -> Cassette:
+    """The cassette of one exchange, with its summary. `headers` and `json_body` are the request's as stored
+    (already filtered and redacted); everything else comes from the canonical request that named the cassette."""
+    stored_request = RecordedRequest(
+        method=request.method,
+        path=request.path,
+        query=[list(pair) for pair in request.query],
+        headers=headers,
+        body=request.body,
+        json_body=json_body,
+        is_json=request.is_json,
+    )
+    return Cassette(key=request.key, recorded_at=recorded_at, request=stored_request, response=response).with_summary()
 
 
 def parse_json_or_none(body: bytes) -> Any:

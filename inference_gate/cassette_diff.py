@@ -27,7 +27,7 @@ from typing import Any
 
 from inference_gate.cassette import CassetteError, cassette_document
 from inference_gate.cassette_view import view_of
-from inference_gate.nearest import ABSENT, json_differences, shared_prefix_length, shared_suffix_length
+from inference_gate.nearest.diff import ABSENT, json_differences, shared_prefix_length, shared_suffix_length
 from inference_gate.volatile import material_view
 
 MAX_PAIR_DIFFERENCES = 3

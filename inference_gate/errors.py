@@ -10,6 +10,7 @@ from __future__ import annotations
 import orjson
 
 from inference_gate.messages import HttpResponse
+from inference_gate.outcome import OUTCOME_HEADER, Outcome
 
 GATE_ERROR_TYPE = "inference_gate_error"
 CACHE_MISS_TYPE = "inference_gate_cache_miss"
@@ -46,11 +47,23 @@ def error_body(message: str, *, error_type: str, code: str, param: str | None = 
     return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
 
 
-def error_response(error: GateError, *, outcome: bytes = b"error") -> HttpResponse:
+def internal_error(exc: Exception) -> GateError:
+    """The one error for a bug in the gate, wherever it surfaces (server or gate): the log has the traceback."""
+    return GateError(
+        500, f"Internal gate error ({type(exc).__name__}); the gate's log has the details.", code="internal_error"
+    )
+
+
+def error_outcome(error: GateError) -> Outcome:
+    """A replay-mode cache miss is a `miss`; every other error the gate answers itself is an `error`."""
+    return Outcome.MISS if error.error_type == CACHE_MISS_TYPE else Outcome.ERROR
+
+
+def error_response(error: GateError) -> HttpResponse:
     """The HTTP response that reports `error` to an OpenAI SDK."""
     headers = [
         (b"content-type", b"application/json; charset=utf-8"),
-        (b"x-inference-gate", outcome),
+        (OUTCOME_HEADER, error_outcome(error).header_value),
     ]
     if error.retryable is not None:
         headers.append((b"x-should-retry", b"true" if error.retryable else b"false"))

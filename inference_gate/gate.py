@@ -21,20 +21,20 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import trio
 
-from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
-from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_response
+from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
+from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_outcome, error_response, internal_error
 from inference_gate.forwarding import client_response_headers, upstream_request_headers
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
 from inference_gate.keys import CanonicalRequest, JsonTooDeepError, canonicalize
-from inference_gate.messages import HttpRequest, HttpResponse
+from inference_gate.messages import Headers, HttpRequest, HttpResponse
 from inference_gate.multipart import MultipartError
-from inference_gate.nearest import NearestRequests
+from inference_gate.nearest.index import NearestRequests
+from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER, Answer, Outcome
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
     bearer_token,
@@ -42,16 +42,12 @@ from inference_gate.redact import (
     stored_request_headers,
     stored_response_headers,
 )
-from inference_gate.replies import CASSETTE_HEADER, OUTCOME_HEADER, PreparedReply, ReplyCache
+from inference_gate.replies import PreparedReply, ReplyCache
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser
-from inference_gate.store import CassetteStore, SecretLeakError
+from inference_gate.store import CassetteStore, SecretLeakError, Slot
 
 logger = logging.getLogger("inference_gate")
-
-# How many bytes of request bodies the gate keeps to find repeated hits by their exact bytes (see
-# `Gate._remember_hit`): the hot requests of a large test suite, and a bound on the memory they take.
-HIT_BODIES_MAX_BYTES = 8 * 1024 * 1024
 
 
 def utc_now() -> datetime:
@@ -65,7 +61,10 @@ class Gate:
         mode: Mode,
         *,
         clock: Callable[[], datetime] = utc_now,
+        on_answer: Callable[[Answer], None] | None = None,
     ) -> None:
+        """`on_answer` is called once per request, on the gate's trio thread, once its outcome is decided (for a
+        recording: once the cassette is on disk or known not to be)."""
         self.settings = settings
         self.mode = mode
         self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
@@ -79,10 +78,9 @@ class Gate:
             else None
         )
         self._clock = clock
+        self._on_answer = on_answer
         self._nearest = NearestRequests(self.store)
         self._replies = ReplyCache()
-        self._hit_keys: dict[tuple[str, str, bytes], str] = {}
-        self._hit_body_bytes = 0
         self._inflight: dict[str, InflightExchange] = {}
         self._exchanges: trio.Nursery | None = None
 
@@ -95,6 +93,9 @@ class Gate:
         recorded, then are cancelled; a cancelled exchange records nothing.
         """
         settings = self.settings
+        leftovers = await trio.to_thread.run_sync(self.store.remove_temp_files)
+        if leftovers:
+            logger.warning("removed %d temp file(s) left by an interrupted write in %s", leftovers, self.store.root)
         limits = ServerLimits(
             max_head_bytes=settings.max_head_bytes,
             max_body_bytes=settings.max_body_bytes,
@@ -116,48 +117,59 @@ class Gate:
                     await self.upstream.aclose()
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        """Answer one request: from a cassette, from upstream while recording it, or with an error."""
+        """Answer one request: memo, then in flight, then store, then the policy decides."""
         started = time.perf_counter()
-        name = ""
+        exact_request = (request.method, request.target, request.body)
+        slot_name = ""  # for the log line of a miss
         try:
-            known_key = self._hit_keys.get((request.method, request.target, request.body))
-            known_reply = self._replies.get(known_key) if known_key is not None else None
-            if known_reply is not None:
-                response = known_reply.response()
-            else:
+            reply = self._replies.for_exact_request(exact_request)
+            if reply is None:
                 canonical = self._canonicalize(request)
                 reply = self._replies.get(canonical.key)
                 if reply is not None:
-                    self._remember_hit(request, canonical.key)
-                    response = reply.response()
+                    self._replies.remember_request(exact_request, canonical.key)
                 elif canonical.key in self._inflight:
-                    response = await self._join(self._inflight[canonical.key], outcome=b"recorded")
+                    return await self._join(request, started, self._inflight[canonical.key])
                 else:
-                    path = self.store.path_for(canonical)
-                    name = path.relative_to(self.store.root).as_posix()
-                    response = await self._answer_uncached(request, canonical, path, name)
+                    slot = self.store.locate(canonical)
+                    slot_name = slot.name
+                    return await self._answer_uncached(request, started, canonical, slot)
         except GateError as error:
-            response = error_response(error, outcome=b"miss" if error.error_type == CACHE_MISS_TYPE else b"error")
+            response = error_response(error)
+            self._report(request, started, response.status, error_outcome(error), reason=error.code, slot=slot_name)
+            return response
+        self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
+        return reply.response()
+
+    def _report(
+        self,
+        request: HttpRequest,
+        started: float,
+        status: int,
+        outcome: Outcome,
+        *,
+        cassette: str | None = None,
+        reason: str | None = None,
+        slot: str = "",
+    ) -> None:
+        """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
+
+        The log names the cassette, or for a miss the one that would answer (`slot`), else the reason.
+        """
+        answer = Answer(request.method, request.path, status, outcome, cassette=cassette, reason=reason)
         if logger.isEnabledFor(logging.INFO):
-            outcome = dict(response.headers).get(OUTCOME_HEADER, b"").decode()
-            cassette = dict(response.headers).get(CASSETTE_HEADER, name.encode()).decode()
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info(
-                "%s %s %s %d %.1fms %s", request.method, request.path, outcome, response.status, elapsed_ms, cassette
+                "%s %s %s %d %.1fms %s",
+                answer.method,
+                answer.path,
+                answer.outcome.value,
+                answer.status,
+                elapsed_ms,
+                answer.cassette or slot or answer.reason or "",
             )
-        return response
-
-    def _remember_hit(self, request: HttpRequest, key: str) -> None:
-        """Let the same method, target and body bytes find `key` directly next time.
-
-        An SDK sends the same bytes for the same request, so parsing, re-serialising and hashing the body, the
-        costliest part of a hit, is then done once per distinct request instead of once per request. Bodies are
-        kept up to `HIT_BODIES_MAX_BYTES` in all; past that, hits are found through their key as before.
-        """
-        exact_request = (request.method, request.target, request.body)
-        if exact_request not in self._hit_keys and self._hit_body_bytes + len(request.body) <= HIT_BODIES_MAX_BYTES:
-            self._hit_keys[exact_request] = key
-            self._hit_body_bytes += len(request.body)
+        if self._on_answer is not None:
+            self._on_answer(answer)
 
     def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
         content_type = request.header(b"content-type") or b""
@@ -182,10 +194,10 @@ class Gate:
         return canonical
 
     async def _answer_uncached(
-        self, request: HttpRequest, canonical: CanonicalRequest, path: Path, name: str
+        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot
     ) -> HttpResponse:
         try:
-            cassette = self.store.load(path, canonical.key)
+            cassette = self.store.load(slot.path, canonical.key)
             lookup = Lookup.FOUND if cassette is not None else Lookup.MISSING
             problem = None
         except CassetteError as error:
@@ -194,8 +206,9 @@ class Gate:
         action = decide(self.mode, lookup)
         if action is Action.REPLAY_CASSETTE:
             assert cassette is not None
-            reply = PreparedReply.from_cassette(cassette, name)
+            reply = PreparedReply.from_cassette(cassette, slot.name)
             self._replies.put(canonical.key, reply)
+            self._report(request, started, reply.status, Outcome.HIT, cassette=slot.name)
             return reply.response()
         if action is Action.REPORT_CORRUPT:
             raise GateError(
@@ -212,10 +225,8 @@ class Gate:
         exchange = InflightExchange()
         self._inflight[canonical.key] = exchange
         assert self._exchanges is not None, "Gate.handle needs Gate.run"
-        self._exchanges.start_soon(
-            self._record, exchange, request, canonical, path, name, lookup is Lookup.CORRUPT
-        )
-        return await self._join(exchange, outcome=b"recorded")
+        self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
+        return await self._join(request, started, exchange)
 
     def _miss_error(self, canonical: CanonicalRequest, closest: str | None) -> GateError:
         cache_dir = self.store.root.resolve()
@@ -228,96 +239,126 @@ class Gate:
             message += f" Closest recorded request: {closest}"
         return GateError(404, message, code="cache_miss", error_type=CACHE_MISS_TYPE, retryable=False)
 
-    async def _join(self, exchange: InflightExchange, *, outcome: bytes) -> HttpResponse:
+    async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
+        """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
+
+        A whole (non-SSE) body waits for that decision, so its outcome header is exact. A stream's head goes out
+        before the body is known to be complete and recorded, so it claims `recorded` for a 2xx; the log line and
+        `on_answer` still report the decided outcome, and the end of the body still waits for the write.
+        """
         status, headers = await exchange.head()
-        if not 200 <= status < 300:
-            outcome = b"miss"
-        return HttpResponse(status, [*headers, (OUTCOME_HEADER, outcome)], stream=exchange.body())
+        exchange.when_finished(
+            lambda done: self._report(
+                request,
+                started,
+                status,
+                done.outcome,
+                cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
+                reason=done.reason,
+            )
+        )
+        if not exchange.streamed:
+            await exchange.finished()
+            if not exchange.broken:
+                outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
+                return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
+        elif 200 <= status < 300:
+            headers = [*headers, *self._outcome_headers(Outcome.RECORDED, None, exchange.cassette)]
+        else:
+            headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
+        return HttpResponse(status, headers, stream=exchange.body())
+
+    @staticmethod
+    def _outcome_headers(outcome: Outcome, reason: str | None, cassette: str | None) -> Headers:
+        headers = [(OUTCOME_HEADER, outcome.header_value)]
+        if outcome is Outcome.RECORDED and cassette is not None:
+            headers.append((CASSETTE_HEADER, cassette.encode("utf-8", "replace")))
+        if reason is not None:
+            headers.append((REASON_HEADER, reason.encode("ascii", "replace")))
+        return headers
 
     async def _record(
         self,
         exchange: InflightExchange,
         request: HttpRequest,
         canonical: CanonicalRequest,
-        path: Path,
-        name: str,
+        slot: Slot,
         replace_corrupt: bool,
     ) -> None:
-        """Run one upstream exchange, feed it to its readers, and record it if it completed cleanly.
+        """Run one upstream exchange, feed it to its readers live, record it, and only then end their bodies.
 
-        The readers' bodies end as soon as the upstream's does; the cassette is built and written after that,
-        so neither the work nor the disk write (flushed, in a worker thread) adds to the client's latency. The
-        prepared reply is served from memory at once, and a graceful shutdown waits for the write.
+        The end of every reader's body waits for the cassette to be durable (written, fsynced, linked), so a client
+        that holds a whole response can rely on its cassette being on disk; a write that fails ends the bodies as
+        `passthrough` with the reason, and nothing is kept in memory for it.
         """
         assert self.upstream is not None
         try:
             headers = upstream_request_headers(request.headers, api_key=self.settings.api_key)
             async with self.upstream.request(request.method, request.target, headers, request.body) as upstream:
                 status = upstream.status
-                client_headers = client_response_headers(upstream.headers)
-                exchange.set_head(status, [*client_headers, (CASSETTE_HEADER, name.encode())])
                 content_type = dict(upstream.headers).get(b"content-type", b"")
                 parser = SSEParser() if content_type.startswith(b"text/event-stream") else None
+                exchange.streamed = parser is not None
+                exchange.cassette = slot.name
+                exchange.set_head(status, client_response_headers(upstream.headers))
                 events: list[SSEEvent] = []
                 async for chunk in upstream.body_chunks():
                     exchange.append(chunk)
                     if parser is not None:
                         events.extend(parser.feed(chunk))
             completed = parser is None or not parser.has_partial_event
-            exchange.finish()
-            if is_recordable(status, completed=completed):
-                await trio.sleep(0)  # the readers send the end of their bodies before the recording work
-                cassette = Cassette(
-                    key=canonical.key,
-                    recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    request=self._stored_request(request, canonical),
-                    response=RecordedResponse(
-                        status=status,
-                        headers=stored_response_headers(upstream.headers),
-                        body=b"" if parser is not None else b"".join(exchange.chunks),
-                        events=events if parser is not None else None,
-                    ),
-                ).with_summary()
-                self._replies.put(canonical.key, PreparedReply.from_cassette(cassette, name))
-                del self._inflight[canonical.key]
-                await self._save(cassette, path, name, request, replace_corrupt)
+            if not is_recordable(status, completed=completed):
+                reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
+                exchange.finish(Outcome.PASSTHROUGH, reason)
+                return
+            stored_headers, stored_json_body = redact_request(
+                stored_request_headers(request.headers), canonical.json_body, self.settings.redact
+            )
+            cassette = record_exchange(
+                canonical,
+                RecordedResponse(
+                    status=status,
+                    headers=stored_response_headers(upstream.headers),
+                    body=b"" if parser is not None else b"".join(exchange.chunks),
+                    events=events if parser is not None else None,
+                ),
+                recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                headers=stored_headers,
+                json_body=stored_json_body,
+            )
+            not_recorded = await self._save(cassette, slot, request, replace_corrupt)
+            if not_recorded is None:
+                exchange.finish(Outcome.RECORDED)
+            else:
+                exchange.finish(Outcome.PASSTHROUGH, not_recorded)
         except GateError as error:
             logger.warning("%s %s: %s", request.method, request.path, error.message)
             exchange.fail(error)
-        except Exception:
+        except Exception as exc:
             logger.exception("recording %s %s failed", request.method, request.path)
-            exchange.fail(GateError(502, "The gate failed while talking to the upstream.", code="gate_internal"))
+            exchange.fail(internal_error(exc))
         finally:
             self._inflight.pop(canonical.key, None)
-            exchange.finish()
-
-    def _stored_request(self, request: HttpRequest, canonical: CanonicalRequest) -> RecordedRequest:
-        headers, json_body = redact_request(
-            stored_request_headers(request.headers), canonical.json_body, self.settings.redact
-        )
-        return RecordedRequest(
-            method=canonical.method,
-            path=canonical.path,
-            query=[list(pair) for pair in canonical.query],
-            headers=headers,
-            body=canonical.body,
-            json_body=json_body,
-            is_json=canonical.is_json,
-        )
+            # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
+            exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
     async def _save(
-        self, cassette: Cassette, path: Path, name: str, request: HttpRequest, replace_corrupt: bool
-    ) -> None:
+        self, cassette: Cassette, slot: Slot, request: HttpRequest, replace_corrupt: bool
+    ) -> str | None:
+        """Write the cassette and keep its reply in memory; returns why it was not recorded, or None if it was."""
         secrets = [secret for secret in (self.settings.api_key, bearer_token(request.headers)) if secret]
-        save = functools.partial(self.store.save, cassette, path, replace=replace_corrupt, secrets=secrets)
+        save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
         try:
             written = await trio.to_thread.run_sync(save)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
-            self._replies.discard(cassette.key)
-            return
+            return "a credential is in the exchange"
+        except OSError as error:
+            logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
+            return f"the cassette could not be written: {error.strerror or error}"
+        reply = cassette
         if not written:
-            logger.info("%s was recorded by another writer first; kept that one", name)
-            winner = self.store.load(path, cassette.key)
-            if winner is not None:
-                self._replies.put(cassette.key, PreparedReply.from_cassette(winner, name))
+            logger.info("%s was recorded by another writer first; kept that one", slot.name)
+            reply = self.store.load(slot.path, cassette.key) or cassette
+        self._replies.put(cassette.key, PreparedReply.from_cassette(reply, slot.name))
+        return None

@@ -46,10 +46,12 @@ class HttpResponse:
 
     With `stream` set, the body is sent with chunked transfer encoding, one chunk per item as the iterator
     yields it; if the iterator raises, the server aborts the connection so that the client can tell the body
-    is incomplete. Otherwise `body` is sent whole, framed by Content-Length.
+    is incomplete. Otherwise `body` is sent whole in one write with the head: framed by Content-Length, or, with
+    `chunked`, as a single chunk, which is how a replayed SSE stream keeps the framing a client saw live.
     """
 
     status: int
     headers: Headers = field(default_factory=list)
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
+    chunked: bool = False

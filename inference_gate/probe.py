@@ -22,7 +22,7 @@ from inference_gate import __version__
 from inference_gate.config import API_KEY_ENV
 from inference_gate.errors import GateError
 from inference_gate.http.upstream import UpstreamPool
-from inference_gate.replies import OUTCOME_HEADER
+from inference_gate.outcome import OUTCOME_HEADER
 from inference_gate.serve import gate_url
 from inference_gate.settings import Settings
 

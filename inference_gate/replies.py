@@ -11,13 +11,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from inference_gate.cassette import Cassette
-from inference_gate.http.server import CompleteStream
 from inference_gate.messages import Headers, HttpResponse
+from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, Outcome
 from inference_gate.redact import is_stored_response_header
 
-OUTCOME_HEADER = b"x-inference-gate"
-CASSETTE_HEADER = b"x-inference-gate-cassette"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+# The hot requests of a large test suite, and a bound on the memory their exact bytes take.
+DEFAULT_MAX_MEMO_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class PreparedReply:
     headers: Headers
     body: bytes
     streamed: bool
+    name: str
 
     @property
     def size_bytes(self) -> int:
@@ -42,29 +43,49 @@ class PreparedReply:
             for header, value in cassette.response.headers.items()
             if is_stored_response_header(header.lower())
         ]
-        headers += [(OUTCOME_HEADER, b"hit"), (CASSETTE_HEADER, name.encode("utf-8", "replace"))]
+        headers += [(OUTCOME_HEADER, Outcome.HIT.header_value), (CASSETTE_HEADER, name.encode("utf-8", "replace"))]
         return cls(
             cassette.response.status,
             headers,
             cassette.response_body_bytes(),
             cassette.response.events is not None,
+            name,
         )
 
     def response(self) -> HttpResponse:
         """A recorded stream is sent chunked, as one chunk in the same write as its head; the SSE framing inside
         is the original."""
-        if self.streamed:
-            return HttpResponse(self.status, self.headers, stream=CompleteStream(self.body))
-        return HttpResponse(self.status, self.headers, self.body)
+        return HttpResponse(self.status, self.headers, self.body, chunked=self.streamed)
+
+
+ExactRequest = tuple[str, str, bytes]
 
 
 class ReplyCache:
-    """Prepared replies by request key, holding at most `max_bytes` (always at least the newest one)."""
+    """Prepared replies by request key, holding at most `max_bytes` (always at least the newest one).
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    It also remembers which key the exact bytes of a request (method, target, body) led to. An SDK sends the same
+    bytes for the same request, so parsing, re-serialising and hashing the body, the costliest part of a hit, is
+    then done once per distinct request. That memo holds up to `max_memo_bytes` of requests, counted whole.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, *, max_memo_bytes: int = DEFAULT_MAX_MEMO_BYTES) -> None:
         self.max_bytes = max_bytes
         self.total_bytes = 0
+        self.max_memo_bytes = max_memo_bytes
+        self.memo_bytes = 0
         self._replies: OrderedDict[str, PreparedReply] = OrderedDict()
+        self._keys_by_request: dict[ExactRequest, str] = {}
+
+    def for_exact_request(self, request: ExactRequest) -> PreparedReply | None:
+        key = self._keys_by_request.get(request)
+        return self.get(key) if key is not None else None
+
+    def remember_request(self, request: ExactRequest, key: str) -> None:
+        size = sum(len(part) for part in request)
+        if request not in self._keys_by_request and self.memo_bytes + size <= self.max_memo_bytes:
+            self._keys_by_request[request] = key
+            self.memo_bytes += size
 
     def __len__(self) -> int:
         return len(self._replies)

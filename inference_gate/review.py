@@ -14,7 +14,6 @@ never stops the listing.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from inference_gate.cassette import CassetteError, cassette_document
-from inference_gate.store import CassetteStore
+from inference_gate.store import CassetteStore, Slot
 from inference_gate.summary import endpoint_name
 
 
@@ -86,7 +85,7 @@ class StoreInfo:
 
 def review_cassettes(cache_dir: Path) -> list[CassetteReview]:
     """A review of every cassette file under `cache_dir`, sorted by name; empty when there is no directory."""
-    return [_review_file(path) for path in CassetteStore(cache_dir).cassette_paths()]
+    return [_review_file(slot) for slot in CassetteStore(cache_dir).slots()]
 
 
 def store_info(reviews: list[CassetteReview]) -> StoreInfo:
@@ -110,13 +109,10 @@ def _ordered_counts(names: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _review_file(path: Path) -> CassetteReview:
-    # Cassettes sit exactly one folder deep (see store.py); string operations name them several times faster
-    # than pathlib's relative_to, which shows over ten thousand files.
-    folder, file_name = os.path.split(os.fspath(path))
-    name = f"{os.path.basename(folder)}/{file_name}"
+def _review_file(slot: Slot) -> CassetteReview:
+    name = slot.name
     try:
-        data = path.read_bytes()
+        data = slot.path.read_bytes()
     except OSError as error:
         return CassetteReview(name, 0, error=f"cannot read the file: {error.strerror}")
     try:

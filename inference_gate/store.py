@@ -58,6 +58,15 @@ def relative_cassette_path(request: CanonicalRequest, redact_rules: Sequence[str
     return f"{folder}/{name}"
 
 
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where one request's cassette lives: its file, and its name relative to the cache directory (as reports
+    show it)."""
+
+    path: Path
+    name: str
+
+
 class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
 
@@ -79,8 +88,9 @@ class CassetteStore:
         self.root = Path(root)
         self.redact_rules = tuple(redact_rules)
 
-    def path_for(self, request: CanonicalRequest) -> Path:
-        return self.root / relative_cassette_path(request, self.redact_rules)
+    def locate(self, request: CanonicalRequest) -> Slot:
+        name = relative_cassette_path(request, self.redact_rules)
+        return Slot(self.root / name, name)
 
     def load(self, path: Path, key: str) -> Cassette | None:
         """The cassette at `path` for `key`, or None if there is none.
@@ -89,7 +99,7 @@ class CassetteStore:
         """
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # the latter: a file stands where the folder would be
             return None
         try:
             cassette = cassette_from_bytes(data)
@@ -116,24 +126,45 @@ class CassetteStore:
 
     def cassette_paths(self) -> list[Path]:
         """Every file named like a cassette, in a stable (sorted) order."""
-        paths = [Path(file.path) for file in self._cassette_files()]
-        paths.sort()
-        return paths
+        return [slot.path for slot in self.slots()]
+
+    def slots(self) -> list[Slot]:
+        """Every file named like a cassette with its name, in a stable (sorted) order."""
+        slots = [
+            Slot(Path(file.path), f"{folder.name}/{file.name}")
+            for folder in self._endpoint_folders()
+            for file in folder_cassettes(folder.path)
+        ]
+        slots.sort(key=lambda slot: slot.path)
+        return slots
 
     def count(self) -> int:
         """How many files are named like cassettes. No paths are built or sorted: the start-up banner shows this
         number, and for 100,000 cassettes that would take a second."""
         return sum(1 for _ in self._cassette_files())
 
-    def _cassette_files(self) -> Iterator[os.DirEntry[str]]:
-        """The files named like a cassette, one folder deep, in directory order."""
+    def _endpoint_folders(self) -> Iterator[os.DirEntry[str]]:
+        """The endpoint folders, in directory order. A symlinked folder counts like a real one, because the gate
+        serves from it and records into it: what is served is also listed, counted and cleared."""
         if not self.root.is_dir():
             return
         with os.scandir(self.root) as folders:
-            for folder in folders:
-                if folder.is_dir(follow_symlinks=False):
-                    with os.scandir(folder.path) as files:
-                        yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+            yield from (folder for folder in folders if folder.is_dir())
+
+    def _cassette_files(self) -> Iterator[os.DirEntry[str]]:
+        """The files named like a cassette, one folder deep, in directory order."""
+        for folder in self._endpoint_folders():
+            yield from folder_cassettes(folder.path)
+
+    def remove_temp_files(self) -> int:
+        """Remove the temporary files a killed writer left behind (never linked into place); returns the count."""
+        removed = 0
+        for folder in list(self._endpoint_folders()):
+            for leftover in Path(folder.path).iterdir():
+                if TEMP_NAME.match(leftover.name):
+                    leftover.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def entries(self) -> Iterator[StoreEntry]:
         """Every cassette file with its content or the reason it is unreadable, in stable order."""
@@ -151,15 +182,19 @@ class CassetteStore:
         for path in self.cassette_paths():
             path.unlink(missing_ok=True)
             removed += 1
-        if self.root.is_dir():
-            for folder in self.root.iterdir():
-                if folder.is_dir() and not folder.is_symlink():
-                    for leftover in folder.iterdir():
-                        if TEMP_NAME.match(leftover.name):
-                            leftover.unlink(missing_ok=True)
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()
+        self.remove_temp_files()
+        for folder in list(self._endpoint_folders()):
+            if not folder.is_symlink():  # a linked folder is the user's; only its cassettes were ours
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder.path)
         return removed
+
+
+def folder_cassettes(folder: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
+    """The files named like a cassette in one endpoint folder, in directory order: the one listing that counting,
+    reviewing and the nearest-request index all read."""
+    with os.scandir(folder) as files:
+        yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
 
 
 def write_atomically(path: Path, data: bytes, *, replace: bool) -> bool:

@@ -18,7 +18,7 @@ def record(store: CassetteStore, body: dict, response: RecordedResponse, *, path
         request=RecordedRequest("POST", request.path, [], {}, request.body, request.json_body, True),
         response=response,
     ).with_summary()
-    file = store.path_for(request)
+    file = store.locate(request).path
     assert store.save(cassette, file)
     return file
 

@@ -10,7 +10,9 @@ from inference_gate.cassette import (
     cassette_from_bytes,
     cassette_to_bytes,
     event_data_value,
+    record_exchange,
 )
+from inference_gate.keys import canonicalize
 from inference_gate.sse import SSEEvent, SSEParser
 
 REQUEST_BODY = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "Say hé"}]}
@@ -119,3 +121,25 @@ def test_binary_and_text_bodies_round_trip():
 def test_bad_files_raise_a_readable_error(data, message):
     with pytest.raises(CassetteError, match=message):
         cassette_from_bytes(data)
+
+
+def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_body():
+    body = orjson.dumps(REQUEST_BODY)
+    request = canonicalize("POST", "/v1/chat/completions?api-version=1", body)
+    response = RecordedResponse(status=200, headers={}, body=b'{"choices": []}')
+    stored_body = {**REQUEST_BODY, "messages": "[redacted]"}
+    cassette = record_exchange(
+        request, response, recorded_at="2026-11-27T10:00:00Z", headers={"openai-beta": "x"}, json_body=stored_body
+    )
+    assert cassette.key == request.key
+    assert cassette.request == RecordedRequest(
+        method="POST",
+        path="/v1/chat/completions",
+        query=[["api-version", "1"]],
+        headers={"openai-beta": "x"},
+        body=body,
+        json_body=stored_body,
+        is_json=True,
+    )
+    assert cassette.response is response
+    assert cassette.summary["model"] == "gpt-4o-mini"

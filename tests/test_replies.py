@@ -2,7 +2,7 @@ from inference_gate.replies import PreparedReply, ReplyCache
 
 
 def reply(size: int) -> PreparedReply:
-    return PreparedReply(200, [], b"x" * size, streamed=False)
+    return PreparedReply(200, [], b"x" * size, streamed=False, name="chat.completions/x.json")
 
 
 def test_the_least_recently_used_reply_goes_first_past_the_bound():
@@ -33,4 +33,17 @@ def test_replacing_and_discarding_keep_the_byte_count_right():
 
 
 def test_size_counts_headers_and_body():
-    assert PreparedReply(200, [(b"ab", b"cd")], b"xyz", streamed=True).size_bytes == 7
+    assert PreparedReply(200, [(b"ab", b"cd")], b"xyz", streamed=True, name="n").size_bytes == 7
+
+
+def test_the_exact_request_memo_finds_the_reply_and_counts_the_whole_request_against_its_cap():
+    cache = ReplyCache(max_memo_bytes=30)
+    cache.put("k", reply(10))
+    short = ("POST", "/v1/chat/completions", b"{}")  # 4 + 20 + 2 = 26 bytes
+    cache.remember_request(short, "k")
+    assert cache.for_exact_request(short) is cache.get("k")
+    assert cache.memo_bytes == 26
+    long_target = ("POST", "/v1/chat/completions?x=1", b"")  # 28 bytes with no body: over the cap with the first
+    cache.remember_request(long_target, "k")
+    assert cache.for_exact_request(long_target) is None
+    assert cache.memo_bytes == 26

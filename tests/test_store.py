@@ -48,7 +48,7 @@ def test_the_path_comes_from_the_request_alone():
 def test_save_then_load(tmp_path):
     store = CassetteStore(tmp_path)
     request = chat_request()
-    path = store.path_for(request)
+    path = store.locate(request).path
     assert store.load(path, request.key) is None
     assert store.save(cassette_for(request), path)
     loaded = store.load(path, request.key)
@@ -59,8 +59,8 @@ def test_save_then_load(tmp_path):
 def test_recording_into_two_directories_gives_the_same_path_and_bytes(tmp_path):
     request = chat_request()
     first, second = CassetteStore(tmp_path / "a"), CassetteStore(tmp_path / "b")
-    first.save(cassette_for(request), first.path_for(request))
-    second.save(cassette_for(request), second.path_for(request))
+    first.save(cassette_for(request), first.locate(request).path)
+    second.save(cassette_for(request), second.locate(request).path)
     relative = relative_cassette_path(request)
     assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
 
@@ -68,7 +68,7 @@ def test_recording_into_two_directories_gives_the_same_path_and_bytes(tmp_path):
 def test_the_first_writer_wins_and_a_second_content_never_replaces_it(tmp_path):
     store = CassetteStore(tmp_path)
     request = chat_request()
-    path = store.path_for(request)
+    path = store.locate(request).path
     assert store.save(cassette_for(request, "first"), path)
     assert not store.save(cassette_for(request, "second"), path)
     assert b"first" in path.read_bytes()
@@ -92,7 +92,7 @@ def test_a_failed_write_leaves_no_file_under_the_name(tmp_path, monkeypatch):
 def test_a_cassette_holding_a_key_is_refused(tmp_path):
     store = CassetteStore(tmp_path)
     request = chat_request(prompt="my key is sk-test-1234567890")
-    path = store.path_for(request)
+    path = store.locate(request).path
     with pytest.raises(SecretLeakError, match="contains an API key"):
         store.save(cassette_for(request), path, secrets=["sk-test-1234567890"])
     assert not path.exists()
@@ -101,7 +101,7 @@ def test_a_cassette_holding_a_key_is_refused(tmp_path):
 def test_corrupt_and_mismatched_files_name_the_file(tmp_path):
     store = CassetteStore(tmp_path)
     request = chat_request()
-    path = store.path_for(request)
+    path = store.locate(request).path
     path.parent.mkdir(parents=True)
     path.write_bytes(b"{ half")
     with pytest.raises(CassetteError, match=path.name):
@@ -116,7 +116,7 @@ def test_entries_are_sorted_and_report_corrupt_files(tmp_path):
     store = CassetteStore(tmp_path)
     for prompt in ("b prompt", "a prompt"):
         request = chat_request(prompt)
-        store.save(cassette_for(request), store.path_for(request))
+        store.save(cassette_for(request), store.locate(request).path)
     corrupt = tmp_path / "chat.completions" / f"broken.{'0' * 16}.json"
     corrupt.write_text("nope")
     entries = list(store.entries())
@@ -128,7 +128,7 @@ def test_entries_are_sorted_and_report_corrupt_files(tmp_path):
 def test_clear_removes_only_what_the_gate_wrote(tmp_path):
     store = CassetteStore(tmp_path)
     request = chat_request()
-    store.save(cassette_for(request), store.path_for(request))
+    store.save(cassette_for(request), store.locate(request).path)
     (tmp_path / "README.md").write_text("keep me")
     (tmp_path / "chat.completions" / "notes.txt").write_text("keep me too")
     (tmp_path / "chat.completions" / f".x.{'1' * 16}.json.abc123.tmp").write_text("leftover")
@@ -148,3 +148,31 @@ def test_a_redacted_prompt_stays_out_of_the_file_name():
     redacted = relative_cassette_path(request, ["body.messages[*].content"])
     assert redacted == f"chat.completions/redacted.{request.key[:16]}.json"
     assert relative_cassette_path(request, ["body.user"]) == relative_cassette_path(request)
+
+
+def test_a_symlinked_endpoint_folder_is_served_listed_counted_and_cleared_like_a_real_one(tmp_path):
+    elsewhere = tmp_path / "shared-chat"
+    elsewhere.mkdir()
+    store = CassetteStore(tmp_path / "cache")
+    store.root.mkdir()
+    (store.root / "chat.completions").symlink_to(elsewhere, target_is_directory=True)
+    request = chat_request()
+    path = store.locate(request).path
+    assert store.save(cassette_for(request), path)
+    assert store.load(path, request.key) is not None
+    assert store.cassette_paths() == [path]
+    assert store.count() == 1
+    (elsewhere / ".leftover.json.abc.tmp").write_bytes(b"{}")
+    assert store.clear() == 1
+    assert list(elsewhere.iterdir()) == []
+    assert (store.root / "chat.completions").is_symlink()  # the link is the user's
+
+
+def test_remove_temp_files_counts_only_leftovers(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.locate(request).path
+    store.save(cassette_for(request), path)
+    (path.parent / f".{path.name}.x1y2.tmp").write_bytes(b"{")
+    assert store.remove_temp_files() == 1
+    assert store.cassette_paths() == [path]

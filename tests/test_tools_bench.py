@@ -104,7 +104,7 @@ def test_synthetic_cassettes_are_valid_cassettes_for_their_requests(tmp_path: Pa
     assert sorted(paths) == store.cassette_paths()
     for index, path in enumerate(paths):
         canonical = canonicalize("POST", CHAT_COMPLETIONS, synthetic_request_body(index))
-        assert path == store.path_for(canonical)
+        assert path == store.locate(canonical).path
         cassette = store.load(path, canonical.key)
         assert cassette is not None
         assert (cassette.response.events is not None) == is_streamed(index)

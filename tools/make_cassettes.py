@@ -1,7 +1,7 @@
 """Synthetic cassettes, many of them, for the start-up and `cache list` benchmarks.
 
 Each cassette is what `inference-gate start` records for a chat completion answered by tools/fake_upstream.py:
-the request is keyed by `canonicalize`, named by `CassetteStore.path_for`, its response is the fake's answer
+the request is keyed by `canonicalize`, named by `CassetteStore.locate`, its response is the fake's answer
 filtered by the same header allow-list, and the file is `cassette_to_bytes` of it. So the gate and `cache list`
 read them exactly as they read a real recording. One request in four is streamed, as in a typical test suite.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse, cassette_to_bytes
+from inference_gate.cassette import Cassette, RecordedResponse, cassette_to_bytes, record_exchange
 from inference_gate.keys import CanonicalRequest, canonicalize
 from inference_gate.redact import stored_response_headers
 from inference_gate.sse import SSEEvent
@@ -70,17 +70,14 @@ def synthetic_cassette(index: int) -> tuple[CanonicalRequest, Cassette]:
         answer = orjson.dumps(chat_completion(canonical.json_body, body_bytes))
         headers = stored_response_headers(openai_headers(body_bytes, JSON_CONTENT_TYPE))
         response = RecordedResponse(status=200, headers=headers, body=answer)
-    request = RecordedRequest(
-        method=canonical.method,
-        path=canonical.path,
-        query=[],
+    cassette = record_exchange(
+        canonical,
+        response,
+        recorded_at=RECORDED_AT,
         headers={"content-type": "application/json"},
-        body=canonical.body,
         json_body=canonical.json_body,
-        is_json=True,
     )
-    cassette = Cassette(key=canonical.key, recorded_at=RECORDED_AT, request=request, response=response)
-    return canonical, cassette.with_summary()
+    return canonical, cassette
 
 
 def make_cassettes(cache_dir: Path, count: int) -> list[Path]:
@@ -90,7 +87,7 @@ def make_cassettes(cache_dir: Path, count: int) -> list[Path]:
     made_folders: set[Path] = set()
     for index in range(count):
         canonical, cassette = synthetic_cassette(index)
-        path = store.path_for(canonical)
+        path = store.locate(canonical).path
         if path.parent not in made_folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             made_folders.add(path.parent)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import h11
 import trio
 
-from inference_gate.errors import GateError, error_response
+from inference_gate.errors import GateError, error_response, internal_error
 from inference_gate.messages import Headers, HttpRequest, HttpResponse
 
 logger = logging.getLogger("inference_gate.server")
@@ -51,29 +51,6 @@ EXPECTED_CONNECTION_ENDINGS = (
     h11.ProtocolError,
     OSError,
 )
-
-
-class CompleteStream:
-    """A chunked body that is whole before its response starts, such as a replayed SSE stream.
-
-    It iterates like any stream, as one chunk, but the server sees that nothing is left to wait for and sends
-    head, chunk and end of message in one write, where a live stream costs one write per chunk.
-    """
-
-    __slots__ = ("_sent", "body")
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self._sent = False
-
-    def __aiter__(self) -> CompleteStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._sent:
-            raise StopAsyncIteration
-        self._sent = True
-        return self.body
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,16 +333,10 @@ class _Connection:
             return error_response(error)
         except Exception as exc:
             logger.exception("internal error while handling %s %s", request.method, request.target)
-            return error_response(
-                GateError(
-                    500,
-                    f"Internal gate error ({type(exc).__name__}); the gate's log has the details.",
-                    code="internal_error",
-                )
-            )
+            return error_response(internal_error(exc))
 
     async def _send_response(self, response: HttpResponse) -> None:
-        if response.stream is None or isinstance(response.stream, CompleteStream):
+        if response.stream is None:
             closing = self._server.shutting_down
             await self._stream.send_all(self._whole_response_bytes(response, closing=closing))
         else:
@@ -373,14 +344,10 @@ class _Connection:
 
     def _whole_response_bytes(self, response: HttpResponse, *, closing: bool) -> bytes:
         """Head, body and end of a response whose body is all known, as one buffer, so that it goes out in one
-        write. A complete stream is sent chunked, as one chunk (h11 frames it); any other body by Content-Length.
+        write. A chunked body goes as one chunk (h11 frames it); any other by Content-Length.
         """
-        if isinstance(response.stream, CompleteStream):
-            body = response.stream.body
-            headers = response.headers
-        else:
-            body = response.body
-            headers = [*response.headers, (b"content-length", b"%d" % len(body))]
+        body = response.body
+        headers = response.headers if response.chunked else [*response.headers, (b"content-length", b"%d" % len(body))]
         if closing:
             headers = [*headers, (b"connection", b"close")]
         connection = self._h11

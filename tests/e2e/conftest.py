@@ -6,7 +6,7 @@ client runs in a worker thread, so both talk to the gate over real sockets.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from inference_gate import Gate, Mode, Settings
+from inference_gate.outcome import Answer
 
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -32,9 +33,11 @@ class RunningGate:
 
 
 @asynccontextmanager
-async def running_gate(settings: Settings, mode: Mode) -> AsyncIterator[RunningGate]:
+async def running_gate(
+    settings: Settings, mode: Mode, *, on_answer: Callable[[Answer], None] | None = None
+) -> AsyncIterator[RunningGate]:
     """A gate serving on a free port for the block's duration, then shut down gracefully."""
-    gate = Gate(replace(settings, host="127.0.0.1", port=0), mode, clock=lambda: FIXED_TIME)
+    gate = Gate(replace(settings, host="127.0.0.1", port=0), mode, clock=lambda: FIXED_TIME, on_answer=on_answer)
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         port = await nursery.start(lambda task_status: gate.run(shutdown=shutdown, task_status=task_status))

@@ -152,7 +152,8 @@ async def test_upstream_errors_pass_through_unchanged_and_are_not_recorded(recor
                     await chat(gate.base_url, model=model)
     assert upstream.calls("/v1/chat/completions") == 2  # not answered from a cache the second time
     assert raised.value.body["code"] == code
-    assert raised.value.response.headers["x-inference-gate"] == "miss"
+    assert raised.value.response.headers["x-inference-gate"] == "passthrough"
+    assert raised.value.response.headers["x-inference-gate-reason"] == f"upstream status {raised.value.status_code}"
     if model == "fault-429":
         assert raised.value.response.headers["retry-after"] == "1"
         assert raised.value.response.headers["retry-after-ms"] == "1000"

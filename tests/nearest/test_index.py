@@ -1,4 +1,5 @@
-"""Tests for the replay-miss explanation: the closest recorded request, and where it differs."""
+"""Tests for the replay-miss explanation through the folder index: the closest cassette on disk, and where it
+differs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from inference_gate import nearest
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
+from inference_gate.cassette import Cassette, RecordedResponse, record_exchange
 from inference_gate.keys import CanonicalRequest, canonicalize
-from inference_gate.nearest import NearestRequests, flatten_json, shared_prefix_length
+from inference_gate.nearest import index
+from inference_gate.nearest.index import NearestRequests
 from inference_gate.redact import REDACTED
 from inference_gate.store import CassetteStore, relative_cassette_path
 
@@ -35,21 +36,14 @@ def request_for(body: Any, *, target: str = CHAT, method: str = "POST") -> Canon
 def record(store: CassetteStore, body: Any, *, target: str = CHAT, stored_body: Any = None) -> str:
     """Save a cassette for `body` with the real store; `stored_body` stands in for a redacted request body."""
     request = request_for(body, target=target)
-    cassette = Cassette(
-        key=request.key,
+    cassette = record_exchange(
+        request,
+        RecordedResponse(status=200, headers={}, body=b'{"ok":true}'),
         recorded_at="2026-11-27T10:00:00Z",
-        request=RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=[list(pair) for pair in request.query],
-            headers={},
-            body=request.body,
-            json_body=stored_body if stored_body is not None else request.json_body,
-            is_json=request.is_json,
-        ),
-        response=RecordedResponse(status=200, headers={}, body=b'{"ok":true}'),
-    ).with_summary()
-    assert store.save(cassette, store.path_for(request))
+        headers={},
+        json_body=stored_body if stored_body is not None else request.json_body,
+    )
+    assert store.save(cassette, store.locate(request).path)
     return relative_cassette_path(request)
 
 
@@ -75,9 +69,7 @@ def test_names_the_cassette_and_the_changed_message(tmp_path):
 def test_a_changed_setting_shows_both_values_with_their_json_types(tmp_path):
     store = CassetteStore(tmp_path)
     name = record(store, chat_body(temperature=0.2, n=1))
-    assert describe(store, chat_body(temperature=0.7, n=1)) == (
-        f"{name} differs at temperature: recorded 0.2, got 0.7"
-    )
+    assert describe(store, chat_body(temperature=0.7, n=1)) == (f"{name} differs at temperature: recorded 0.2, got 0.7")
     assert describe(store, chat_body(temperature=0.2, n=1.0)) == f"{name} differs at n: recorded 1, got 1.0"
 
 
@@ -85,9 +77,7 @@ def test_a_key_on_one_side_only_is_absent_on_the_other(tmp_path):
     store = CassetteStore(tmp_path)
     name = record(store, chat_body(seed=7))
     assert describe(store, chat_body()) == f"{name} differs at seed: recorded 7, got <absent>"
-    assert describe(store, chat_body(seed=7, user="bob")) == (
-        f'{name} differs at user: recorded <absent>, got "bob"'
-    )
+    assert describe(store, chat_body(seed=7, user="bob")) == (f'{name} differs at user: recorded <absent>, got "bob"')
 
 
 def test_what_the_request_has_comes_before_what_only_the_cassette_has(tmp_path):
@@ -143,7 +133,7 @@ def test_long_strings_show_a_window_around_the_first_difference(tmp_path):
     shared = "word " * 40
     name = record(store, chat_body(shared + "brown fox"))
     assert describe(store, chat_body(shared + "brown cat")) == (
-        f'{name} differs at messages[1].content: '
+        f"{name} differs at messages[1].content: "
         f'recorded "…ord word word word word brown fox", got "…ord word word word word brown cat"'
     )
 
@@ -191,9 +181,7 @@ def test_ties_go_to_the_first_name(tmp_path):
 def test_a_different_query_or_path_is_named_when_the_bodies_are_equal(tmp_path):
     store = CassetteStore(tmp_path)
     name = record(store, chat_body(), target=f"{CHAT}?a=1")
-    assert describe(store, chat_body(), target=f"{CHAT}?a=2") == (
-        f'{name} differs at query: recorded "a=1", got "a=2"'
-    )
+    assert describe(store, chat_body(), target=f"{CHAT}?a=2") == (f'{name} differs at query: recorded "a=1", got "a=2"')
     assert describe(store, chat_body(), target="/chat/completions?a=1") == (
         f'{name} differs at path: recorded "/v1/chat/completions", got "/chat/completions"'
     )
@@ -267,7 +255,7 @@ def test_recorded_bodies_are_read_once(tmp_path, monkeypatch):
     def no_more_reads(data: bytes) -> Cassette:
         raise AssertionError("a cassette was read again")
 
-    monkeypatch.setattr(nearest, "cassette_from_bytes", no_more_reads)
+    monkeypatch.setattr(index, "cassette_from_bytes", no_more_reads)
     assert gate.describe(missed) == expected  # the folder was just written: listed again, files not re-read
     age_folder(store, "chat.completions")
     assert gate.describe(missed) == expected
@@ -275,24 +263,5 @@ def test_recorded_bodies_are_read_once(tmp_path, monkeypatch):
     def no_more_listing(*args: Any) -> None:
         raise AssertionError("an unchanged folder was listed again")
 
-    monkeypatch.setattr(nearest, "read_folder", no_more_listing)
+    monkeypatch.setattr(index, "_read_folder", no_more_listing)
     assert gate.describe(missed) == expected
-
-
-def test_flatten_json_paths_in_document_order():
-    body = {"b": [1, {"c": None}], "a": {}, "odd key": {"x": []}, "e": []}
-    assert list(flatten_json(body).items()) == [
-        ("b[0]", 1),
-        ("b[1].c", None),
-        ("a", {}),
-        ('["odd key"].x', []),
-        ("e", []),
-    ]
-    assert flatten_json(5) == {"": 5}
-
-
-def test_shared_prefix_length():
-    assert shared_prefix_length("the quick brown fox", "the quick brown cat") == 16
-    assert shared_prefix_length("abc", "abcdef") == 3
-    assert shared_prefix_length("", "abc") == 0
-    assert shared_prefix_length("x" * 10_000 + "a", "x" * 10_000 + "b") == 10_000

@@ -2,7 +2,7 @@
 
 A miss in replay mode is nearly always a small change: a test edited a prompt, a library changed a default
 `temperature`, a cassette was recorded before a tool was added. The key is a hash, so it cannot say which.
-This module finds the cassette of the same endpoint whose request is closest to the missed one and names the
+`closest` finds the cassette of the same endpoint whose request is closest to the missed one and names the
 first place where the two differ, as a JSON path with both values, so that the error alone tells the user
 whether to fix the test or record the cassette again.
 
@@ -18,33 +18,24 @@ Values masked by the `redact` setting are stored as `<redacted>`; the real value
 counts as present with an unknown value. It is never reported as a difference, which would be wrong and would
 also echo the secret into the error message.
 
-`NearestRequests` adds the only I/O: an in-memory index of each endpoint folder, read once and refreshed when
-the folder's mtime says a file was added, removed or replaced.
+This module is the pure part: plain data in, a distance and an explanation out. `index.py` reads the folders.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
 import orjson
 
-from inference_gate.cassette import Cassette, CassetteError, cassette_from_bytes
+from inference_gate.cassette import Cassette
 from inference_gate.keys import CanonicalRequest
 from inference_gate.redact import REDACTED
-from inference_gate.store import CASSETTE_NAME, CassetteStore
 from inference_gate.summary import truncate
 
 VALUE_PREVIEW_CHARS = 80
 CONTEXT_BEFORE_DIFFERENCE_CHARS = 30
-# A folder changed this recently may change again within the same mtime tick (1 s or 2 s on some
-# filesystems), so its index is not trusted to be complete: the next miss lists the folder again (as git does
-# for its index).
-RACY_MTIME_WINDOW_NS = 2_000_000_000
 
 ABSENT: Final = object()
 ABSENT_TEXT = "<absent>"
@@ -54,14 +45,14 @@ BODY = "body"
 # --- paths and flattening -----------------------------------------------------------------------------------
 
 
-def child_path(path: str, key: str) -> str:
+def _child_path(path: str, key: str) -> str:
     """`messages` + `content` -> `messages.content`; a key that is not an identifier is quoted: `a["x-y"]`."""
     if key.isidentifier():
         return f"{path}.{key}" if path else key
     return f"{path}[{orjson.dumps(key).decode()}]"
 
 
-def item_path(path: str, index: int) -> str:
+def _item_path(path: str, index: int) -> str:
     return f"{path}[{index}]"
 
 
@@ -79,10 +70,10 @@ def flatten_json(value: Any) -> dict[str, Any]:
 def _flatten_into(flat: dict[str, Any], value: Any, path: str) -> None:
     if isinstance(value, dict) and value:
         for key, child in value.items():
-            _flatten_into(flat, child, child_path(path, key))
+            _flatten_into(flat, child, _child_path(path, key))
     elif isinstance(value, list) and value:
         for index, child in enumerate(value):
-            _flatten_into(flat, child, item_path(path, index))
+            _flatten_into(flat, child, _item_path(path, index))
     else:
         flat[path] = value
 
@@ -92,12 +83,12 @@ def _leaf(path: str, value: Any) -> tuple[str, type, Any]:
     return path, type(value), None if isinstance(value, dict | list) else value
 
 
-def is_redacted(value: Any) -> bool:
+def _is_redacted(value: Any) -> bool:
     return isinstance(value, str) and value == REDACTED
 
 
 @dataclass(frozen=True, slots=True)
-class FlatBody:
+class _FlatBody:
     """A JSON body's compared leaves by path, and the same as sets.
 
     `redacted_paths` are the recorded leaves the `redact` setting masked: present, but with a value unknown.
@@ -109,25 +100,25 @@ class FlatBody:
     redacted_paths: tuple[str, ...] = ()
 
 
-def flat_body(flat: dict[str, Any], redacted_paths: tuple[str, ...] = ()) -> FlatBody:
+def _flat_body(flat: dict[str, Any], redacted_paths: tuple[str, ...] = ()) -> _FlatBody:
     """The sets of a body whose leaves `flat` are all compared."""
     leaves = frozenset(_leaf(path, value) for path, value in flat.items())
-    return FlatBody(flat, leaves, frozenset(flat), redacted_paths)
+    return _FlatBody(flat, leaves, frozenset(flat), redacted_paths)
 
 
-def recorded_flat_body(json_body: Any) -> FlatBody:
+def _recorded_flat_body(json_body: Any) -> _FlatBody:
     """The sets of a recorded body: its `<redacted>` leaves are set apart, since their value is unknown."""
     flat = flatten_json(json_body)
-    redacted = tuple(path for path, value in flat.items() if is_redacted(value))
-    compared = {path: value for path, value in flat.items() if not is_redacted(value)}
-    return flat_body(compared, redacted)
+    redacted = tuple(path for path, value in flat.items() if _is_redacted(value))
+    compared = {path: value for path, value in flat.items() if not _is_redacted(value)}
+    return _flat_body(compared, redacted)
 
 
-def is_under(path: str, ancestor: str) -> bool:
+def _is_under(path: str, ancestor: str) -> bool:
     return path == ancestor or path.startswith((f"{ancestor}.", f"{ancestor}["))
 
 
-def mask_redacted(received: dict[str, Any], redacted_paths: tuple[str, ...]) -> tuple[FlatBody, int]:
+def _mask_redacted(received: dict[str, Any], redacted_paths: tuple[str, ...]) -> tuple[_FlatBody, int]:
     """The received body without what the recorded one redacted, and how many redacted paths it lacks.
 
     A redacted path the received body has (at or below it) matches whatever the value; one it lacks differs.
@@ -135,13 +126,13 @@ def mask_redacted(received: dict[str, Any], redacted_paths: tuple[str, ...]) -> 
     kept = {
         path: value
         for path, value in received.items()
-        if not any(is_under(path, redacted) for redacted in redacted_paths)
+        if not any(_is_under(path, redacted) for redacted in redacted_paths)
     }
-    lacking = sum(1 for redacted in redacted_paths if not any(is_under(path, redacted) for path in received))
-    return flat_body(kept), lacking
+    lacking = sum(1 for redacted in redacted_paths if not any(_is_under(path, redacted) for path in received))
+    return _flat_body(kept), lacking
 
 
-def body_distance(recorded: FlatBody, received: FlatBody) -> int:
+def _body_distance(recorded: _FlatBody, received: _FlatBody) -> int:
     """How many paths hold different values or exist on one side only."""
     shared_paths = len(recorded.paths & received.paths)
     equal_leaves = len(recorded.leaves & received.leaves)
@@ -164,7 +155,7 @@ class IndexedRequest:
     query: tuple[tuple[str, str], ...]
     json_body: Any
     raw_body: bytes
-    flat: FlatBody | None
+    flat: _FlatBody | None
 
     @classmethod
     def from_cassette(cls, name: str, cassette: Cassette) -> IndexedRequest:
@@ -176,7 +167,7 @@ class IndexedRequest:
             query=tuple((str(field), str(value)) for field, value in request.query),
             json_body=request.json_body if request.is_json else None,
             raw_body=b"" if request.is_json else request.body,
-            flat=recorded_flat_body(request.json_body) if request.is_json else None,
+            flat=_recorded_flat_body(request.json_body) if request.is_json else None,
         )
 
 
@@ -189,19 +180,19 @@ class MissedRequest:
 
     def __init__(self, request: CanonicalRequest) -> None:
         self.request = request
-        self.flat = flat_body(flatten_json(request.json_body)) if request.is_json else None
+        self.flat = _flat_body(flatten_json(request.json_body)) if request.is_json else None
         values = self.flat.values if self.flat is not None else {}
         self.strings = [(path, value) for path, value in values.items() if isinstance(value, str)]
-        self._masked: dict[tuple[str, ...], tuple[FlatBody, int]] = {}
+        self._masked: dict[tuple[str, ...], tuple[_FlatBody, int]] = {}
 
-    def masked_like(self, redacted_paths: tuple[str, ...]) -> tuple[FlatBody, int]:
+    def masked_like(self, redacted_paths: tuple[str, ...]) -> tuple[_FlatBody, int]:
         assert self.flat is not None
         if redacted_paths not in self._masked:
-            self._masked[redacted_paths] = mask_redacted(self.flat.values, redacted_paths)
+            self._masked[redacted_paths] = _mask_redacted(self.flat.values, redacted_paths)
         return self._masked[redacted_paths]
 
 
-def request_distance(recorded: IndexedRequest, missed: MissedRequest) -> int:
+def _request_distance(recorded: IndexedRequest, missed: MissedRequest) -> int:
     request = missed.request
     distance = int(recorded.method != request.method) + int(recorded.path != request.path)
     distance += int(recorded.query != request.query)
@@ -210,8 +201,8 @@ def request_distance(recorded: IndexedRequest, missed: MissedRequest) -> int:
         return distance + int(not (both_raw and recorded.raw_body == request.body))
     if recorded.flat.redacted_paths:
         received, lacking = missed.masked_like(recorded.flat.redacted_paths)
-        return distance + body_distance(recorded.flat, received) + lacking
-    return distance + body_distance(recorded.flat, missed.flat)
+        return distance + _body_distance(recorded.flat, received) + lacking
+    return distance + _body_distance(recorded.flat, missed.flat)
 
 
 def shared_prefix_length(first: str, second: str) -> int:
@@ -241,7 +232,7 @@ def shared_suffix_length(first: str, second: str) -> int:
     return low
 
 
-def string_likeness(recorded: IndexedRequest, missed: MissedRequest) -> int:
+def _string_likeness(recorded: IndexedRequest, missed: MissedRequest) -> int:
     """How many characters the differing strings of the two bodies share at their start and at their end.
 
     Ranks candidates at equal distance. A test suite's cassettes often differ from each other only in the
@@ -265,10 +256,10 @@ def closest(candidates: list[IndexedRequest], missed: MissedRequest) -> IndexedR
     Among equals, the one whose differing strings are most alike, then the first by name, so the answer never
     flickers.
     """
-    distances = [request_distance(candidate, missed) for candidate in candidates]
+    distances = [_request_distance(candidate, missed) for candidate in candidates]
     smallest = min(distances)
     tied = [each for each, distance in zip(candidates, distances, strict=True) if distance == smallest]
-    return min(tied, key=lambda candidate: (-string_likeness(candidate, missed), candidate.name))
+    return min(tied, key=lambda candidate: (-_string_likeness(candidate, missed), candidate.name))
 
 
 # --- the differences, in the order a person reads them ------------------------------------------------------
@@ -283,7 +274,7 @@ class Difference:
     received: Any
 
 
-def same_json(recorded: Any, received: Any) -> bool:
+def _same_json(recorded: Any, received: Any) -> bool:
     return type(recorded) is type(received) and recorded == received
 
 
@@ -301,21 +292,21 @@ def json_differences(recorded: Any, received: Any) -> list[Difference]:
 
 
 def _walk_received(recorded: Any, received: Any, path: str, found: list[Difference]) -> None:
-    if is_redacted(recorded):
+    if _is_redacted(recorded):
         return
     if isinstance(recorded, dict) and isinstance(received, dict):
         for key, value in received.items():
             if key in recorded:
-                _walk_received(recorded[key], value, child_path(path, key), found)
+                _walk_received(recorded[key], value, _child_path(path, key), found)
             else:
-                found.append(Difference(child_path(path, key), ABSENT, value))
+                found.append(Difference(_child_path(path, key), ABSENT, value))
     elif isinstance(recorded, list) and isinstance(received, list):
         for index, value in enumerate(received):
             if index < len(recorded):
-                _walk_received(recorded[index], value, item_path(path, index), found)
+                _walk_received(recorded[index], value, _item_path(path, index), found)
             else:
-                found.append(Difference(item_path(path, index), ABSENT, value))
-    elif not same_json(recorded, received):
+                found.append(Difference(_item_path(path, index), ABSENT, value))
+    elif not _same_json(recorded, received):
         found.append(Difference(path or BODY, recorded, received))
 
 
@@ -323,22 +314,22 @@ def _walk_recorded_only(recorded: Any, received: Any, path: str, found: list[Dif
     if isinstance(recorded, dict) and isinstance(received, dict):
         for key, value in recorded.items():
             if key in received:
-                _walk_recorded_only(value, received[key], child_path(path, key), found)
+                _walk_recorded_only(value, received[key], _child_path(path, key), found)
             else:
-                found.append(Difference(child_path(path, key), value, ABSENT))
+                found.append(Difference(_child_path(path, key), value, ABSENT))
     elif isinstance(recorded, list) and isinstance(received, list):
         for index, value in enumerate(recorded):
             if index < len(received):
-                _walk_recorded_only(value, received[index], item_path(path, index), found)
+                _walk_recorded_only(value, received[index], _item_path(path, index), found)
             else:
-                found.append(Difference(item_path(path, index), value, ABSENT))
+                found.append(Difference(_item_path(path, index), value, ABSENT))
 
 
-def body_as_text(body: bytes) -> str:
+def _body_as_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def request_differences(recorded: IndexedRequest, request: CanonicalRequest) -> list[Difference]:
+def _request_differences(recorded: IndexedRequest, request: CanonicalRequest) -> list[Difference]:
     """Every difference, request line first (method, path, query), then the body."""
     found = [
         Difference(name, recorded_value, received_value)
@@ -351,8 +342,8 @@ def request_differences(recorded: IndexedRequest, request: CanonicalRequest) -> 
     ]
     if recorded.flat is not None and request.is_json:
         return found + json_differences(recorded.json_body, request.json_body)
-    recorded_body = recorded.json_body if recorded.flat is not None else body_as_text(recorded.raw_body)
-    received_body = request.json_body if request.is_json else body_as_text(request.body)
+    recorded_body = recorded.json_body if recorded.flat is not None else _body_as_text(recorded.raw_body)
+    received_body = request.json_body if request.is_json else _body_as_text(request.body)
     if recorded.flat is not None or request.is_json or recorded.raw_body != request.body:
         found.append(Difference(BODY, recorded_body, received_body))
     return found
@@ -361,23 +352,23 @@ def request_differences(recorded: IndexedRequest, request: CanonicalRequest) -> 
 # --- the message --------------------------------------------------------------------------------------------
 
 
-def quoted_excerpt(text: str, start: int) -> str:
+def _quoted_excerpt(text: str, start: int) -> str:
     """`text` from `start`, at most VALUE_PREVIEW_CHARS of it, quoted, with an ellipsis where it was cut."""
     end = start + VALUE_PREVIEW_CHARS
     shown = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
     return orjson.dumps(shown).decode()
 
 
-def format_value(value: Any) -> str:
+def _format_value(value: Any) -> str:
     """Compact JSON, cut to VALUE_PREVIEW_CHARS; `<absent>` for a side that does not have the value."""
     if value is ABSENT:
         return ABSENT_TEXT
     if isinstance(value, str):
-        return quoted_excerpt(value, 0)
+        return _quoted_excerpt(value, 0)
     return truncate(orjson.dumps(value).decode(), VALUE_PREVIEW_CHARS)
 
 
-def format_values(recorded: Any, received: Any) -> tuple[str, str]:
+def _format_values(recorded: Any, received: Any) -> tuple[str, str]:
     """Both values as the message shows them.
 
     Two long strings that share a beginning are both shown from a little before their first differing
@@ -386,20 +377,20 @@ def format_values(recorded: Any, received: Any) -> tuple[str, str]:
     if isinstance(recorded, str) and isinstance(received, str):
         start = shared_prefix_length(recorded, received) - CONTEXT_BEFORE_DIFFERENCE_CHARS
         if start > 0 and max(len(recorded), len(received)) > VALUE_PREVIEW_CHARS:
-            return quoted_excerpt(recorded, start), quoted_excerpt(received, start)
-    return format_value(recorded), format_value(received)
+            return _quoted_excerpt(recorded, start), _quoted_excerpt(received, start)
+    return _format_value(recorded), _format_value(received)
 
 
 def explain(recorded: IndexedRequest, request: CanonicalRequest) -> str:
     """`<cassette> differs at <path>: recorded <value>, got <value> (and N more differences)`."""
-    found = request_differences(recorded, request)
+    found = _request_differences(recorded, request)
     if not found:
         return (
             f"{recorded.name}, which shows no difference: the request differs from it only in values the "
             f"cassette does not store, such as redacted ones"
         )
     first = found[0]
-    recorded_text, received_text = format_values(first.recorded, first.received)
+    recorded_text, received_text = _format_values(first.recorded, first.received)
     message = f"{recorded.name} differs at {first.location}: recorded {recorded_text}, got {received_text}"
     more = len(found) - 1
     if more:
@@ -408,82 +399,3 @@ def explain(recorded: IndexedRequest, request: CanonicalRequest) -> str:
 
 
 # --- the index ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IndexedFile:
-    """A readable cassette file; `signature` (mtime_ns, size) tells whether the file was replaced since."""
-
-    signature: tuple[int, int]
-    request: IndexedRequest
-
-
-@dataclass(frozen=True, slots=True)
-class FolderIndex:
-    """The readable cassettes of one endpoint folder; `mtime_ns` is None when too recent to be trusted."""
-
-    mtime_ns: int | None
-    files: dict[str, IndexedFile]
-    requests: list[IndexedRequest]
-
-
-def read_folder(folder: Path, mtime_ns: int, previous: FolderIndex | None) -> FolderIndex:
-    """Index `folder`, reading only the files new or replaced since `previous`; corrupt ones are skipped.
-
-    A file that cannot be read or parsed is left out rather than raised: this index only improves the message
-    of a miss, and one bad cassette must not hide the miss itself (`cache list` reports bad files).
-    """
-    known = previous.files if previous is not None else {}
-    files: dict[str, IndexedFile] = {}
-    with os.scandir(folder) as listing:
-        for entry in listing:
-            if CASSETTE_NAME.match(entry.name) and entry.is_file():
-                indexed = index_file(entry, folder.name, known.get(entry.name))
-                if indexed is not None:
-                    files[entry.name] = indexed
-    trusted = time.time_ns() - mtime_ns > RACY_MTIME_WINDOW_NS
-    return FolderIndex(mtime_ns if trusted else None, files, [indexed.request for indexed in files.values()])
-
-
-def index_file(entry: os.DirEntry[str], folder_name: str, known: IndexedFile | None) -> IndexedFile | None:
-    """The file's entry: `known` if the file is unchanged, else read again; None if it is gone or corrupt."""
-    try:
-        stat = entry.stat()
-        signature = (stat.st_mtime_ns, stat.st_size)
-        if known is not None and known.signature == signature:
-            return known
-        cassette = cassette_from_bytes(Path(entry.path).read_bytes())
-    except (OSError, CassetteError):
-        return None
-    return IndexedFile(signature, IndexedRequest.from_cassette(f"{folder_name}/{entry.name}", cassette))
-
-
-class NearestRequests:
-    """Finds the recorded request closest to a missed one.
-
-    Each endpoint folder is indexed on its first miss and the index is reused until the folder's mtime
-    changes; recorded bodies are flattened once, when they are indexed. The first miss in a folder of
-    thousands of cassettes reads them all, which is blocking file I/O.
-    """
-
-    def __init__(self, store: CassetteStore) -> None:
-        self.store = store
-        self._folders: dict[Path, FolderIndex] = {}
-
-    def describe(self, request: CanonicalRequest) -> str | None:
-        """Which cassette is closest to `request` and where they first differ; None without a candidate."""
-        candidates = self._candidates(self.store.path_for(request).parent)
-        if not candidates:
-            return None
-        return explain(closest(candidates, MissedRequest(request)), request)
-
-    def _candidates(self, folder: Path) -> list[IndexedRequest]:
-        try:
-            mtime_ns = folder.stat().st_mtime_ns
-            index = self._folders.get(folder)
-            if index is None or index.mtime_ns != mtime_ns:
-                index = read_folder(folder, mtime_ns, index)
-                self._folders[folder] = index
-        except FileNotFoundError:
-            return []
-        return index.requests

@@ -1,0 +1,1 @@
+"""Why a replay missed: `diff` compares a missed request with recorded ones, `index` reads the folders."""

@@ -1,0 +1,124 @@
+"""The outcome the gate reports is what happened: `recorded` is on disk, and a write that fails says so."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import replace
+
+import openai
+import pytest
+import trio
+
+from inference_gate import Mode, Settings
+from inference_gate.outcome import Answer, Outcome
+from inference_gate.store import CassetteStore
+from tests.e2e.conftest import running_gate
+from tests.servers import running_upstream
+from tools.fake_upstream import FakeUpstream
+
+CLIENT_KEY = "sk-client-key-for-tests-9876543210"
+MESSAGES = [{"role": "user", "content": "Hello there"}]
+
+
+def client(base_url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=base_url, api_key=CLIENT_KEY, max_retries=0)
+
+
+def cassettes(settings: Settings) -> list:
+    return sorted(settings.cache_dir.rglob("*.json")) if settings.cache_dir.exists() else []
+
+
+async def test_each_request_gets_one_answer_once_its_outcome_is_decided(record_settings):
+    upstream = FakeUpstream()
+    answers: list[Answer] = []
+    with trio.fail_after(20):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with (
+                running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate,
+                client(gate.base_url) as sdk,
+            ):
+                await sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                await sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                with pytest.raises(openai.RateLimitError):
+                    await sdk.chat.completions.create(model="fault-429", messages=MESSAGES)
+    [cassette] = cassettes(settings)
+    name = cassette.relative_to(settings.cache_dir).as_posix()
+    assert [(answer.path, answer.status, answer.outcome, answer.cassette) for answer in answers] == [
+        ("/v1/chat/completions", 200, Outcome.RECORDED, name),
+        ("/v1/chat/completions", 200, Outcome.HIT, name),
+        ("/v1/chat/completions", 429, Outcome.PASSTHROUGH, None),
+    ]
+    assert answers[2].reason == "upstream status 429"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_cassette_is_on_disk_when_the_client_has_the_whole_body(record_settings, stream):
+    upstream = FakeUpstream()
+    with trio.fail_after(20):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate, client(gate.base_url) as sdk:
+                if stream:
+                    async with await sdk.chat.completions.create(
+                        model="gpt-4o-mini", messages=MESSAGES, stream=True
+                    ) as events:
+                        async for _ in events:
+                            pass
+                else:
+                    await sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                on_disk = cassettes(settings)  # checked before the gate stops, with no wait
+    assert len(on_disk) == 1
+
+
+async def test_a_failed_write_is_passthrough_with_its_reason_and_is_not_kept(record_settings, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CassetteStore, "save", disk_full)
+    upstream = FakeUpstream()
+    answers: list[Answer] = []
+    with trio.fail_after(20):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with (
+                running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate,
+                client(gate.base_url) as sdk,
+            ):
+                for _ in range(2):
+                    raw = await sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+                    assert raw.parse().choices[0].message.content
+                    assert raw.headers["x-inference-gate"] == "passthrough"
+                    assert "No space left on device" in raw.headers["x-inference-gate-reason"]
+                    assert "x-inference-gate-cassette" not in raw.headers
+    assert upstream.calls("/v1/chat/completions") == 2  # the second was not answered from memory
+    assert [answer.outcome for answer in answers] == [Outcome.PASSTHROUGH, Outcome.PASSTHROUGH]
+    assert cassettes(settings) == []
+
+
+async def test_a_file_where_the_endpoint_folder_goes_makes_it_passthrough(record_settings):
+    upstream = FakeUpstream()
+    with trio.fail_after(20):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            settings.cache_dir.mkdir()
+            (settings.cache_dir / "chat.completions").write_text("a file where the endpoint folder goes")
+            async with running_gate(settings, Mode.RECORD) as gate, client(gate.base_url) as sdk:
+                raw = await sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert raw.headers["x-inference-gate"] == "passthrough"
+    assert raw.headers["x-inference-gate-reason"].startswith("the cassette could not be written")
+
+
+async def test_start_up_removes_the_temp_files_an_interrupted_write_left(record_settings, caplog):
+    folder = record_settings.cache_dir / "chat.completions"
+    folder.mkdir(parents=True)
+    leftover = folder / ".say-hi.0123456789abcdef.json.k3j4h5.tmp"
+    leftover.write_bytes(b"{}")
+    keep = folder / "notes.txt"
+    keep.write_text("the user's")
+    with trio.fail_after(20):
+        async with running_gate(record_settings, Mode.REPLAY):
+            pass
+    assert not leftover.exists()
+    assert keep.exists()
+    assert "removed 1 temp file(s)" in caplog.text
