@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import orjson
 
+from inference_gate.dialects import Dialect, error_document
 from inference_gate.messages import HttpResponse
 
 GATE_ERROR_TYPE = "inference_gate_error"
@@ -41,18 +42,16 @@ class GateError(Exception):
         self.retryable = retryable
 
 
-def error_body(message: str, *, error_type: str, code: str, param: str | None = None) -> bytes:
-    """The JSON bytes of an OpenAI-shaped error."""
-    return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
-
-
-def error_response(error: GateError, *, outcome: bytes = b"error") -> HttpResponse:
-    """The HTTP response that reports `error` to an OpenAI SDK."""
+def error_response(error: GateError, *, outcome: bytes = b"error", dialect: Dialect = Dialect.OPENAI) -> HttpResponse:
+    """The HTTP response that reports `error` to an SDK of `dialect`, in the error shape that SDK parses."""
     headers = [
         (b"content-type", b"application/json; charset=utf-8"),
         (b"x-inference-gate", outcome),
     ]
     if error.retryable is not None:
         headers.append((b"x-should-retry", b"true" if error.retryable else b"false"))
-    body = error_body(error.message, error_type=error.error_type, code=error.code, param=error.param)
+    document = error_document(
+        dialect, error.status, error.message, error_type=error.error_type, code=error.code, param=error.param
+    )
+    body = orjson.dumps(document)
     return HttpResponse(status=error.status, headers=headers, body=body)

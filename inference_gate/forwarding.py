@@ -8,6 +8,7 @@ both rely on it (organisation and project routing, beta flags, request ids, retr
 
 from __future__ import annotations
 
+from inference_gate.dialects import CREDENTIAL_HEADERS, Dialect, auth_header, auth_value
 from inference_gate.messages import Headers
 
 HOP_BY_HOP: frozenset[bytes] = frozenset(
@@ -32,19 +33,27 @@ _REQUEST_HEADERS_SET_BY_GATE = frozenset({b"host", b"content-length", b"accept-e
 _RESPONSE_HEADERS_DROPPED = frozenset({b"content-length", b"content-encoding", b"set-cookie"})
 
 
-def upstream_request_headers(client_headers: Headers, *, api_key: str | None) -> Headers:
+_CLIENT_CREDENTIALS = frozenset({b"authorization", *CREDENTIAL_HEADERS})
+
+
+def upstream_request_headers(
+    client_headers: Headers, *, api_key: str | None, dialect: Dialect = Dialect.OPENAI
+) -> Headers:
     """The headers to send upstream for a request whose client sent `client_headers`.
 
-    With `api_key`, the gate authenticates with its own key, whatever the client sent; without one, the
-    client's own `authorization` passes through.
+    With `api_key`, the gate authenticates with its own key in the header scheme the client used (Azure's
+    `api-key`, Anthropic's `x-api-key`, Gemini's `x-goog-api-key`, else `Authorization: Bearer`), and every
+    credential the client sent, a placeholder, is dropped: a real upstream refuses a request that carries
+    two keys, or checks the wrong one. Without `api_key`, the client's own credentials pass through.
     """
     dropped = HOP_BY_HOP | _REQUEST_HEADERS_SET_BY_GATE | _named_in_connection(client_headers)
     if api_key:
-        dropped |= {b"authorization"}
+        dropped |= _CLIENT_CREDENTIALS
     headers = [(name, value) for name, value in client_headers if name not in dropped]
     headers.append((b"accept-encoding", b"identity"))
     if api_key:
-        headers.append((b"authorization", b"Bearer " + api_key.encode()))
+        scheme = auth_header(dialect, client_headers)
+        headers.append((scheme, auth_value(scheme, api_key)))
     return headers
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import trio
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
+from inference_gate.dialects import route_of, stored_query
 from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_response
 from inference_gate.forwarding import client_response_headers, upstream_request_headers
 from inference_gate.http.server import ServerLimits, serve_http
@@ -136,7 +137,8 @@ class Gate:
                     name = path.relative_to(self.store.root).as_posix()
                     response = await self._answer_uncached(request, canonical, path, name)
         except GateError as error:
-            response = error_response(error, outcome=b"miss" if error.error_type == CACHE_MISS_TYPE else b"error")
+            outcome = b"miss" if error.error_type == CACHE_MISS_TYPE else b"error"
+            response = error_response(error, outcome=outcome, dialect=route_of(request.path).dialect)
         if logger.isEnabledFor(logging.INFO):
             outcome = dict(response.headers).get(OUTCOME_HEADER, b"").decode()
             cassette = dict(response.headers).get(CASSETTE_HEADER, name.encode()).decode()
@@ -243,7 +245,8 @@ class Gate:
         """
         assert self.upstream is not None
         try:
-            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key)
+            dialect = route_of(request.path).dialect
+            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
             async with self.upstream.request(request.method, request.target, headers, request.body) as upstream:
                 status = upstream.status
                 client_headers = client_response_headers(upstream.headers)
@@ -290,7 +293,7 @@ class Gate:
         return RecordedRequest(
             method=canonical.method,
             path=canonical.path,
-            query=[list(pair) for pair in canonical.query],
+            query=stored_query(canonical.query),
             headers=headers,
             body=canonical.body,
             json_body=json_body,

@@ -1,4 +1,5 @@
-from inference_gate.summary import endpoint_name, prompt_text, summarize, truncate
+from inference_gate.dialects import endpoint_name
+from inference_gate.summary import prompt_text, summarize, truncate
 
 CHAT_REQUEST = {
     "model": "gpt-4o-mini",
