@@ -1,7 +1,8 @@
 """The one place where a failure becomes an OpenAI-shaped JSON error.
 
-Clients of the gate are OpenAI SDKs, so every error the gate itself produces uses OpenAI's shape,
-`{"error": {"message", "type", "param", "code"}}`, and a `type` that starts with `inference_gate` so that a
+Clients of the gate are mostly OpenAI SDKs, so every error the gate itself produces uses OpenAI's shape,
+`{"error": {"message", "type", "param", "code"}}` (or, for an Anthropic or Gemini request, the shape of that
+dialect's SDK: see dialects.py), and a `type` that starts with `inference_gate` so that a
 user can tell at a glance that the gate, not OpenAI, said it.
 """
 

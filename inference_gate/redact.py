@@ -95,7 +95,9 @@ def redact_body(json_body: Any, rules: Sequence[str]) -> Any:
     return json_body
 
 
-def redact_request(headers: dict[str, str], json_body: Any, rules: Sequence[str]) -> tuple[dict[str, str], Any]:
+def redact_request(
+    headers: dict[str, str], json_body: Any, rules: Sequence[str]
+) -> tuple[dict[str, str], Any]:
     """The stored headers and body with the user's `redact` rules applied.
 
     A rule is `headers.<name>` or `body.<json path>`; the original objects are left untouched.
