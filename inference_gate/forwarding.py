@@ -8,7 +8,9 @@ both rely on it (organisation and project routing, beta flags, request ids, retr
 
 from __future__ import annotations
 
-from inference_gate.dialects import CREDENTIAL_HEADERS, Dialect, auth_header, auth_value
+from urllib.parse import unquote_plus
+
+from inference_gate.dialects import CREDENTIAL_HEADERS, CREDENTIAL_QUERY_PARAMETERS, Dialect, auth_header, auth_value
 from inference_gate.messages import Headers
 
 HOP_BY_HOP: frozenset[bytes] = frozenset(
@@ -55,6 +57,20 @@ def upstream_request_headers(
         scheme = auth_header(dialect, client_headers)
         headers.append((scheme, auth_value(scheme, api_key)))
     return headers
+
+
+def upstream_target(target: str, *, api_key: str | None) -> str:
+    """The request target to send upstream: with the gate's own `api_key`, without the client's credential
+    query parameters (Gemini's `?key=`), which hold a placeholder; otherwise exactly as the client sent it."""
+    path, separator, query = target.partition("?")
+    if not api_key or not separator:
+        return target
+    kept = [
+        pair
+        for pair in query.split("&")
+        if unquote_plus(pair.partition("=")[0]).lower() not in CREDENTIAL_QUERY_PARAMETERS
+    ]
+    return f"{path}?{'&'.join(kept)}" if kept else path
 
 
 def client_response_headers(upstream_headers: Headers) -> Headers:

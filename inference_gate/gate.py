@@ -28,7 +28,7 @@ import trio
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
 from inference_gate.dialects import route_of, stored_query
 from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_response
-from inference_gate.forwarding import client_response_headers, upstream_request_headers
+from inference_gate.forwarding import client_response_headers, upstream_request_headers, upstream_target
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
@@ -247,7 +247,8 @@ class Gate:
         try:
             dialect = route_of(request.path).dialect
             headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
-            async with self.upstream.request(request.method, request.target, headers, request.body) as upstream:
+            target = upstream_target(request.target, api_key=self.settings.api_key)
+            async with self.upstream.request(request.method, target, headers, request.body) as upstream:
                 status = upstream.status
                 client_headers = client_response_headers(upstream.headers)
                 exchange.set_head(status, [*client_headers, (CASSETTE_HEADER, name.encode())])

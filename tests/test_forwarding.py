@@ -1,7 +1,7 @@
 import pytest
 
 from inference_gate.dialects import Dialect
-from inference_gate.forwarding import HOP_BY_HOP, client_response_headers, upstream_request_headers
+from inference_gate.forwarding import HOP_BY_HOP, client_response_headers, upstream_request_headers, upstream_target
 
 SDK_REQUEST_HEADERS = [
     (b"host", b"127.0.0.1:8080"),
@@ -161,3 +161,13 @@ def test_without_gate_key_every_client_credential_passes() -> None:
     client = [(b"x-api-key", b"client-key"), (b"anthropic-version", b"2023-06-01")]
 
     assert upstream_request_headers(client, api_key=None, dialect=Dialect.ANTHROPIC)[:2] == client
+
+
+def test_gate_key_drops_the_clients_query_credentials_and_keeps_the_rest() -> None:
+    target = "/v1beta/models/m:streamGenerateContent?alt=sse&key=placeholder&api-version=1"
+
+    assert upstream_target(target, api_key="gate-key") == "/v1beta/models/m:streamGenerateContent?alt=sse&api-version=1"
+    assert upstream_target("/v1beta/models/m:generateContent?key=placeholder", api_key="gate-key") == (
+        "/v1beta/models/m:generateContent"
+    )
+    assert upstream_target(target, api_key=None) == target

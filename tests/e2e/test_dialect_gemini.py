@@ -58,6 +58,7 @@ async def test_record_then_replay_over_plain_http(record_settings: Settings, str
     assert (chunks_of(replayed_body) if stream else [orjson.loads(replayed_body)]) == responses
     assert text_of(responses) == REPLY
     assert upstream.requests[0].headers["x-goog-api-key"] == record_settings.api_key
+    assert CLIENT_KEY not in upstream.requests[0].target  # the placeholder is replaced, not sent beside
     [cassette] = cassettes(record_settings.cache_dir)
     endpoint = "streamGenerateContent" if stream else "generateContent"
     assert cassette["name"].startswith(f"{endpoint.lower()}/")
