@@ -571,13 +571,11 @@ def _success_reply(request: ReceivedRequest, route: str, body: dict[str, Any]) -
 
 
 def _client_key(request: ReceivedRequest) -> str | None:
-    """The key from `Authorization: Bearer`, or from Azure OpenAI's `api-key` header."""
-    if request.headers.get("api-key"):
-        return request.headers["api-key"]
+    """The key from `Authorization: Bearer`, else from Azure OpenAI's `api-key` header."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return key.strip() or None
+    if scheme.lower() == "bearer" and key.strip():
+        return key.strip()
+    return request.headers.get("api-key") or None
 
 
 def _route(request: ReceivedRequest) -> str | None:
