@@ -52,7 +52,19 @@ CREDENTIAL_HEADERS: dict[bytes, Dialect] = {
     b"x-api-key": Dialect.ANTHROPIC,
     b"x-goog-api-key": Dialect.GEMINI,
 }
+CLIENT_CREDENTIAL_HEADERS = frozenset({b"authorization", *CREDENTIAL_HEADERS})
 _AUTH_HEADER_OF: dict[Dialect, bytes] = {dialect: name for name, dialect in CREDENTIAL_HEADERS.items()}
+
+# Google's canonical names where they differ from the HTTP reason phrase.
+_GOOGLE_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 # Query parameters that carry a credential (Gemini's `key`, Azure's SAS-style ones): never stored.
 CREDENTIAL_QUERY_PARAMETERS = frozenset({"key", "api-key", "api_key", "access_token", "token", "sig"})
@@ -89,12 +101,8 @@ def endpoint_name(path: str) -> str:
 
 def auth_header(dialect: Dialect, client_headers: Headers) -> bytes:
     """The header the gate's own key goes in: the scheme the client used, else its dialect's scheme."""
-    for name, _ in client_headers:
-        if name in CREDENTIAL_HEADERS:
-            return name
-        if name == b"authorization":
-            return name
-    return _AUTH_HEADER_OF.get(dialect, b"authorization")
+    used = (name for name, _ in client_headers if name in CLIENT_CREDENTIAL_HEADERS)
+    return next(used, _AUTH_HEADER_OF.get(dialect, b"authorization"))
 
 
 def auth_value(header: bytes, api_key: str) -> bytes:
@@ -123,6 +131,4 @@ def error_document(
 
 def _google_status(status: int) -> str:
     """Google's canonical status name for an HTTP status, as its REST errors carry it."""
-    names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
-    names |= {413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 502: "UNAVAILABLE"}
-    return names.get(status) or HTTPStatus(status).phrase.upper().replace(" ", "_")
+    return _GOOGLE_STATUS_NAMES.get(status) or HTTPStatus(status).phrase.upper().replace(" ", "_")

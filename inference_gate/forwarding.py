@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
-from inference_gate.dialects import CREDENTIAL_HEADERS, CREDENTIAL_QUERY_PARAMETERS, Dialect, auth_header, auth_value
+from inference_gate.dialects import (
+    CLIENT_CREDENTIAL_HEADERS,
+    CREDENTIAL_QUERY_PARAMETERS,
+    Dialect,
+    auth_header,
+    auth_value,
+)
 from inference_gate.messages import Headers
 
 HOP_BY_HOP: frozenset[bytes] = frozenset(
@@ -35,9 +41,6 @@ _REQUEST_HEADERS_SET_BY_GATE = frozenset({b"host", b"content-length", b"accept-e
 _RESPONSE_HEADERS_DROPPED = frozenset({b"content-length", b"content-encoding", b"set-cookie"})
 
 
-_CLIENT_CREDENTIALS = frozenset({b"authorization", *CREDENTIAL_HEADERS})
-
-
 def upstream_request_headers(
     client_headers: Headers, *, api_key: str | None, dialect: Dialect = Dialect.OPENAI
 ) -> Headers:
@@ -50,7 +53,7 @@ def upstream_request_headers(
     """
     dropped = HOP_BY_HOP | _REQUEST_HEADERS_SET_BY_GATE | _named_in_connection(client_headers)
     if api_key:
-        dropped |= _CLIENT_CREDENTIALS
+        dropped |= CLIENT_CREDENTIAL_HEADERS
     headers = [(name, value) for name, value in client_headers if name not in dropped]
     headers.append((b"accept-encoding", b"identity"))
     if api_key:

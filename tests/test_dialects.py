@@ -85,6 +85,7 @@ def test_error_documents_take_each_sdks_shape():
     assert error_document(Dialect.GEMINI, 404, "No cassette", **fields) == {
         "error": {"code": 404, "message": "No cassette", "status": "NOT_FOUND"}
     }
+    assert error_document(Dialect.GEMINI, 502, "m", **fields)["error"]["status"] == "BAD_GATEWAY"
     assert orjson.loads(orjson.dumps(error_document(Dialect.GEMINI, 504, "m", **fields)))["error"]["status"] == (
-        "GATEWAY_TIMEOUT"
+        "DEADLINE_EXCEEDED"
     )
