@@ -146,17 +146,23 @@ def _responses_stream_reply(data: list[Any]) -> str:
     return "".join(deltas)
 
 
+def _text(value: Any) -> str:
+    """`value` when it is text; a recorded body is whatever the upstream sent, so anything else reads as ""."""
+    return value if isinstance(value, str) else ""
+
+
 def _anthropic_reply(message: Any) -> str:
     blocks = message.get("content") if isinstance(message, dict) else None
-    return "\n".join(_anthropic_block_text(block) for block in blocks or [] if isinstance(block, dict)).strip()
+    blocks = blocks if isinstance(blocks, list) else []
+    return "\n".join(_anthropic_block_text(block) for block in blocks if isinstance(block, dict)).strip()
 
 
 def _anthropic_block_text(block: dict[str, Any], streamed_input: str | None = None) -> str:
     """A content block as a reviewer reads it; a tool call shows its input as JSON text, as streamed."""
     if block.get("type") == "text":
-        return block.get("text") or ""
+        return _text(block.get("text"))
     if block.get("type") == "thinking":
-        return f"[thinking] {block.get('thinking') or ''}"
+        return f"[thinking] {_text(block.get('thinking'))}"
     if block.get("type") == "tool_use":
         arguments = streamed_input if streamed_input is not None else orjson.dumps(block.get("input")).decode()
         return _tool_call_text(block.get("name"), arguments)
@@ -174,13 +180,13 @@ def _anthropic_stream_reply(data: list[Any]) -> str:
         if event.get("type") == "content_block_start" and isinstance(event.get("content_block"), dict):
             blocks[index] = dict(event["content_block"])
         elif event.get("type") == "content_block_delta" and index in blocks:
-            delta = event.get("delta") or {}
+            delta = event["delta"] if isinstance(event.get("delta"), dict) else {}
             if delta.get("type") == "text_delta":
-                blocks[index]["text"] = (blocks[index].get("text") or "") + (delta.get("text") or "")
+                blocks[index]["text"] = _text(blocks[index].get("text")) + _text(delta.get("text"))
             elif delta.get("type") == "thinking_delta":
-                blocks[index]["thinking"] = (blocks[index].get("thinking") or "") + (delta.get("thinking") or "")
+                blocks[index]["thinking"] = _text(blocks[index].get("thinking")) + _text(delta.get("thinking"))
             elif delta.get("type") == "input_json_delta":
-                inputs.setdefault(index, []).append(delta.get("partial_json") or "")
+                inputs.setdefault(index, []).append(_text(delta.get("partial_json")))
     texts = [_anthropic_block_text(blocks[i], "".join(inputs[i]) if i in inputs else None) for i in sorted(blocks)]
     return "\n".join(texts).strip()
 
@@ -199,13 +205,15 @@ def _gemini_reply(responses: list[Any]) -> str:
     parts: list[str] = []
     for response in responses:
         candidates = response.get("candidates") if isinstance(response, dict) else None
-        content = candidates[0].get("content") if candidates and isinstance(candidates[0], dict) else None
-        for part in content.get("parts") or [] if isinstance(content, dict) else []:
+        first = candidates[0] if isinstance(candidates, list) and candidates else None
+        content = first.get("content") if isinstance(first, dict) else None
+        given = content.get("parts") if isinstance(content, dict) else None
+        for part in given if isinstance(given, list) else []:
             if isinstance(part, dict) and isinstance(part.get("functionCall"), dict):
                 call = part["functionCall"]
                 parts.append("\n" + _tool_call_text(call.get("name"), orjson.dumps(call.get("args")).decode()))
             elif isinstance(part, dict):
-                parts.append(part.get("text") or "")
+                parts.append(_text(part.get("text")))
     return "".join(parts).strip()
 
 
@@ -238,7 +246,8 @@ def summarize(path: str, request_body: Any, response_body: Any, stream_data: lis
         summary["settings"] = settings
     if request.get("system"):
         summary["system"] = truncate(_text_of_content(request["system"]), PROMPT_PREVIEW_CHARS)
-    tools = [_tool_name(tool) for tool in request.get("tools") or [] if isinstance(tool, dict)]
+    given_tools = request.get("tools") if isinstance(request.get("tools"), list) else []
+    tools = [_tool_name(tool) for tool in given_tools if isinstance(tool, dict)]
     if tools:
         summary["tools"] = tools
     if endpoint in ("chat.completions", "responses", ANTHROPIC_MESSAGES, *GEMINI_GENERATE):

@@ -1,3 +1,5 @@
+import pytest
+
 from inference_gate.summary import prompt_text, summarize, truncate
 
 CHAT_REQUEST = {
@@ -173,3 +175,45 @@ def test_azure_deployment_is_the_model_when_the_body_names_none():
         "Hi",
         "Hello",
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "request_body", "response_body", "stream_data"),
+    [
+        ("/v1/messages", {"tools": 5, "system": 7, "messages": "x"}, {"content": "not blocks"}, None),
+        (
+            "/v1/messages",
+            {"messages": [{"role": "user", "content": 3}]},
+            {"content": [{"type": "text", "text": 1}]},
+            None,
+        ),
+        (
+            "/v1/messages",
+            {},
+            b"",
+            [
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+                {"type": "content_block_delta", "index": 0, "delta": "junk"},
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 9}},
+                {"type": "content_block_delta", "index": 7, "delta": {}},
+                "not an event",
+            ],
+        ),
+        ("/v1beta/models/m:generateContent", {"contents": "x"}, {"candidates": {"0": 1}}, None),
+        (
+            "/v1beta/models/m:generateContent",
+            {"contents": [{"parts": 4}]},
+            {"candidates": [{"content": {"parts": 3}}]},
+            None,
+        ),
+        (
+            "/v1beta/models/m:streamGenerateContent",
+            {},
+            b"",
+            [{"candidates": [{"content": {"parts": [{"text": 2}]}}]}, 5],
+        ),
+    ],
+)
+def test_malformed_bodies_summarize_without_error(path, request_body, response_body, stream_data):
+    summary = summarize(path, request_body, response_body, stream_data)
+    assert (summary["prompt"], summary["reply"]) == ("", "")
