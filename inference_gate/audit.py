@@ -35,6 +35,7 @@ from pathlib import Path
 
 import orjson
 
+from inference_gate.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.nearest.diff import flatten_json
 from inference_gate.store import CassetteStore
 
@@ -42,21 +43,7 @@ KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
 MIN_ENV_VALUE_CHARS = 32
 UNKNOWN_PATH = "?"
 
-CREDENTIAL_PARAMETERS = (
-    "api-key",
-    "api_key",
-    "apikey",
-    "key",
-    "access_token",
-    "access-token",
-    "token",
-    "sig",
-    "signature",
-    "client_secret",
-    "client-secret",
-    "secret",
-    "password",
-)
+CREDENTIAL_PARAMETERS = tuple(sorted(CREDENTIAL_QUERY_PARAMETERS))
 TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 HEADER_NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz-")
 _TOKEN_END = rb"(?![A-Za-z0-9_-])"

@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from inference_gate.summary import SAMPLING_SETTINGS, endpoint_name
+from inference_gate.dialects import endpoint_name
+from inference_gate.summary import SAMPLING_SETTINGS
 
 VALUE_LIMIT_CHARS = 400
 RESPONSES_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")

@@ -1,7 +1,8 @@
 """The one place where a failure becomes an OpenAI-shaped JSON error.
 
-Clients of the gate are OpenAI SDKs, so every error the gate itself produces uses OpenAI's shape,
-`{"error": {"message", "type", "param", "code"}}`, and a `type` that starts with `inference_gate` so that a
+Clients of the gate are mostly OpenAI SDKs, so every error the gate itself produces uses OpenAI's shape,
+`{"error": {"message", "type", "param", "code"}}` (or, for an Anthropic or Gemini request, the shape of that
+dialect's SDK: see dialects.py), and a `type` that starts with `inference_gate` so that a
 user can tell at a glance that the gate, not OpenAI, said it.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import orjson
 
+from inference_gate.dialects import Dialect, error_document
 from inference_gate.messages import HttpResponse
 from inference_gate.outcome import OUTCOME_HEADER, Outcome
 
@@ -42,11 +44,6 @@ class GateError(Exception):
         self.retryable = retryable
 
 
-def error_body(message: str, *, error_type: str, code: str, param: str | None = None) -> bytes:
-    """The JSON bytes of an OpenAI-shaped error."""
-    return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
-
-
 def internal_error(exc: Exception) -> GateError:
     """The one error for a bug in the gate, wherever it surfaces (server or gate): the log has the traceback."""
     return GateError(
@@ -59,13 +56,16 @@ def error_outcome(error: GateError) -> Outcome:
     return Outcome.MISS if error.error_type == CACHE_MISS_TYPE else Outcome.ERROR
 
 
-def error_response(error: GateError) -> HttpResponse:
-    """The HTTP response that reports `error` to an OpenAI SDK."""
+def error_response(error: GateError, *, dialect: Dialect = Dialect.OPENAI) -> HttpResponse:
+    """The HTTP response that reports `error` to an SDK of `dialect`, in the error shape that SDK parses."""
     headers = [
         (b"content-type", b"application/json; charset=utf-8"),
         (OUTCOME_HEADER, error_outcome(error).header_value),
     ]
     if error.retryable is not None:
         headers.append((b"x-should-retry", b"true" if error.retryable else b"false"))
-    body = error_body(error.message, error_type=error.error_type, code=error.code, param=error.param)
+    document = error_document(
+        dialect, error.status, error.message, error_type=error.error_type, code=error.code, param=error.param
+    )
+    body = orjson.dumps(document)
     return HttpResponse(status=error.status, headers=headers, body=body)

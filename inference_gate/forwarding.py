@@ -8,6 +8,15 @@ both rely on it (organisation and project routing, beta flags, request ids, retr
 
 from __future__ import annotations
 
+from urllib.parse import unquote_plus
+
+from inference_gate.dialects import (
+    CLIENT_CREDENTIAL_HEADERS,
+    Dialect,
+    auth_header,
+    auth_value,
+)
+from inference_gate.keys import is_credential_parameter
 from inference_gate.messages import Headers
 
 HOP_BY_HOP: frozenset[bytes] = frozenset(
@@ -32,20 +41,39 @@ _REQUEST_HEADERS_SET_BY_GATE = frozenset({b"host", b"content-length", b"accept-e
 _RESPONSE_HEADERS_DROPPED = frozenset({b"content-length", b"content-encoding", b"set-cookie"})
 
 
-def upstream_request_headers(client_headers: Headers, *, api_key: str | None) -> Headers:
+def upstream_request_headers(
+    client_headers: Headers, *, api_key: str | None, dialect: Dialect = Dialect.OPENAI
+) -> Headers:
     """The headers to send upstream for a request whose client sent `client_headers`.
 
-    With `api_key`, the gate authenticates with its own key, whatever the client sent; without one, the
-    client's own `authorization` passes through.
+    With `api_key`, the gate authenticates with its own key in the header scheme the client used (Azure's
+    `api-key`, Anthropic's `x-api-key`, Gemini's `x-goog-api-key`, else `Authorization: Bearer`), and every
+    credential the client sent, a placeholder, is dropped: a real upstream refuses a request that carries
+    two keys, or checks the wrong one. Without `api_key`, the client's own credentials pass through.
     """
     dropped = HOP_BY_HOP | _REQUEST_HEADERS_SET_BY_GATE | _named_in_connection(client_headers)
     if api_key:
-        dropped |= {b"authorization"}
+        dropped |= CLIENT_CREDENTIAL_HEADERS
     headers = [(name, value) for name, value in client_headers if name not in dropped]
     headers.append((b"accept-encoding", b"identity"))
     if api_key:
-        headers.append((b"authorization", b"Bearer " + api_key.encode()))
+        scheme = auth_header(dialect, client_headers)
+        headers.append((scheme, auth_value(scheme, api_key)))
     return headers
+
+
+def upstream_target(target: str, *, api_key: str | None) -> str:
+    """The request target to send upstream: with the gate's own `api_key`, without the client's credential
+    query parameters (Gemini's `?key=`), which hold a placeholder; otherwise exactly as the client sent it."""
+    path, separator, query = target.partition("?")
+    if not api_key or not separator:
+        return target
+    kept = [
+        pair
+        for pair in query.split("&")
+        if not is_credential_parameter(unquote_plus(pair.partition("=")[0]))
+    ]
+    return f"{path}?{'&'.join(kept)}" if kept else path
 
 
 def client_response_headers(upstream_headers: Headers) -> Headers:

@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 import trio
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
+from inference_gate.dialects import route_of
 from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_outcome, error_response, internal_error
-from inference_gate.forwarding import client_response_headers, upstream_request_headers
+from inference_gate.forwarding import client_response_headers, upstream_request_headers, upstream_target
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
@@ -135,7 +136,7 @@ class Gate:
                     slot_name = slot.name
                     return await self._answer_uncached(request, started, canonical, slot)
         except GateError as error:
-            response = error_response(error)
+            response = error_response(error, dialect=route_of(request.path).dialect)
             self._report(request, started, response.status, error_outcome(error), reason=error.code, slot=slot_name)
             return response
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
@@ -293,8 +294,10 @@ class Gate:
         """
         assert self.upstream is not None
         try:
-            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key)
-            async with self.upstream.request(request.method, request.target, headers, request.body) as upstream:
+            dialect = route_of(request.path).dialect
+            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
+            target = upstream_target(request.target, api_key=self.settings.api_key)
+            async with self.upstream.request(request.method, target, headers, request.body) as upstream:
                 status = upstream.status
                 content_type = dict(upstream.headers).get(b"content-type", b"")
                 parser = SSEParser() if content_type.startswith(b"text/event-stream") else None

@@ -44,10 +44,12 @@ MAX_JSON_DEPTH = 128
 
 CREDENTIAL_QUERY_PARAMETERS = frozenset(
     {
+        "access-token",
         "access_token",
         "api-key",
         "api_key",
         "apikey",
+        "client-secret",
         "client_secret",
         "id_token",
         "key",

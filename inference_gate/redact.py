@@ -21,9 +21,12 @@ from inference_gate.messages import Headers
 
 REDACTED = "<redacted>"
 
-STORED_REQUEST_HEADERS = frozenset({"content-type", "openai-beta", "openai-organization", "openai-project"})
-STORED_RESPONSE_HEADERS = frozenset({"content-type", "x-request-id"})
-STORED_RESPONSE_HEADER_PREFIXES = ("openai-", "x-ratelimit-")
+# Anthropic's `anthropic-version` and `anthropic-beta` change what the API does, so a reviewer must see them.
+STORED_REQUEST_HEADERS = frozenset(
+    {"content-type", "openai-beta", "openai-organization", "openai-project", "anthropic-version", "anthropic-beta"}
+)
+STORED_RESPONSE_HEADERS = frozenset({"content-type", "x-request-id", "request-id", "apim-request-id"})
+STORED_RESPONSE_HEADER_PREFIXES = ("openai-", "x-ratelimit-", "anthropic-ratelimit-")
 
 _PATH_TOKEN = re.compile(r"\[(\*|\d+)\]|\.?([^.\[\]]+)")
 
@@ -39,12 +42,12 @@ def _join_repeated(headers: Headers, keep: Callable[[str], bool]) -> dict[str, s
 
 
 def stored_request_headers(headers: Headers) -> dict[str, str]:
-    """The request headers a cassette keeps: those that change what OpenAI does, never credentials."""
+    """The request headers a cassette keeps: those that change what the API does, never credentials."""
     return _join_repeated(headers, STORED_REQUEST_HEADERS.__contains__)
 
 
 def is_stored_response_header(name: str) -> bool:
-    """Content type and OpenAI's own metadata; never cookies, framing or CDN noise."""
+    """Content type and the provider's own metadata (ids, rate limits); never cookies, framing or CDN noise."""
     return name in STORED_RESPONSE_HEADERS or name.startswith(STORED_RESPONSE_HEADER_PREFIXES)
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from inference_gate.cassette import CassetteError, cassette_document
+from inference_gate.dialects import endpoint_name
 from inference_gate.store import CassetteStore, Slot
-from inference_gate.summary import endpoint_name
 
 
 @dataclass(frozen=True, slots=True)

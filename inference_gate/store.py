@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_gate.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
+from inference_gate.dialects import endpoint_name
 from inference_gate.keys import CanonicalRequest
 from inference_gate.redact import leaked_secret, redact_body
-from inference_gate.summary import endpoint_name, prompt_text
+from inference_gate.summary import prompt_text
 
 KEY_PREFIX_CHARS = 16
 SLUG_MAX_CHARS = 48

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from inference_gate.dialects import route_of
+
 PROMPT_PREVIEW_CHARS = 200
 REPLY_PREVIEW_CHARS = 500
 
@@ -28,15 +32,13 @@ SAMPLING_SETTINGS = (
     "reasoning",
     "tool_choice",
     "response_format",
+    "top_k",  # Anthropic
+    "stop_sequences",
+    "thinking",
+    "generationConfig",  # Gemini
 )
-
-
-def endpoint_name(path: str) -> str:
-    """`/v1/chat/completions` -> `chat.completions`; the name reviewers and `cache list` use."""
-    parts = [part for part in path.strip("/").split("/") if part]
-    if parts and parts[0] == "v1":
-        parts = parts[1:]
-    return ".".join(parts) or "root"
+ANTHROPIC_MESSAGES = "messages"
+GEMINI_GENERATE = ("generateContent", "streamGenerateContent")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -58,12 +60,14 @@ def prompt_text(endpoint: str, body: Any) -> str:
     """The prompt a person would recognise: the last user message, or the Responses API `input`."""
     if not isinstance(body, dict):
         return ""
+    if endpoint in GEMINI_GENERATE:
+        return _gemini_prompt(body)
     if endpoint == "responses":
         given = body.get("input")
         if isinstance(given, str):
             return given
         messages = given if isinstance(given, list) else []
-    elif endpoint == "chat.completions":
+    elif endpoint in ("chat.completions", ANTHROPIC_MESSAGES):
         messages = body.get("messages") if isinstance(body.get("messages"), list) else []
     else:
         return ""
@@ -71,6 +75,16 @@ def prompt_text(endpoint: str, body: Any) -> str:
         if isinstance(message, dict) and message.get("role", "user") == "user":
             return _text_of_content(message.get("content"))
     return ""
+
+
+def _tool_name(tool: dict[str, Any]) -> Any:
+    """A tool's name in OpenAI's (`function.name`), the Responses API's and Anthropic's (`name`) shapes, or
+    Gemini's declarations (`functionDeclarations[].name`, joined)."""
+    if isinstance(tool.get("function"), dict):
+        return tool["function"].get("name")
+    if isinstance(tool.get("functionDeclarations"), list):
+        return ",".join(str(d.get("name")) for d in tool["functionDeclarations"] if isinstance(d, dict))
+    return tool.get("name") or tool.get("type")
 
 
 def _tool_call_text(name: Any, arguments: Any) -> str:
@@ -132,8 +146,84 @@ def _responses_stream_reply(data: list[Any]) -> str:
     return "".join(deltas)
 
 
+def _text(value: Any) -> str:
+    """`value` when it is text; a recorded body is whatever the upstream sent, so anything else reads as ""."""
+    return value if isinstance(value, str) else ""
+
+
+def _anthropic_reply(message: Any) -> str:
+    blocks = message.get("content") if isinstance(message, dict) else None
+    blocks = blocks if isinstance(blocks, list) else []
+    return "\n".join(_anthropic_block_text(block) for block in blocks if isinstance(block, dict)).strip()
+
+
+def _anthropic_block_text(block: dict[str, Any], streamed_input: str | None = None) -> str:
+    """A content block as a reviewer reads it; a tool call shows its input as JSON text, as streamed."""
+    if block.get("type") == "text":
+        return _text(block.get("text"))
+    if block.get("type") == "thinking":
+        return f"[thinking] {_text(block.get('thinking'))}"
+    if block.get("type") == "tool_use":
+        arguments = streamed_input if streamed_input is not None else orjson.dumps(block.get("input")).decode()
+        return _tool_call_text(block.get("name"), arguments)
+    return ""
+
+
+def _anthropic_stream_reply(data: list[Any]) -> str:
+    """The content blocks rebuilt from `content_block_start` and the text, thinking and JSON deltas."""
+    blocks: dict[int, dict[str, Any]] = {}
+    inputs: dict[int, list[str]] = {}
+    for event in data:
+        if not isinstance(event, dict) or not isinstance(event.get("index"), int):
+            continue
+        index = event["index"]
+        if event.get("type") == "content_block_start" and isinstance(event.get("content_block"), dict):
+            blocks[index] = dict(event["content_block"])
+        elif event.get("type") == "content_block_delta" and index in blocks:
+            delta = event["delta"] if isinstance(event.get("delta"), dict) else {}
+            if delta.get("type") == "text_delta":
+                blocks[index]["text"] = _text(blocks[index].get("text")) + _text(delta.get("text"))
+            elif delta.get("type") == "thinking_delta":
+                blocks[index]["thinking"] = _text(blocks[index].get("thinking")) + _text(delta.get("thinking"))
+            elif delta.get("type") == "input_json_delta":
+                inputs.setdefault(index, []).append(_text(delta.get("partial_json")))
+    texts = [_anthropic_block_text(blocks[i], "".join(inputs[i]) if i in inputs else None) for i in sorted(blocks)]
+    return "\n".join(texts).strip()
+
+
+def _gemini_prompt(body: dict[str, Any]) -> str:
+    """The text parts of the last `user` turn of `contents` (a turn without a role is the user's)."""
+    contents = body.get("contents") if isinstance(body.get("contents"), list) else []
+    for turn in reversed(contents):
+        if isinstance(turn, dict) and turn.get("role", "user") == "user":
+            return _text_of_content(turn.get("parts"))
+    return ""
+
+
+def _gemini_reply(responses: list[Any]) -> str:
+    """The text and function calls of the first candidate, over every chunk of a stream (one for a body)."""
+    parts: list[str] = []
+    for response in responses:
+        candidates = response.get("candidates") if isinstance(response, dict) else None
+        first = candidates[0] if isinstance(candidates, list) and candidates else None
+        content = first.get("content") if isinstance(first, dict) else None
+        given = content.get("parts") if isinstance(content, dict) else None
+        for part in given if isinstance(given, list) else []:
+            if isinstance(part, dict) and isinstance(part.get("functionCall"), dict):
+                call = part["functionCall"]
+                parts.append("\n" + _tool_call_text(call.get("name"), orjson.dumps(call.get("args")).decode()))
+            elif isinstance(part, dict):
+                parts.append(_text(part.get("text")))
+    return "".join(parts).strip()
+
+
 def reply_text(endpoint: str, body: Any, stream_data: list[Any] | None) -> str:
     """The reply reassembled from a JSON body or, for a stream, from its events' parsed `data`."""
+    if endpoint in GEMINI_GENERATE:
+        # streamGenerateContent without `alt=sse` answers one JSON array of the chunks.
+        return _gemini_reply(stream_data if stream_data is not None else body if isinstance(body, list) else [body])
+    if endpoint == ANTHROPIC_MESSAGES:
+        return _anthropic_stream_reply(stream_data) if stream_data is not None else _anthropic_reply(body)
     if endpoint == "chat.completions":
         return _chat_stream_reply(stream_data) if stream_data is not None else _chat_reply(body)
     if endpoint == "responses":
@@ -143,17 +233,24 @@ def reply_text(endpoint: str, body: Any, stream_data: list[Any] | None) -> str:
 
 def summarize(path: str, request_body: Any, response_body: Any, stream_data: list[Any] | None) -> dict[str, Any]:
     """The `summary` block of a cassette; `stream_data` is the parsed data of each event of a stream."""
-    endpoint = endpoint_name(path)
+    route = route_of(path)
+    endpoint = route.endpoint
     request = request_body if isinstance(request_body, dict) else {}
     summary: dict[str, Any] = {
         "endpoint": endpoint,
-        "model": request.get("model"),
+        "model": request.get("model") or route.path_model,
         "stream": stream_data is not None,
     }
     settings = {name: request[name] for name in SAMPLING_SETTINGS if name in request}
     if settings:
         summary["settings"] = settings
-    if endpoint in ("chat.completions", "responses"):
+    if request.get("system"):
+        summary["system"] = truncate(_text_of_content(request["system"]), PROMPT_PREVIEW_CHARS)
+    given_tools = request.get("tools") if isinstance(request.get("tools"), list) else []
+    tools = [_tool_name(tool) for tool in given_tools if isinstance(tool, dict)]
+    if tools:
+        summary["tools"] = tools
+    if endpoint in ("chat.completions", "responses", ANTHROPIC_MESSAGES, *GEMINI_GENERATE):
         summary["prompt"] = truncate(prompt_text(endpoint, request), PROMPT_PREVIEW_CHARS)
         summary["reply"] = truncate(reply_text(endpoint, response_body, stream_data), REPLY_PREVIEW_CHARS)
     return summary

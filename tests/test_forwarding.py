@@ -1,4 +1,7 @@
-from inference_gate.forwarding import HOP_BY_HOP, client_response_headers, upstream_request_headers
+import pytest
+
+from inference_gate.dialects import Dialect
+from inference_gate.forwarding import HOP_BY_HOP, client_response_headers, upstream_request_headers, upstream_target
 
 SDK_REQUEST_HEADERS = [
     (b"host", b"127.0.0.1:8080"),
@@ -124,3 +127,47 @@ def test_response_drops_every_hop_by_hop_header_and_those_named_in_connection() 
     headers += [(b"connection", b"x-hop"), (b"x-hop", b"1"), (b"x-request-id", b"req_1")]
 
     assert client_response_headers(headers) == [(b"x-request-id", b"req_1")]
+
+
+@pytest.mark.parametrize(
+    ("credential", "dialect"),
+    [(b"api-key", Dialect.AZURE), (b"x-api-key", Dialect.ANTHROPIC), (b"x-goog-api-key", Dialect.GEMINI)],
+)
+def test_gate_key_replaces_the_placeholder_in_the_clients_own_scheme(credential: bytes, dialect: Dialect) -> None:
+    client = [(b"content-type", b"application/json"), (credential, b"placeholder")]
+
+    forwarded = upstream_request_headers(client, api_key="gate-key", dialect=dialect)
+
+    assert [(name, value) for name, value in forwarded if name in (credential, b"authorization")] == [
+        (credential, b"gate-key")
+    ]
+
+
+def test_gate_key_drops_every_client_credential_not_just_the_one_it_replaces() -> None:
+    client = [(b"authorization", b"Bearer placeholder"), (b"x-api-key", b"other"), (b"api-key", b"third")]
+
+    forwarded = upstream_request_headers(client, api_key="gate-key", dialect=Dialect.ANTHROPIC)
+
+    assert b"placeholder" not in b"".join(value for _, value in forwarded)
+    assert b"other" not in b"".join(value for _, value in forwarded)
+    assert b"third" not in b"".join(value for _, value in forwarded)
+    # One header carries the gate's key: the first credential header the client sent.
+    assert [(name, value) for name, value in forwarded if value.endswith(b"gate-key")] == [
+        (b"authorization", b"Bearer gate-key")
+    ]
+
+
+def test_without_gate_key_every_client_credential_passes() -> None:
+    client = [(b"x-api-key", b"client-key"), (b"anthropic-version", b"2023-06-01")]
+
+    assert upstream_request_headers(client, api_key=None, dialect=Dialect.ANTHROPIC)[:2] == client
+
+
+def test_gate_key_drops_the_clients_query_credentials_and_keeps_the_rest() -> None:
+    target = "/v1beta/models/m:streamGenerateContent?alt=sse&key=placeholder&api-version=1"
+
+    assert upstream_target(target, api_key="gate-key") == "/v1beta/models/m:streamGenerateContent?alt=sse&api-version=1"
+    assert upstream_target("/v1beta/models/m:generateContent?key=placeholder", api_key="gate-key") == (
+        "/v1beta/models/m:generateContent"
+    )
+    assert upstream_target(target, api_key=None) == target

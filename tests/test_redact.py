@@ -72,3 +72,26 @@ def test_bearer_token_and_leak_check():
     assert bearer_token([]) is None
     assert leaked_secret(b'{"a": "sk-abc"}', ["sk-abc"])
     assert not leaked_secret(b'{"a": "sk-ab"}', ["sk-abc", ""])
+
+
+def test_anthropic_headers_that_change_the_answer_are_stored_and_its_key_is_not():
+    request = [
+        (b"x-api-key", b"sk-ant-secret"),
+        (b"anthropic-version", b"2023-06-01"),
+        (b"anthropic-beta", b"prompt-caching-2024-07-31"),
+        (b"x-stainless-os", b"Linux"),
+    ]
+    assert stored_request_headers(request) == {
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "prompt-caching-2024-07-31",
+    }
+    response = [
+        (b"request-id", b"req_011"),
+        (b"anthropic-ratelimit-requests-remaining", b"49"),
+        (b"anthropic-organization-id", b"org-uuid"),
+        (b"cf-ray", b"abc-AMS"),
+    ]
+    assert stored_response_headers(response) == {
+        "request-id": "req_011",
+        "anthropic-ratelimit-requests-remaining": "49",
+    }

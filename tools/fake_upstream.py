@@ -46,6 +46,9 @@ ARGUMENTS_DELTA_CHARS = 5
 SSE_CHUNK_SIZES_BYTES = (7, 1, 13, 3, 5)
 RECEIVE_SIZE_BYTES = 65536
 CREATED_EPOCH_S = 1_700_000_000
+REASONING_MODEL_PREFIX = "reasoning-"  # a compatible server's reasoning model: extra stream fields
+REASONING_TEXT = "The user wants an echo; I will échoer."
+REASONING_COST_USD = 0.000125
 
 MISSING_KEY_MESSAGE = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
@@ -310,6 +313,14 @@ def chat_completion_chunks(body: dict[str, Any], seed: bytes) -> list[dict]:
         ]
         finish_reason = "tool_calls"
 
+    reasoning = model.startswith(REASONING_MODEL_PREFIX)
+    if reasoning:
+        # vLLM and DeepSeek stream the model's reasoning as `reasoning_content` deltas before the answer, and
+        # OpenRouter adds the price to the usage as `cost`: fields the OpenAI SDK keeps only as extras.
+        thoughts = [
+            {"content": None, "reasoning_content": piece} for piece in _pieces(REASONING_TEXT, TEXT_DELTA_CHARS)
+        ]
+        deltas = thoughts + deltas
     steps = [(first_delta, None)] + [(delta, None) for delta in deltas] + [({}, finish_reason)]
     choice_lists = [
         [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] for delta, finish in steps
@@ -319,7 +330,8 @@ def chat_completion_chunks(body: dict[str, Any], seed: bytes) -> list[dict]:
     usage_field = {"usage": None} if include_usage else {}
     chunks = [{**header, "choices": choice_list, **usage_field} for choice_list in choice_lists]
     if include_usage:
-        chunks.append({**header, "choices": [], "usage": _chat_usage(prompt, completion)})
+        usage = _chat_usage(prompt, completion) | ({"cost": REASONING_COST_USD} if reasoning else {})
+        chunks.append({**header, "choices": [], "usage": usage})
     for index, chunk in enumerate(chunks):
         chunk["obfuscation"] = _derived_hex(f"obfuscation-{index}", seed, 6 + index % 7)
     return chunks
@@ -558,23 +570,26 @@ def _success_reply(request: ReceivedRequest, route: str, body: dict[str, Any]) -
     return json_reply(request, 200, embeddings_list(body))
 
 
-def _bearer_key(request: ReceivedRequest) -> str | None:
+def _client_key(request: ReceivedRequest) -> str | None:
+    """The key from `Authorization: Bearer`, else from Azure OpenAI's `api-key` header."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return key.strip() or None
+    if scheme.lower() == "bearer" and key.strip():
+        return key.strip()
+    return request.headers.get("api-key") or None
 
 
 def _route(request: ReceivedRequest) -> str | None:
-    for method, suffix in ROUTES:
-        if request.method == method and request.path.endswith(suffix):
-            return suffix
+    """The route a path ends with, under any base path: `/v1/...`, OpenRouter's `/api/v1/...`, Azure's
+    `/openai/v1/...` and `/openai/deployments/{deployment}/...`."""
+    for method, route in ROUTES:
+        if request.method == method and request.path.endswith(route.removeprefix("/v1")):
+            return route
     return None
 
 
 def build_reply(request: ReceivedRequest, *, expected_api_key: str | None) -> Reply:
     """Decide the whole reply to `request`: auth, routing, body validation, faults, then the answer."""
-    key = _bearer_key(request)
+    key = _client_key(request)
     if key is None:
         return error_reply(request, 401, invalid_request_payload(MISSING_KEY_MESSAGE))
     if expected_api_key is not None and key != expected_api_key:
@@ -598,7 +613,7 @@ def _fault_reply(request: ReceivedRequest, route: str, body: dict[str, Any]) -> 
     """The reply for a `fault-*` model (or the unknown `does-not-exist`); None for a well-behaved model."""
     model = body.get("model")
     if model == "fault-401":
-        return error_reply(request, 401, _invalid_key_payload(_bearer_key(request) or ""))
+        return error_reply(request, 401, _invalid_key_payload(_client_key(request) or ""))
     if model in ("fault-404", "does-not-exist"):
         return error_reply(request, 404, _model_not_found_payload(model))
     if model == "fault-429":
@@ -687,6 +702,10 @@ class FakeUpstream:
         except (trio.BrokenResourceError, h11.RemoteProtocolError):
             return
 
+    def build_reply(self, request: ReceivedRequest) -> Reply:
+        """The whole reply to `request`; the fakes of other providers' APIs answer in their own format."""
+        return build_reply(request, expected_api_key=self.expected_api_key)
+
     async def _serve_requests(self, stream: trio.abc.Stream) -> None:
         connection = h11.Connection(h11.SERVER)
         while True:
@@ -694,7 +713,7 @@ class FakeUpstream:
             if request is None:
                 return
             self.requests.append(request)
-            reply = build_reply(request, expected_api_key=self.expected_api_key)
+            reply = self.build_reply(request)
             finished = await self._send_reply(stream, connection, reply)
             if not finished or connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
                 return

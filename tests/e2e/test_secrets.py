@@ -47,12 +47,13 @@ def set_cookie_value(request_body: bytes) -> str:
 
 
 async def test_no_credential_or_cookie_reaches_the_cache_directory(record_settings: Settings):
-    upstream = FakeUpstream(expected_api_key=record_settings.api_key)
+    # Without a key of its own the gate forwards every credential the client sends, so all are in play.
+    upstream = FakeUpstream(expected_api_key=CLIENT_KEY)
     credential_headers = {"Cookie": f"session={COOKIE_VALUE}", "x-api-key": X_API_KEY, "api-key": AZURE_API_KEY}
     messages = [{"role": "user", "content": "Remember nothing secret"}]
     with trio.fail_after(DEADLINE_S):
         async with running_upstream(upstream):
-            settings = replace(record_settings, upstream=upstream.url)
+            settings = replace(record_settings, upstream=upstream.url, api_key=None)
             async with (
                 running_gate(settings, Mode.RECORD) as gate,
                 sdk(gate.base_url, default_headers=credential_headers) as client,
@@ -65,7 +66,7 @@ async def test_no_credential_or_cookie_reaches_the_cache_directory(record_settin
     for forwarded in upstream.requests:  # the secrets were really in play on both sides
         assert forwarded.headers["cookie"] == f"session={COOKIE_VALUE}"
         assert (forwarded.headers["x-api-key"], forwarded.headers["api-key"]) == (X_API_KEY, AZURE_API_KEY)
-    secrets = [record_settings.api_key, CLIENT_KEY, COOKIE_VALUE, X_API_KEY, AZURE_API_KEY]
+    secrets = [CLIENT_KEY, COOKIE_VALUE, X_API_KEY, AZURE_API_KEY]
     secrets += [set_cookie_value(forwarded.body) for forwarded in upstream.requests]
     stored = cache_bytes(settings.cache_dir)
     assert len(stored) == 5  # two endpoint folders, three cassettes

@@ -1,0 +1,52 @@
+"""Shared steps of the dialect end-to-end tests: record through a gate, replay with the upstream stopped, and
+read what `inference-gate cache list --json` shows."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+from cleo.testers.application_tester import ApplicationTester
+
+from inference_gate import Mode, Settings
+from inference_gate.cli.app import GateApplication
+from tests.e2e.conftest import running_gate
+from tests.servers import running_upstream
+from tools.fake_upstream import FakeUpstream
+
+DEADLINE_S = 30
+
+Exercise = Callable[[str], Awaitable[Any]]  # given the gate's root URL, what the client saw
+
+
+async def record_then_replay(upstream: FakeUpstream, settings: Settings, exercise: Exercise) -> tuple[Any, Any]:
+    """What the client saw while recording, and in replay mode once the upstream has stopped listening."""
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate:
+                recorded = await exercise(root_url(gate.port))
+        async with running_gate(settings, Mode.REPLAY) as gate:
+            replayed = await exercise(root_url(gate.port))
+    return recorded, replayed
+
+
+def root_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def cache_list(cache_dir: Path) -> list[dict[str, Any]]:
+    """The rows of `inference-gate cache list --json`, as a user would see them."""
+    tester = ApplicationTester(GateApplication())
+    assert tester.execute(f"cache list --json --cache-dir {cache_dir}") == 0
+    return orjson.loads(tester.io.fetch_output())
+
+
+def cassettes(cache_dir: Path) -> list[dict[str, Any]]:
+    """Every cassette under `cache_dir`, parsed, in name order, each with its relative `name`."""
+    paths = sorted(cache_dir.rglob("*.json"))
+    return [{"name": p.relative_to(cache_dir).as_posix(), **orjson.loads(p.read_bytes())} for p in paths]
