@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import trio
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse
@@ -34,6 +35,7 @@ from inference_gate.inflight import InflightExchange
 from inference_gate.keys import CanonicalRequest, canonicalize
 from inference_gate.messages import HttpRequest, HttpResponse
 from inference_gate.nearest import NearestRequests
+from inference_gate.outcome import Answer, Outcome
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
     bearer_token,
@@ -45,6 +47,7 @@ from inference_gate.replies import CASSETTE_HEADER, OUTCOME_HEADER, PreparedRepl
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser
 from inference_gate.store import CassetteStore, SecretLeakError
+from inference_gate.summary import endpoint_name, prompt_text, truncate
 
 logger = logging.getLogger("inference_gate")
 
@@ -57,6 +60,27 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _answer(request: HttpRequest, response: HttpResponse, canonical: CanonicalRequest | None) -> Answer:
+    headers = dict(response.headers)
+    outcome = Outcome(headers.get(OUTCOME_HEADER, b"error").decode())
+    cassette = headers.get(CASSETTE_HEADER)
+    described = closest = None
+    if outcome is Outcome.MISS and canonical is not None:
+        endpoint = endpoint_name(canonical.path)
+        body = canonical.json_body if isinstance(canonical.json_body, dict) else {}
+        described = f"{endpoint} {body.get('model', '-')} {truncate(prompt_text(endpoint, body), 60)!r}"
+        closest = orjson.loads(response.body)["error"]["message"].partition("Closest recorded request: ")[2] or None
+    return Answer(
+        request.method,
+        request.path,
+        response.status,
+        outcome,
+        cassette=cassette.decode() if cassette and outcome in (Outcome.HIT, Outcome.RECORDED) else None,
+        request=described,
+        closest=closest,
+    )
+
+
 class Gate:
     def __init__(
         self,
@@ -64,8 +88,10 @@ class Gate:
         mode: Mode,
         *,
         clock: Callable[[], datetime] = utc_now,
+        on_answer: Callable[[Answer], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._on_answer = on_answer
         self.mode = mode
         self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
         self.upstream = (
@@ -118,6 +144,7 @@ class Gate:
         """Answer one request: from a cassette, from upstream while recording it, or with an error."""
         started = time.perf_counter()
         name = ""
+        canonical: CanonicalRequest | None = None
         try:
             known_key = self._hit_keys.get((request.method, request.target, request.body))
             known_reply = self._replies.get(known_key) if known_key is not None else None
@@ -137,6 +164,8 @@ class Gate:
                     response = await self._answer_uncached(request, canonical, path, name)
         except GateError as error:
             response = error_response(error, outcome=b"miss" if error.error_type == CACHE_MISS_TYPE else b"error")
+        if self._on_answer is not None:
+            self._on_answer(_answer(request, response, canonical))
         if logger.isEnabledFor(logging.INFO):
             outcome = dict(response.headers).get(OUTCOME_HEADER, b"").decode()
             cassette = dict(response.headers).get(CASSETTE_HEADER, name.encode()).decode()
