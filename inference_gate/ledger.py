@@ -150,21 +150,21 @@ class RunState:
         if self.markers:
             reasons.append(f"tests were selected with -m {self.markers!r}")
         if self.node_ids:
-            reasons.append(f"only some tests were given: {' '.join(self.node_ids)}")
+            reasons.append(f"only these tests were asked for: {' '.join(self.node_ids)}")
         if self.last_failed:
             reasons.append("--lf ran only the tests that failed last time")
         if self.deselected and not (self.keyword or self.markers or self.last_failed):
-            reasons.append(f"{self.deselected} tests were deselected")
+            reasons.append(f"tests were deselected: {self.deselected}")
         if self.stopped_early:
             reasons.append(f"the run stopped early ({self.stopped_early})")
         if self.failed:
-            reasons.append(f"{self.failed} tests failed")
+            reasons.append(f"tests failed: {self.failed}")
         if self.errors:
-            reasons.append(f"{self.errors} errors")
+            reasons.append(f"errors: {self.errors}")
         if self.skipped:
-            reasons.append(f"{self.skipped} tests were skipped, and a skipped test may need a cassette")
+            reasons.append(f"tests were skipped, and a skipped test may need a cassette: {self.skipped}")
         if self.unreported_workers:
-            reasons.append(f"workers {', '.join(self.unreported_workers)} sent no ledger")
+            reasons.append(f"workers sent no ledger: {', '.join(self.unreported_workers)}")
         return reasons
 
 

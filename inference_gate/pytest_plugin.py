@@ -334,7 +334,7 @@ class GateSession:
         write = terminalreporter.write_line
         terminalreporter.section("inference-gate")
         counts = self.ledger.counts()
-        listed = ", ".join(f"{counts[outcome]} {label}" for outcome, label in _count_labels(counts))
+        listed = ", ".join(f"{label} {counts[outcome]}" for outcome, label in _count_labels(counts))
         write(f"{self._mode.value} mode, cassettes in {self._cache_dir}: {listed}")
         for miss in self.ledger.misses():
             write(f"MISS {miss.test_id}: {miss.method} {miss.path} {miss.request or ''}".rstrip())
@@ -360,7 +360,7 @@ def _write_plan(write: Callable[[str], None], plan: PrunePlan) -> None:
     if plan.refusals:
         write(f"prune refused, nothing deleted: {'; '.join(plan.refusals)}")
     elif plan.delete:
-        write(f"pruned {len(plan.delete)} cassettes no test used:")
+        write(f"pruned the cassettes no test used ({len(plan.delete)}):")
         for name in plan.delete:
             write(f"  {name}")
     else:

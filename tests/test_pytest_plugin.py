@@ -121,7 +121,7 @@ def test_the_entry_point_registers_the_plugin_module() -> None:
 def test_record_with_the_upstream_up_writes_one_cassette_per_test(recording: tuple[Path, str]) -> None:
     cache_dir, output = recording
     assert "2 passed" in output
-    assert "record mode" in output and "0 hits, 2 recorded, 0 misses" in output
+    assert "record mode" in output and "hits 0, recorded 2, misses 0" in output
     names = cassettes(cache_dir)
     assert [name.rsplit(".", 2)[0] for name in names] == ["chat.completions/say-goodbye", "chat.completions/say-hello"]
 
@@ -134,7 +134,7 @@ def test_replay_with_the_upstream_stopped_hits_every_cassette_and_maps_tests_to_
     result.stdout.fnmatch_lines(
         [
             "*= inference-gate =*",
-            "replay mode, cassettes in *: 2 hits, 0 recorded, 0 misses",
+            "replay mode, cassettes in *: hits 2, recorded 0, misses 0",
             "cassettes used, by test:",
             "  test_chat.py::test_bye: chat.completions/say-goodbye.*.json",
             "  test_chat.py::test_hello: chat.completions/say-hello.*.json",
@@ -151,7 +151,7 @@ def test_a_new_prompt_fails_its_test_with_the_miss_and_the_summary_names_it(
     result.stdout.fnmatch_lines(
         [
             "*NotFoundError: Error code: 404 - No cassette for POST /v1/chat/completions*",
-            "replay mode, cassettes in *: 2 hits, 0 recorded, 1 misses",
+            "replay mode, cassettes in *: hits 2, recorded 0, misses 1",
             "MISS test_chat.py::test_new: POST /v1/chat/completions chat.completions gpt-4o-mini 'Say something new'",
             "    closest cassette: chat.completions/say-*.json differs at messages[[]0[]].content*",
         ]
@@ -164,7 +164,7 @@ def test_prune_after_a_test_is_removed_deletes_only_its_cassette(pytester: pytes
     result = run(pytester, "--inference-gate=replay", "--inference-gate-prune")
     result.assert_outcomes(passed=1)
     bye = next(name for name in before if "say-goodbye" in name)
-    result.stdout.fnmatch_lines(["pruned 1 cassettes no test used:", f"  {bye}"])
+    result.stdout.fnmatch_lines(["pruned the cassettes no test used (1):", f"  {bye}"])
     assert cassettes(project) == [name for name in before if name != bye]
 
 
@@ -181,7 +181,7 @@ def test_prune_after_a_failure_refuses(pytester: pytest.Pytester, project: Path)
     pytester.makepyfile(test_chat=ASK + HELLO + NEW)
     result = run(pytester, "--inference-gate=replay", "--inference-gate-prune")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["prune refused, nothing deleted: 1 tests failed"])
+    result.stdout.fnmatch_lines(["prune refused, nothing deleted: tests failed: 1"])
     assert cassettes(project) == before
 
 
@@ -192,10 +192,10 @@ def test_xdist_workers_each_replay_and_the_controller_prunes(pytester: pytest.Py
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "replay mode, cassettes in *: 2 hits, 0 recorded, 0 misses",
+            "replay mode, cassettes in *: hits 2, recorded 0, misses 0",
             "  test_chat.py::test_hello: chat.completions/say-hello.*.json",
             "  test_chat.py::test_hello_again: chat.completions/say-hello.*.json",
-            "pruned 1 cassettes no test used:",
+            "pruned the cassettes no test used (1):",
         ]
     )
     assert cassettes(project) == [name for name in before if "say-hello" in name]
@@ -223,7 +223,7 @@ def test_the_environment_chooses_the_mode_and_the_command_line_wins(
 ) -> None:
     pytester.makeini("[pytest]\ninference_gate_mode = record\n")
     monkeypatch.setenv("INFERENCE_GATE_MODE", "replay")
-    run(pytester).stdout.fnmatch_lines(["replay mode, cassettes in *: 2 hits, 0 recorded, 0 misses"])
+    run(pytester).stdout.fnmatch_lines(["replay mode, cassettes in *: hits 2, recorded 0, misses 0"])
     off = run(pytester, "--inference-gate=off")
     off.assert_outcomes(failed=2)  # no gate: the SDK has no key and nowhere to go
     assert "inference-gate" not in off.stdout.str()
@@ -241,7 +241,7 @@ def test_the_ini_chooses_the_directory_relative_to_the_rootdir(
     run(pytester).assert_outcomes(failed=1)
     result = run(pytester, "--inference-gate=replay")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([f"replay mode, cassettes in {pytester.path / 'cassettes'}: 1 hits, *"])
+    result.stdout.fnmatch_lines([f"replay mode, cassettes in {pytester.path / 'cassettes'}: hits 1, *"])
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,12 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 
 from inference_gate import __version__
-from inference_gate.cli.cache_commands import CacheClearCommand, CacheInfoCommand, CacheListCommand
+from inference_gate.cli.cache_commands import (
+    CacheClearCommand,
+    CacheInfoCommand,
+    CacheListCommand,
+    CachePruneCommand,
+)
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
@@ -30,6 +35,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CacheListCommand,
     CacheInfoCommand,
     CacheClearCommand,
+    CachePruneCommand,
 )
 
 
