@@ -9,10 +9,24 @@ cassette directory, for tools that inspect it.
     trio.run(Gate(Settings(cache_dir=Path("cassettes")), Mode.REPLAY).run)
 """
 
-from inference_gate.gate import Gate
+from typing import TYPE_CHECKING
+
 from inference_gate.policy import Mode
 from inference_gate.settings import Settings
 from inference_gate.store import CassetteStore
 
+if TYPE_CHECKING:
+    from inference_gate.gate import Gate
+
 __all__ = ["CassetteStore", "Gate", "Mode", "Settings"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """`Gate` is imported on first use: it brings in trio and h11, and every pytest run imports this package
+    for the plugin's entry point, which must cost nothing while the plugin is inactive."""
+    if name == "Gate":
+        from inference_gate.gate import Gate
+
+        return Gate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
