@@ -2,8 +2,9 @@
 `OPENAI_BASE_URL`, run by `pytester` against the fake upstream in tools/.
 
 The story shares one recording: the module fixture records the project once with the upstream up, then stops
-the upstream; every later test copies that cache and replays it. Runs are in a subprocess, so that each has a
-fresh `os.environ` and thread list, except the one that checks the plugin leaves both as it found them.
+the upstream; every later test copies that cache and replays it. Most runs are in this process, which is
+quick and shows that the plugin puts `os.environ` back and leaves no thread (the last test checks both); a
+replay and the xdist run use fresh processes, as a user's suite does.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ def project(pytester: pytest.Pytester, recording: tuple[Path, str], monkeypatch:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """A run in this process, which is quick; the plugin leaves no trace (the last test checks)."""
+    return pytester.runpytest_inprocess(*plugin_args(), "-p", "no:cacheprovider", *args)
+
+
+def run_in_a_fresh_process(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", *args, timeout=RUN_TIMEOUT_S)
 
 
@@ -129,7 +135,7 @@ def test_record_with_the_upstream_up_writes_one_cassette_per_test(recording: tup
 def test_replay_with_the_upstream_stopped_hits_every_cassette_and_maps_tests_to_them(
     pytester: pytest.Pytester, project: Path
 ) -> None:
-    result = run(pytester, "--inference-gate=replay", "-v")
+    result = run_in_a_fresh_process(pytester, "--inference-gate=replay", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -188,7 +194,7 @@ def test_prune_after_a_failure_refuses(pytester: pytest.Pytester, project: Path)
 def test_xdist_workers_each_replay_and_the_controller_prunes(pytester: pytest.Pytester, project: Path) -> None:
     before = cassettes(project)
     pytester.makepyfile(test_chat=ASK + HELLO + "\n\ndef test_hello_again():\n    assert ask('Say hello')\n")
-    result = run(pytester, "--inference-gate=replay", "--inference-gate-prune", "-n", "2", "-v")
+    result = run_in_a_fresh_process(pytester, "--inference-gate=replay", "--inference-gate-prune", "-n", "2", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -270,8 +276,7 @@ def test_an_in_process_run_restores_the_environment_and_leaves_no_thread(
     pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://example.invalid/v1")
-    result = pytester.runpytest_inprocess(*plugin_args(), "-p", "no:cacheprovider", "--inference-gate=replay")
-    result.assert_outcomes(passed=2)
+    run(pytester, "--inference-gate=replay").assert_outcomes(passed=2)
     assert os.environ["OPENAI_BASE_URL"] == "http://example.invalid/v1"
     assert "OPENAI_API_KEY" not in os.environ
     assert [thread.name for thread in threading.enumerate() if thread.name == GATE_THREAD_NAME] == []
