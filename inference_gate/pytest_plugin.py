@@ -2,7 +2,8 @@
 
 Registered through the `pytest11` entry point, so installing the package is enough; it does nothing unless a
 mode is chosen (command line, then `INFERENCE_GATE_MODE`, then the `inference_gate_mode` ini option). Nothing
-heavier than this module is imported until then, so an inactive plugin costs a suite nothing.
+that brings in trio or h11 (the gate, the server) is imported until then, so an inactive plugin costs a suite
+next to nothing.
 
 While active, each pytest process (each xdist worker, not the controller) runs one gate on 127.0.0.1 with a free
 port, in a background thread with its own trio loop, from session start to session end, and points
@@ -17,24 +18,27 @@ through `workeroutput`; the controller merges the parts, reports, and prunes onc
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import os
 import threading
+from collections import Counter
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from collections import Counter
-    from collections.abc import Callable, Generator
+from inference_gate.ledger import OUTSIDE_TESTS, Ledger, PrunePlan, RunState, prune_plan
+from inference_gate.outcome import Answer, Outcome
+from inference_gate.policy import Mode
+from inference_gate.prune import cassette_names, delete_cassettes
+from inference_gate.settings import Settings
 
+if TYPE_CHECKING:
     from inference_gate.gate import Gate
-    from inference_gate.ledger import Ledger, PrunePlan, RunState
-    from inference_gate.outcome import Answer, Outcome
-    from inference_gate.policy import Mode
-    from inference_gate.settings import Settings
 
 MODE_ENV = "INFERENCE_GATE_MODE"
 MODES = ("replay", "record", "off")
@@ -111,7 +115,6 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
     """The gate's settings, from the CLI's config file plus the plugin's options; `pytest.UsageError` for
     anything the user must fix, so pytest prints one line instead of a traceback."""
     from inference_gate.config import API_KEY_ENV, ConfigError, load_settings
-    from inference_gate.policy import Mode
 
     if mode_name in NOT_YET_MODES:
         raise pytest.UsageError(f"--inference-gate: {NOT_YET_MODES[mode_name]}")
@@ -128,16 +131,15 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
         settings = load_settings(overrides=overrides).settings
     except ConfigError as error:
         raise pytest.UsageError(f"inference-gate: {error}") from None
+    if mode is Mode.RECORD and not settings.api_key:
+        raise pytest.UsageError(f"--inference-gate=record needs an upstream API key: set {API_KEY_ENV}")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise pytest.UsageError(
             f"--inference-gate-dir: cannot create the cassette directory {cache_dir}: {error.strerror or error}"
         ) from None
-    if mode is Mode.RECORD and not settings.api_key:
-        raise pytest.UsageError(f"--inference-gate=record needs an upstream API key: set {API_KEY_ENV}")
-    settings.cache_dir = cache_dir
-    return settings, mode
+    return dataclasses.replace(settings, cache_dir=cache_dir), mode
 
 
 class GateThread:
@@ -163,7 +165,8 @@ class GateThread:
         """Stop gracefully: the listener closes, exchanges in flight get the grace period, writes finish."""
         import trio
 
-        trio.from_thread.run_sync(self._shutdown.set, trio_token=self._token)
+        with contextlib.suppress(trio.RunFinishedError):  # the gate failed mid-session; pytest reported it
+            trio.from_thread.run_sync(self._shutdown.set, trio_token=self._token)
         self._thread.join()
 
     def _run(self) -> None:
@@ -187,27 +190,24 @@ class GateThread:
             self._started.set()
 
 
+@dataclass
 class RunFacts:
     """What the run's reports say about its completeness, counted as they arrive."""
 
-    def __init__(self) -> None:
-        self.failed = 0
-        self.errors = 0
-        self.skipped = 0
-        self.deselected = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    deselected: int = 0
 
 
 class GateSession:
     """The active plugin for one pytest process: its gate, its ledger, and what it reports at the end."""
 
     def __init__(self, config: pytest.Config, mode_name: str) -> None:
-        from inference_gate.ledger import OUTSIDE_TESTS, Ledger
-
         self._config = config
         self._mode_name = mode_name
-        self._outside_tests = OUTSIDE_TESTS
         self._current_test = OUTSIDE_TESTS
-        self.ledger: Ledger = Ledger()
+        self.ledger = Ledger()
         self.running: RunningGate | None = None
         self._gate_thread: GateThread | None = None
         self._saved_environ: dict[str, str | None] = {}
@@ -227,7 +227,6 @@ class GateSession:
         if self._is_xdist_controller:
             return  # the workers run the tests, each with its own gate
         from inference_gate.gate import Gate
-        from inference_gate.policy import Mode
         from inference_gate.serve import gate_url
 
         self._gate_thread = GateThread(Gate(settings, self._mode, on_answer=self._file_answer))
@@ -251,7 +250,7 @@ class GateSession:
         try:
             return (yield)
         finally:
-            self._current_test = self._outside_tests
+            self._current_test = OUTSIDE_TESTS
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
@@ -271,8 +270,6 @@ class GateSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        from inference_gate.ledger import Ledger
-
         part = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
         if part is None:
             self._unreported_workers.append(node.gateway.id)
@@ -296,17 +293,12 @@ class GateSession:
             self._plan = self._prune(session, exitstatus)
 
     def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
-        from inference_gate.ledger import prune_plan
-        from inference_gate.prune import cassette_names, delete_cassettes
-
         assert self._cache_dir is not None
         plan = prune_plan(cassette_names(self._cache_dir), self.ledger, self._run_state(session, exitstatus))
         delete_cassettes(self._cache_dir, plan.delete)
         return plan
 
     def _run_state(self, session: pytest.Session, exitstatus: int) -> RunState:
-        from inference_gate.ledger import RunState
-
         config = self._config
         node_ids: tuple[str, ...] = ()
         if config.args_source is pytest.Config.ArgsSource.ARGS:
@@ -349,8 +341,6 @@ class GateSession:
 
 def _count_labels(counts: Counter[Outcome]) -> list[tuple[Outcome, str]]:
     """hits, recorded and misses always; passthrough and errors only when there were some."""
-    from inference_gate.outcome import Outcome
-
     always = [(Outcome.HIT, "hits"), (Outcome.RECORDED, "recorded"), (Outcome.MISS, "misses")]
     if_any = [(Outcome.PASSTHROUGH, "passthrough"), (Outcome.ERROR, "errors")]
     return always + [(outcome, label) for outcome, label in if_any if counts[outcome]]
