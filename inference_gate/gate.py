@@ -69,7 +69,9 @@ def _answer(request: HttpRequest, response: HttpResponse, canonical: CanonicalRe
         endpoint = endpoint_name(canonical.path)
         body = canonical.json_body if isinstance(canonical.json_body, dict) else {}
         described = f"{endpoint} {body.get('model', '-')} {truncate(prompt_text(endpoint, body), 60)!r}"
-        closest = orjson.loads(response.body)["error"]["message"].partition("Closest recorded request: ")[2] or None
+        if response.stream is None:  # a replay miss; a recording that upstream refused streams its error body
+            message = orjson.loads(response.body)["error"]["message"]
+            closest = message.partition("Closest recorded request: ")[2] or None
     return Answer(
         request.method,
         request.path,
