@@ -182,6 +182,25 @@ def test_prune_after_a_k_run_refuses_and_says_why(pytester: pytest.Pytester, pro
     assert cassettes(project) == before
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["test_chat.py::test_hello"], "prune refused, nothing deleted: only these tests were asked for: *"),
+        (["-x"], "prune refused, nothing deleted: the run stopped early (stopping after 1 failures); tests failed: 1"),
+        (["."], "prune: every cassette was used, nothing deleted"),
+    ],
+)
+def test_prune_refuses_a_partial_run_but_not_the_rootdir_named(
+    pytester: pytest.Pytester, project: Path, args: list[str], said: str
+) -> None:
+    before = cassettes(project)
+    if "-x" in args:
+        pytester.makepyfile(test_chat=ASK + NEW + HELLO + BYE)
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-prune", *args)
+    result.stdout.fnmatch_lines([said])
+    assert cassettes(project) == before
+
+
 def test_prune_after_a_failure_refuses(pytester: pytest.Pytester, project: Path) -> None:
     before = cassettes(project)
     pytester.makepyfile(test_chat=ASK + HELLO + NEW)
