@@ -44,6 +44,24 @@ class GateError(Exception):
         self.retryable = retryable
 
 
+
+class CacheMiss(GateError):
+    """Replay mode has no cassette for a request: a 404 that SDKs do not retry, naming how to record it.
+
+    It carries, for the ledger, the request as a person reads it and the closest recorded request.
+    """
+
+    def __init__(self, method: str, path: str, key: str, cache_dir: str, *, request: str, closest: str | None) -> None:
+        message = (
+            f"No cassette for {method} {path} (key {key[:16]}) in {cache_dir}. Replay mode never calls the "
+            f"upstream. To record it, run `inference-gate start --cache-dir {cache_dir}` and send the request again."
+        )
+        if closest:
+            message += f" Closest recorded request: {closest}"
+        super().__init__(404, message, code="cache_miss", error_type=CACHE_MISS_TYPE, retryable=False)
+        self.request = request
+        self.closest = closest
+
 def internal_error(exc: Exception) -> GateError:
     """The one error for a bug in the gate, wherever it surfaces (server or gate): the log has the traceback."""
     return GateError(

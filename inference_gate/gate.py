@@ -26,7 +26,7 @@ import trio
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
 from inference_gate.dialects import route_of
-from inference_gate.errors import CACHE_MISS_TYPE, GateError, error_outcome, error_response, internal_error
+from inference_gate.errors import CacheMiss, GateError, error_outcome, error_response, internal_error
 from inference_gate.forwarding import client_response_headers, upstream_request_headers, upstream_target
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
@@ -47,6 +47,7 @@ from inference_gate.replies import PreparedReply, ReplyCache
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser
 from inference_gate.store import CassetteStore, SecretLeakError, Slot
+from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
 
@@ -67,6 +68,7 @@ class Gate:
         """`on_answer` is called once per request, on the gate's trio thread, once its outcome is decided (for a
         recording: once the cassette is on disk or known not to be)."""
         self.settings = settings
+        self._on_answer = on_answer
         self.mode = mode
         self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
         self.upstream = (
@@ -137,7 +139,16 @@ class Gate:
                     return await self._answer_uncached(request, started, canonical, slot)
         except GateError as error:
             response = error_response(error, dialect=route_of(request.path).dialect)
-            self._report(request, started, response.status, error_outcome(error), reason=error.code, slot=slot_name)
+            self._report(
+                request,
+                started,
+                response.status,
+                error_outcome(error),
+                reason=error.code,
+                slot=slot_name,
+                described=error.request if isinstance(error, CacheMiss) else None,
+                closest=error.closest if isinstance(error, CacheMiss) else None,
+            )
             return response
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
         return reply.response()
@@ -152,12 +163,23 @@ class Gate:
         cassette: str | None = None,
         reason: str | None = None,
         slot: str = "",
+        described: str | None = None,
+        closest: str | None = None,
     ) -> None:
         """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
 
         The log names the cassette, or for a miss the one that would answer (`slot`), else the reason.
         """
-        answer = Answer(request.method, request.path, status, outcome, cassette=cassette, reason=reason)
+        answer = Answer(
+            request.method,
+            request.path,
+            status,
+            outcome,
+            cassette=cassette,
+            reason=reason,
+            request=described,
+            closest=closest,
+        )
         if logger.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info(
@@ -222,23 +244,19 @@ class Gate:
         if action is Action.REPORT_MISS:
             # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
             closest = await trio.to_thread.run_sync(self._nearest.describe, canonical)
-            raise self._miss_error(canonical, closest)
+            raise CacheMiss(
+                canonical.method,
+                canonical.path,
+                canonical.key,
+                str(self.store.root.resolve()),
+                request=describe_request(canonical.path, canonical.json_body),
+                closest=closest,
+            )
         exchange = InflightExchange()
         self._inflight[canonical.key] = exchange
         assert self._exchanges is not None, "Gate.handle needs Gate.run"
         self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
         return await self._join(request, started, exchange)
-
-    def _miss_error(self, canonical: CanonicalRequest, closest: str | None) -> GateError:
-        cache_dir = self.store.root.resolve()
-        message = (
-            f"No cassette for {canonical.method} {canonical.path} (key {canonical.key[:16]}) in {cache_dir}. "
-            f"Replay mode never calls OpenAI. To record it, run `inference-gate start --cache-dir {cache_dir}` "
-            f"and send the request again."
-        )
-        if closest:
-            message += f" Closest recorded request: {closest}"
-        return GateError(404, message, code="cache_miss", error_type=CACHE_MISS_TYPE, retryable=False)
 
     async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import trio
 
 from inference_gate.gate import Gate
+from inference_gate.outcome import Answer
 from inference_gate.policy import Mode
 from inference_gate.settings import Settings
 
@@ -57,14 +58,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_gate(settings: Settings, mode: Mode, *, on_started: Callable[[int], None]) -> None:
+def run_gate(
+    settings: Settings,
+    mode: Mode,
+    *,
+    on_started: Callable[[int], None],
+    on_answer: Callable[[Answer], None] | None = None,
+) -> None:
     """Serve until SIGINT or SIGTERM, then return once the gate has shut down.
 
     `on_started` is called with the bound port (the real one when `settings.port` is 0) once the gate accepts
-    connections. Must be called from the main thread, which is where Python delivers signals. Raises
-    `ListenError` when the socket cannot be opened.
+    connections; `on_answer` with each request's `Answer`, on the gate's thread. Must be called from the main
+    thread, which is where Python delivers signals. Raises `ListenError` when the socket cannot be opened.
     """
-    gate = Gate(settings, mode)
+    gate = Gate(settings, mode, on_answer=on_answer)
     listening = False
 
     def started(port: int) -> None:

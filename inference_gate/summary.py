@@ -254,3 +254,12 @@ def summarize(path: str, request_body: Any, response_body: Any, stream_data: lis
         summary["prompt"] = truncate(prompt_text(endpoint, request), PROMPT_PREVIEW_CHARS)
         summary["reply"] = truncate(reply_text(endpoint, response_body, stream_data), REPLY_PREVIEW_CHARS)
     return summary
+
+
+def describe_request(path: str, request_body: Any) -> str:
+    """One line that names a request for a person: endpoint, model and the start of the prompt."""
+    route = route_of(path)
+    request = request_body if isinstance(request_body, dict) else {}
+    model = request.get("model") or route.path_model or "-"
+    prompt = truncate(prompt_text(route.endpoint, request), PROMPT_PREVIEW_CHARS)
+    return f"{route.endpoint} {model} {prompt!r}" if prompt else f"{route.endpoint} {model}"

@@ -19,6 +19,7 @@ from inference_gate.cli.cache_commands import (
     CacheDiffCommand,
     CacheInfoCommand,
     CacheListCommand,
+    CachePruneCommand,
     CacheShowCommand,
 )
 from inference_gate.cli.common import CONFIG_OPTION, write_error
@@ -40,6 +41,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CacheDiffCommand,
     CacheShowCommand,
     CacheAuditCommand,
+    CachePruneCommand,
 )
 
 

@@ -1,4 +1,4 @@
-"""`cache list`, `cache info`, `cache clear`, `cache diff`, `cache show` and `cache audit`.
+"""`cache list`, `cache info`, `cache clear`, `cache prune`, `cache diff`, `cache show` and `cache audit`.
 
 What was recorded, how much of it, starting over, and reviewing a change. The data comes from `review.py`,
 `revision_diff.py`, `cassette_view.py` and `audit.py`; this module only lays it out. `cache list` is a table
@@ -27,6 +27,8 @@ from inference_gate.cassette import CassetteError, cassette_document
 from inference_gate.cassette_view import view_lines, view_of
 from inference_gate.cli.common import setting_options, settings_from_io, write_error
 from inference_gate.git_tree import GitError
+from inference_gate.ledger import Ledger, LedgerError, RunState, prune_plan
+from inference_gate.prune import cassette_names, delete_cassettes
 from inference_gate.review import CassetteReview, StoreInfo, review_cassettes, store_info
 from inference_gate.revision_diff import diff_revisions
 from inference_gate.store import CassetteStore
@@ -137,6 +139,51 @@ class CacheDiffCommand(Command):
             text = "\n".join(diff_report.text_lines(diff)) + "\n"
         self.io.write(text, type=OutputType.RAW)
         return 1 if self.option("exit-code") and diff.changes.has_changes else 0
+
+
+class CachePruneCommand(Command):
+    name = "cache prune"
+    description = "Delete the cassettes no request in a `--ledger` file used; only lists them unless --apply."
+    options: ClassVar[list[Option]] = [
+        *setting_options("cache_dir"),
+        option("ledger", description="The ledger file a gate wrote with --ledger.", flag=False),
+        option("apply", description="Delete the cassettes instead of only listing them."),
+    ]
+
+    def handle(self) -> int:
+        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        if self.option("ledger") is None:
+            write_error(self.io, "cache prune needs --ledger FILE, written by `start --ledger` or `replay --ledger`")
+            return 1
+        ledger_path = Path(self.option("ledger"))
+        try:
+            ledger = Ledger.from_json(orjson.loads(ledger_path.read_bytes()))
+        except OSError as error:
+            write_error(self.io, f"cannot read the ledger {ledger_path}: {error.strerror or error}")
+            return 1
+        except orjson.JSONDecodeError as error:
+            write_error(self.io, f"{ledger_path}: not JSON ({error})")
+            return 1
+        except LedgerError as error:
+            write_error(self.io, f"{ledger_path}: {error}")
+            return 1
+        # A CLI gate cannot know whether every test ran and passed; running the whole suite is the user's part.
+        plan = prune_plan(cassette_names(cache_dir), ledger, RunState())
+        if plan.refusals:
+            write_error(self.io, f"refusing to prune, nothing removed: {'; '.join(plan.refusals)}")
+            return 1
+        for name in plan.delete:
+            self.io.write_line(name, type=OutputType.RAW)
+        count = cassette_count_text(len(plan.delete))
+        if self.option("apply"):
+            delete_cassettes(cache_dir, plan.delete)
+            self.io.write_line(f"removed {count} no request used from {cache_dir}", type=OutputType.RAW)
+        else:
+            self.io.write_line(
+                f"{count} no request used in {cache_dir}; run again with --apply to remove them", type=OutputType.RAW
+            )
+        return 0
+
 
 
 class CacheShowCommand(Command):

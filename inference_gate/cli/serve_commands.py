@@ -8,11 +8,14 @@ this is the one place that decides where those lines go: stderr, one line each, 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
+import orjson
 from cleo.commands.command import Command
 from cleo.io.inputs.option import Option
 from cleo.io.io import IO
@@ -21,35 +24,54 @@ from cleo.io.outputs.output import Type as OutputType
 from inference_gate.cli.cache_commands import cassette_count_text
 from inference_gate.cli.common import setting_options, settings_from_io, write_warning
 from inference_gate.config import API_KEY_ENV
+from inference_gate.ledger import OUTSIDE_TESTS, Ledger
 from inference_gate.policy import Mode
 from inference_gate.serve import gate_url, is_loopback, run_gate
 from inference_gate.settings import Settings
-from inference_gate.store import CassetteStore
+from inference_gate.store import CassetteStore, write_atomically
 
 GATE_LOGGER = "inference_gate"
 _FORMATTER = logging.Formatter()
+LEDGER_OPTION = Option(
+    "--ledger",
+    flag=False,
+    requires_value=True,
+    description="Write which cassettes were used to this JSON file when the gate stops (for `cache prune`).",
+)
 
 
 class StartCommand(Command):
     name = "start"
     description = "Run the gate: replay recorded answers, forward and record everything else."
-    options: ClassVar[list[Option]] = setting_options("host", "port", "cache_dir", "upstream", "api_key")
+    options: ClassVar[list[Option]] = [
+        *setting_options("host", "port", "cache_dir", "upstream", "api_key"),
+        LEDGER_OPTION,
+    ]
 
     def handle(self) -> int:
-        return serve(self.io, settings_from_io(self.io).settings, Mode.RECORD)
+        return serve(self.io, settings_from_io(self.io).settings, Mode.RECORD, ledger_path(self.io))
 
 
 class ReplayCommand(Command):
     name = "replay"
     description = "Run the gate in replay-only mode: answer from cassettes, never call the upstream (for CI)."
-    options: ClassVar[list[Option]] = setting_options("host", "port", "cache_dir")
+    options: ClassVar[list[Option]] = [*setting_options("host", "port", "cache_dir"), LEDGER_OPTION]
 
     def handle(self) -> int:
-        return serve(self.io, settings_from_io(self.io).settings, Mode.REPLAY)
+        return serve(self.io, settings_from_io(self.io).settings, Mode.REPLAY, ledger_path(self.io))
 
 
-def serve(io: IO, settings: Settings, mode: Mode) -> int:
-    """Warn about risky settings, then run the gate until a signal stops it."""
+def ledger_path(io: IO) -> Path | None:
+    value = io.input.option("ledger")
+    return None if value is None else Path(value)
+
+
+def serve(io: IO, settings: Settings, mode: Mode, ledger_path: Path | None = None) -> int:
+    """Warn about risky settings, then run the gate until a signal stops it.
+
+    With `ledger_path`, every request's answer goes into a ledger (all under one pseudo-test: a CLI gate
+    cannot know which test sent what), written there when the gate stops, for `cache prune --ledger`.
+    """
     if mode is Mode.RECORD:
         if not is_loopback(settings.host):
             write_warning(
@@ -68,8 +90,14 @@ def serve(io: IO, settings: Settings, mode: Mode) -> int:
     def announce(port: int) -> None:
         io.write_line(banner(settings, mode, port, cassette_count), type=OutputType.RAW)
 
+    ledger = Ledger()
+    on_answer = functools.partial(ledger.add, OUTSIDE_TESTS) if ledger_path is not None else None
     with gate_logging(io, verbose=settings.verbose):
-        run_gate(settings, mode, on_started=announce)
+        try:
+            run_gate(settings, mode, on_started=announce, on_answer=on_answer)
+        finally:
+            if ledger_path is not None:
+                write_atomically(ledger_path, orjson.dumps(ledger.as_json(), option=orjson.OPT_INDENT_2), replace=True)
     io.write_line("stopped", type=OutputType.RAW)
     return 0
 

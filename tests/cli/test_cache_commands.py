@@ -10,6 +10,8 @@ from cleo.testers.application_tester import ApplicationTester
 from inference_gate.cassette import RecordedResponse
 from inference_gate.cli.app import GateApplication
 from inference_gate.cli.cache_commands import human_size
+from inference_gate.ledger import OUTSIDE_TESTS, Ledger
+from inference_gate.outcome import Answer, Outcome
 from inference_gate.sse import SSEEvent
 from inference_gate.store import CassetteStore
 from tests.cassettes import record
@@ -310,3 +312,68 @@ def test_script_bad_cache_dir_value_is_one_line(home):
     result = run_script("cache", "info", "--cache-dir", " ", home=home)
     assert result.returncode != 0
     assert result.stderr == "error: --cache-dir: expected a non-empty string, got ' '\n"
+
+
+# cache prune
+
+
+def write_ledger(path: Path, used: list[str]) -> Path:
+    ledger = Ledger()
+    for name in used:
+        ledger.add(OUTSIDE_TESTS, Answer("POST", "/v1/chat/completions", 200, Outcome.HIT, cassette=name))
+    path.write_bytes(orjson.dumps(ledger.as_json()))
+    return path
+
+
+def test_prune_lists_the_unused_cassettes_and_deletes_nothing_without_apply(home, cache_dir, names, tmp_path):
+    ledger = write_ledger(tmp_path / "ledger.json", [names["french"], names["haiku"]])
+    tester = run(f"cache prune --cache-dir {cache_dir} --ledger {ledger}")
+    assert tester.status_code == 0
+    assert tester.io.fetch_output() == (
+        f"{CORRUPT_NAME}\n{names['embedding']}\n"
+        f"2 cassettes no request used in {cache_dir}; run again with --apply to remove them\n"
+    )
+    assert (cache_dir / names["embedding"]).exists()
+
+
+def test_prune_with_apply_deletes_only_the_unused_cassettes(home, cache_dir, names, tmp_path):
+    ledger = write_ledger(tmp_path / "ledger.json", [names["french"], names["haiku"], CORRUPT_NAME])
+    tester = run(f"cache prune --cache-dir {cache_dir} --ledger {ledger} --apply")
+    assert tester.status_code == 0
+    assert tester.io.fetch_output() == f"{names['embedding']}\nremoved 1 cassette no request used from {cache_dir}\n"
+    remaining = sorted(path.relative_to(cache_dir).as_posix() for path in cache_dir.glob("*/*.json"))
+    assert remaining == sorted([names["french"], names["haiku"], CORRUPT_NAME])
+
+
+def test_prune_refuses_a_ledger_with_no_request(home, cache_dir, names, tmp_path):
+    ledger = write_ledger(tmp_path / "ledger.json", [])
+    tester = run(f"cache prune --cache-dir {cache_dir} --ledger {ledger} --apply")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error() == (
+        "error: refusing to prune, nothing removed: no request went through the gate, so every cassette would "
+        "look unused\n"
+    )
+    assert (cache_dir / names["embedding"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (None, "error: cannot read the ledger {path}: No such file or directory\n"),
+        (b"not json", "error: {path}: not JSON (invalid literal, expected 'null': line 1 column 1 (char 0))\n"),
+        (b"[]", "error: {path}: not an inference-gate ledger of format version 1\n"),
+    ],
+)
+def test_prune_reports_an_unreadable_ledger_in_one_line(home, cache_dir, names, tmp_path, content, error):
+    path = tmp_path / "ledger.json"
+    if content is not None:
+        path.write_bytes(content)
+    tester = run(f"cache prune --cache-dir {cache_dir} --ledger {path}")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error() == error.format(path=path)
+
+
+def test_prune_needs_a_ledger(home, cache_dir):
+    tester = run(f"cache prune --cache-dir {cache_dir}")
+    assert tester.status_code == 1
+    assert "cache prune needs --ledger FILE" in tester.io.fetch_error()

@@ -23,6 +23,7 @@ from inference_gate.cli.app import GateApplication
 from inference_gate.cli.serve_commands import banner, gate_logging
 from inference_gate.errors import GateError
 from inference_gate.http.upstream import UpstreamPool
+from inference_gate.ledger import OUTSIDE_TESTS
 from inference_gate.policy import Mode
 from inference_gate.probe import probe_gate
 from inference_gate.settings import Settings
@@ -207,6 +208,26 @@ async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
     assert cassette.startswith("chat.completions/this-is-a-test-prompt")
     assert replay_line.endswith(f"cache {cache_dir} (1 cassette)")
     assert API_KEY not in (cache_dir / cassette).read_text(encoding="utf-8")
+
+
+@posix_signals
+async def test_script_ledger_is_written_at_shutdown_with_every_answer_under_one_pseudo_test(home, cache_dir):
+    ledger_path = home / "ledger.json"
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with running_upstream(FakeUpstream()) as fake:
+            args = ["start", "--port", "0", "--cache-dir", str(cache_dir), "--upstream", fake.url]
+            async with gate_process(*args, "--ledger", str(ledger_path), home=home, api_key=API_KEY) as gate:
+                _, port = await gate.banner()
+                await probe_gate(Settings(port=port))
+                await probe_gate(Settings(port=port))
+                assert not ledger_path.exists()
+                code, _, _ = await gate.stop(signal.SIGTERM)
+    assert code == 0
+    [cassette] = files_under(cache_dir)
+    assert orjson.loads(ledger_path.read_bytes()) == {
+        "version": 1,
+        "tests": {OUTSIDE_TESTS: {"counts": {"hit": 1, "recorded": 1}, "cassettes": [cassette], "misses": []}},
+    }
 
 
 async def _send_in_background(port: int, prompt: str, outcome: list) -> None:
