@@ -16,15 +16,21 @@ from __future__ import annotations
 import functools
 import ipaddress
 import signal
+import tempfile
 from collections.abc import Callable
 
 import trio
 
 from inference_gate.gate import Gate
 from inference_gate.policy import Mode
+from inference_gate.redact import MIN_CREDENTIAL_CHARS, is_credential_length
 from inference_gate.settings import Settings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StartupError(Exception):
+    """A setting the gate cannot start with, found before it listens; the message is one line for the user."""
 
 
 class ListenError(Exception):
@@ -55,6 +61,33 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_startup(settings: Settings, mode: Mode) -> None:
+    """Refuse, before listening, what would otherwise fail on every request or quietly record nothing.
+
+    A replay from a missing directory would miss on every request (a typo in CI); a directory that is a file
+    gives a 500 on each; an unwritable one records nothing. A gate key too short to search for could not be
+    kept out of cassettes, so it is refused rather than trusted.
+    """
+    cache_dir = settings.cache_dir
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise StartupError(f"cache directory {cache_dir} is not a directory")
+    if mode is Mode.REPLAY:
+        if not cache_dir.is_dir():
+            raise StartupError(f"cache directory {cache_dir} does not exist (replay mode needs recorded cassettes)")
+        return
+    if settings.api_key is not None and not is_credential_length(settings.api_key):
+        raise StartupError(
+            f"the API key is {len(settings.api_key)} characters long; the gate needs at least "
+            f"{MIN_CREDENTIAL_CHARS} to keep it out of cassettes (real OpenAI, Anthropic and Azure keys are longer)"
+        )
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache_dir):
+            pass
+    except OSError as exc:
+        raise StartupError(f"cache directory {cache_dir} cannot be written: {exc.strerror or exc}") from None
 
 
 def run_gate(settings: Settings, mode: Mode, *, on_started: Callable[[int], None]) -> None:

@@ -6,6 +6,7 @@ per cassette, previews cut to the terminal's width) or, with `--json`, an array 
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import ClassVar
 
@@ -124,7 +125,7 @@ def _row(review: CassetteReview) -> tuple[str, ...]:
     return (
         review.name,
         review.endpoint or "",
-        truncate(review.model or "-", MAX_MODEL_CHARS),
+        truncate(_one_line(review.model or "-"), MAX_MODEL_CHARS),
         stream,
         review.recorded_at or "",
         _one_line(review.prompt),
@@ -133,8 +134,13 @@ def _row(review: CassetteReview) -> tuple[str, ...]:
 
 
 def _one_line(text: str | None) -> str:
-    """Newlines and runs of spaces become one space, so that every cassette stays on one line."""
-    return " ".join((text or "").split())
+    """Newlines and runs of spaces become one space, so that every cassette stays on one line; other control
+    characters are shown escaped (`\\x1b`), so a prompt cannot move the cursor or recolour the terminal."""
+    collapsed = " ".join((text or "").split())
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) == "Cc" else char
+        for char in collapsed
+    )
 
 
 def _preview_widths(rows: list[tuple[str, ...]], available: int) -> tuple[int, int]:

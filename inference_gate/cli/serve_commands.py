@@ -22,7 +22,7 @@ from inference_gate.cli.cache_commands import cassette_count_text
 from inference_gate.cli.common import setting_options, settings_from_io, write_warning
 from inference_gate.config import API_KEY_ENV
 from inference_gate.policy import Mode
-from inference_gate.serve import gate_url, is_loopback, run_gate
+from inference_gate.serve import check_startup, gate_url, is_loopback, run_gate
 from inference_gate.settings import Settings
 from inference_gate.store import CassetteStore
 
@@ -49,7 +49,8 @@ class ReplayCommand(Command):
 
 
 def serve(io: IO, settings: Settings, mode: Mode) -> int:
-    """Warn about risky settings, then run the gate until a signal stops it."""
+    """Refuse unusable settings, warn about risky ones, then run the gate until a signal stops it."""
+    check_startup(settings, mode)
     if mode is Mode.RECORD:
         if not is_loopback(settings.host):
             write_warning(
