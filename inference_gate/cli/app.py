@@ -75,10 +75,8 @@ class GateApplication(Application):
         namespaces = set(self.get_namespaces())
         if len(words) == 2 and words[0] == "help" and words[1] in namespaces:
             return ["list", words[1]]
-        if len(words) == 1 and words[0] in namespaces:
-            return ["list", words[0]]
-        if not words and "--help" in tokens:
-            return ["list"]
+        if "--help" in tokens and len(words) <= 1 and set(words) <= namespaces:
+            return ["list", *words]
         return tokens
 
     def render_error(self, error: Exception, io: IO) -> None:

@@ -20,7 +20,7 @@ def test_help_alone_lists_the_commands(home, args):
         assert f"  {name} " in output
 
 
-@pytest.mark.parametrize("args", ["cache --help", "help cache", "cache"])
+@pytest.mark.parametrize("args", ["cache --help", "help cache"])
 def test_help_on_a_namespace_lists_its_commands(home, args):
     tester = run(args)
     output = tester.io.fetch_output()
