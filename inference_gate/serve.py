@@ -14,13 +14,13 @@ once, for when the grace period is more than the person at the keyboard wants to
 from __future__ import annotations
 
 import functools
-import ipaddress
 import signal
 import tempfile
 from collections.abc import Callable
 
 import trio
 
+from inference_gate.address import host_and_port
 from inference_gate.gate import Gate
 from inference_gate.policy import Mode
 from inference_gate.redact import MIN_CREDENTIAL_CHARS, is_credential_length
@@ -41,26 +41,6 @@ class ListenError(Exception):
         self.host = host
         self.port = port
         self.reason = reason
-
-
-def host_and_port(host: str, port: int) -> str:
-    """`127.0.0.1:8080`, or `[::1]:8080` for an IPv6 address, as it is written in a URL."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def gate_url(host: str, port: int) -> str:
-    """The gate's base URL without `/v1`: `http://127.0.0.1:8080`."""
-    return f"http://{host_and_port(host, port)}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach `host`; a name other than `localhost` is assumed not to be."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_startup(settings: Settings, mode: Mode) -> None:

@@ -8,7 +8,7 @@ Every byte of a response is derived from the request body, never from the clock,
 request twice yields byte-identical cassettes. A request's `model` selects a failure mode (`fault-429`,
 `fault-reset-midstream`, ...), so that each fault has its own cache key in the gate.
 
-Run it as a script for benchmarks and recording: `python tools/fake_upstream.py --port 9999`.
+Run it as a script for benchmarks and recording: `python -m tools.fake_upstream --port 9999`.
 """
 
 from __future__ import annotations

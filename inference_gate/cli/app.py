@@ -16,8 +16,8 @@ from inference_gate import __version__
 from inference_gate.cli.cache_commands import CacheClearCommand, CacheInfoCommand, CacheListCommand
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
+from inference_gate.cli.probe_commands import ProbeGateCommand, ProbeUpstreamCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
-from inference_gate.cli.test_commands import ProbeGateCommand, ProbeUpstreamCommand
 
 COMMANDS: tuple[type[Command], ...] = (
     ConfigPathCommand,

@@ -18,7 +18,7 @@ from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 from cleo.terminal import Terminal
 
-from inference_gate.cli.common import setting_options, settings_from_io, write_error
+from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_error
 from inference_gate.review import CassetteReview, StoreInfo, review_cassettes, store_info
 from inference_gate.store import CassetteStore
 from inference_gate.summary import truncate
@@ -191,10 +191,6 @@ def human_size(size_bytes: int) -> str:
             return f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
-
-
-def cassette_count_text(count: int) -> str:
-    return f"{count} cassette{'' if count == 1 else 's'}"
 
 
 def _write_lines(io: IO, lines: list[str]) -> None:

@@ -98,3 +98,7 @@ def masked_api_key(api_key: str | None) -> str:
         return "set"
     prefix = "sk-" if api_key.startswith("sk-") else ""
     return f"set ({prefix}...{api_key[-4:]})"
+
+
+def cassette_count_text(count: int) -> str:
+    return f"{count} cassette{'' if count == 1 else 's'}"

@@ -18,11 +18,11 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 
-from inference_gate.cli.cache_commands import cassette_count_text
-from inference_gate.cli.common import setting_options, settings_from_io, write_warning
+from inference_gate.address import gate_url, is_loopback
+from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_warning
 from inference_gate.config import API_KEY_ENV
 from inference_gate.policy import Mode
-from inference_gate.serve import check_startup, gate_url, is_loopback, run_gate
+from inference_gate.serve import check_startup, run_gate
 from inference_gate.settings import Settings
 from inference_gate.store import CassetteStore
 
