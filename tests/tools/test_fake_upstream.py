@@ -24,7 +24,8 @@ import pytest
 import trio
 import trustme
 
-from tools.fake_upstream import OK_INSTRUCTION, FakeUpstream, tls_server_context
+from tools.fake_replies import OK_INSTRUCTION
+from tools.fake_upstream import FakeUpstream, tls_server_context
 
 API_KEY = "sk-test-0123456789abcdefWXYZ"
 TEST_TIMEOUT_S = 10.0
