@@ -1,6 +1,7 @@
 """How the gate's own address is written and judged: pure helpers shared by `serve` and `probe`.
 
-They live apart from serve.py so that `test-upstream` and `test-gate` (probe.py) do not import the gate.
+They live apart from serve.py so that `test-upstream` and `test-gate` (probe.py) need not import the code that
+runs a gate.
 """
 
 from __future__ import annotations

@@ -24,9 +24,7 @@ from pathlib import Path
 import yaml
 
 from inference_gate.setting_parsers import InvalidValue
-from inference_gate.settings import SETTING_SPECS, Settings
-
-API_KEY_ENV = "OPENAI_API_KEY"
+from inference_gate.settings import API_KEY_ENV, SETTING_SPECS, Settings
 
 SOURCE_DEFAULT = "default"
 SOURCE_FILE = "file"

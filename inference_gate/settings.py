@@ -14,6 +14,8 @@ from typing import Any
 
 from inference_gate import setting_parsers as parse
 
+API_KEY_ENV = "OPENAI_API_KEY"
+
 DEFAULT_TEST_PROMPT = (
     'This is a test prompt. Reply with **ONLY** "OK." to confirm that everything is ok. '
     "DO NOT output anything else."
@@ -51,6 +53,7 @@ class Settings:
     `api_key` is held in memory only: it is never written to the config file or a cassette.
     """
 
+    # `-h` is free for --host because the application takes it away from --help.
     host: str = _setting(
         "127.0.0.1", "Address the gate listens on; 127.0.0.1 keeps it private to this machine.", parse.text,
         shortcut="h",
@@ -74,7 +77,7 @@ class Settings:
     )
     api_key: str | None = _setting(
         None,
-        "API key for the upstream, instead of $OPENAI_API_KEY. Never written to disk.",
+        f"API key for the upstream, instead of ${API_KEY_ENV}. Never written to disk.",
         parse.text,
         shortcut="k",
         secret=True,

@@ -24,9 +24,9 @@ def setting_options(*field_names: str, descriptions: Mapping[str, str] | None = 
     """Options that override the named settings, spelled like the field (`cache_dir` -> `--cache-dir`).
 
     Their default is None rather than the setting's default, so that `settings_from_io` can tell an option
-    the user gave from one they did not, and lower layers (file, environment) still apply; the built-in default
-    is shown in the help instead. `descriptions`
-    rewords an option's help for a command that uses the setting differently.
+    the user gave from one they did not, and lower layers (file, environment) still apply; the built-in
+    default is shown in the help instead. `descriptions` rewords an option's help for a command that uses the
+    setting differently.
     """
     options = []
     for field_name in field_names:
