@@ -15,18 +15,16 @@ the process that uses it, not to the config file, so one user-wide file gives ev
 from __future__ import annotations
 
 import difflib
-import math
 import os
-from collections.abc import Callable, Mapping
+import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
-from inference_gate.settings import Settings
-
-API_KEY_ENV = "OPENAI_API_KEY"
+from inference_gate.setting_parsers import InvalidValue
+from inference_gate.settings import API_KEY_ENV, SETTING_SPECS, Settings
 
 SOURCE_DEFAULT = "default"
 SOURCE_FILE = "file"
@@ -83,7 +81,7 @@ def load_settings(
                 f"{path}: api_key: API keys are never stored in the config file; "
                 f"set {API_KEY_ENV} or pass --api-key"
             )
-        if key not in _PARSERS:
+        if key not in SETTING_SPECS:
             warnings.append(_unknown_key_warning(path, key))
             continue
         values[key] = _parse(key, raw_value, place=f"{path}: {key}")
@@ -95,7 +93,7 @@ def load_settings(
         sources["api_key"] = SOURCE_ENV
 
     for key, raw_value in (overrides or {}).items():
-        if key not in _PARSERS:
+        if key not in SETTING_SPECS:
             raise ValueError(f"{key!r} is not a setting")
         if raw_value is None:
             continue
@@ -144,200 +142,35 @@ def _read_config_file(path: Path, *, required: bool) -> dict[object, object]:
 
 def _unknown_key_warning(path: Path, key: object) -> str:
     warning = f"{path}: unknown key {str(key)!r} ignored"
-    known = [name for name in _PARSERS if name != "api_key"]
+    known = [name for name, spec in SETTING_SPECS.items() if not spec.secret]
     close = difflib.get_close_matches(str(key), known, n=1)
     return f"{warning} (did you mean {close[0]!r}?)" if close else warning
 
 
-class _InvalidValue(Exception):
-    """Raised by a parser with what it expected; `_parse` adds where the value came from."""
-
-    def __init__(self, expected: str) -> None:
-        super().__init__(expected)
-        self.expected = expected
-
-
 def _parse(key: str, raw_value: object, *, place: str) -> object:
     try:
-        return _PARSERS[key](raw_value)
-    except _InvalidValue as exc:
+        return SETTING_SPECS[key].parser(raw_value)
+    except InvalidValue as exc:
         raise ConfigError(f"{place}: expected {exc.expected}, got {raw_value!r}") from None
 
 
-# Each parser accepts the value as YAML gives it and as the command line gives it (a string), and returns
-# the typed value or raises _InvalidValue.
+def _default_config_template() -> str:
+    """Every setting but the secret ones at its default, with its help as the comment above it."""
+    lines = [
+        "# InferenceGate configuration.",
+        "#",
+        "# Precedence, lowest first: built-in defaults, this file, the environment, the command line.",
+        "# `inference-gate config show` prints the settings in effect and where each one came from.",
+        f"# API keys are never stored here: set {API_KEY_ENV} or pass --api-key.",
+    ]
+    for spec in SETTING_SPECS.values():
+        if spec.secret:
+            continue
+        value = str(spec.default) if isinstance(spec.default, Path) else spec.default
+        lines.append("")
+        lines.extend("# " + line for line in textwrap.wrap(spec.help, width=110))
+        lines.append(yaml.safe_dump({spec.name: value}, width=110, allow_unicode=True).rstrip("\n"))
+    return "\n".join(lines) + "\n"
 
 
-def _integer(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _port(value: object) -> int:
-    number = _integer(value)
-    if number is None or not 0 <= number <= 65535:
-        raise _InvalidValue("an integer from 0 to 65535 (0 picks a free port)")
-    return number
-
-
-def _size_bytes(value: object) -> int:
-    number = _integer(value)
-    if number is None or number <= 0:
-        raise _InvalidValue("a positive integer number of bytes")
-    return number
-
-
-def _duration_s(value: object) -> float:
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number) or number <= 0:
-        raise _InvalidValue("a positive number of seconds")
-    return number
-
-
-def _boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _InvalidValue("true or false")
-    return value
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _InvalidValue("a non-empty string")
-    return value
-
-
-def _upstream_url(value: object) -> str:
-    if isinstance(value, str):
-        parts = urlsplit(value)
-        if parts.scheme in ("http", "https") and parts.hostname:
-            return value
-    raise _InvalidValue("an http:// or https:// URL")
-
-
-def _directory(value: object) -> Path:
-    if isinstance(value, Path):
-        return value.expanduser()
-    return Path(_text(value)).expanduser()
-
-
-def _redact_rules(value: object) -> list[str]:
-    """Rules are `headers.<name>` or `body.<json path>` (see redact.py); a mistyped rule would silently
-    redact nothing, so it is refused here."""
-    expected = "a list of 'headers.<name>' or 'body.<json path>' strings"
-    if not isinstance(value, list):
-        raise _InvalidValue(expected)
-    for rule in value:
-        if not isinstance(rule, str):
-            raise _InvalidValue(expected)
-        kind, _, path = rule.partition(".")
-        if kind not in ("headers", "body") or not path:
-            raise _InvalidValue(expected)
-    return list(value)
-
-
-def _text_list(value: object) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise _InvalidValue("a list of non-empty strings")
-    return list(value)
-
-
-_PARSERS: dict[str, Callable[[object], object]] = {
-    "host": _text,
-    "port": _port,
-    "upstream": _upstream_url,
-    "cache_dir": _directory,
-    "api_key": _text,
-    "verbose": _boolean,
-    "test_model": _text,
-    "test_prompt": _text,
-    "redact": _redact_rules,
-    "max_head_bytes": _size_bytes,
-    "max_body_bytes": _size_bytes,
-    "request_timeout_s": _duration_s,
-    "idle_timeout_s": _duration_s,
-    "upstream_connect_timeout_s": _duration_s,
-    "upstream_read_timeout_s": _duration_s,
-    "shutdown_grace_s": _duration_s,
-    "audit_env": _text_list,
-    "audit_allow": _text_list,
-}
-
-
-# Hand-written so that every key carries its explanation; tests check that it loads back to `Settings()`.
-DEFAULT_CONFIG_TEMPLATE = """\
-# InferenceGate configuration.
-#
-# Precedence, lowest first: built-in defaults, this file, the environment, the command line.
-# `inference-gate config show` prints the settings in effect and where each one came from.
-# API keys are never stored here: set OPENAI_API_KEY or pass --api-key.
-
-# Address the gate listens on; 127.0.0.1 keeps it private to this machine.
-host: 127.0.0.1
-
-# TCP port the gate listens on (0-65535; 0 picks a free port and the banner shows it).
-port: 8080
-
-# Where cache misses are forwarded: an http:// or https:// URL.
-upstream: https://api.openai.com
-
-# Directory of recorded cassettes. A relative path is relative to the directory the gate runs in, so each
-# project keeps its own cache; ~ stands for your home directory.
-cache_dir: .inference_cache
-
-# Print more detail about what the gate does.
-verbose: false
-
-# Model that `test-upstream` and `test-gate` ask.
-test_model: gpt-4o-mini
-
-# Prompt that `test-upstream` and `test-gate` send.
-test_prompt: >-
-  This is a test prompt. Reply with **ONLY** "OK." to confirm that everything is ok.
-  DO NOT output anything else.
-
-# Values masked in the stored request of every cassette: 'headers.<name>' or 'body.<json path>',
-# for example [headers.openai-organization, "body.messages[*].content"].
-redact: []
-
-# Largest request line plus headers the gate accepts, in bytes.
-max_head_bytes: 65536
-
-# Largest body the gate accepts, in bytes.
-max_body_bytes: 33554432
-
-# Seconds a client has to send a whole request.
-request_timeout_s: 30.0
-
-# Seconds an idle keep-alive connection stays open.
-idle_timeout_s: 60.0
-
-# Seconds to wait while connecting to the upstream.
-upstream_connect_timeout_s: 10.0
-
-# Seconds to wait for each read from the upstream; streamed answers may pause between events.
-upstream_read_timeout_s: 300.0
-
-# Seconds that requests in flight get to finish when the gate shuts down.
-shutdown_grace_s: 5.0
-
-# More environment variables whose values `cache audit` looks for in cassettes (32 characters or longer).
-audit_env: []
-
-# `cache audit` false positives: the flagged value itself, or a location glob NAME or NAME:JSON_PATH.
-audit_allow: []
-"""
+DEFAULT_CONFIG_TEMPLATE = _default_config_template()

@@ -19,11 +19,11 @@ from typing import Any
 import orjson
 
 from inference_gate import __version__
+from inference_gate.address import gate_url
 from inference_gate.config import API_KEY_ENV
 from inference_gate.errors import GateError
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.outcome import OUTCOME_HEADER
-from inference_gate.serve import gate_url
 from inference_gate.settings import Settings
 
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from inference_gate.address import gate_url
 from inference_gate.ledger import OUTSIDE_TESTS, Ledger, PrunePlan, RunState, prune_plan
 from inference_gate.outcome import Answer, Outcome
 from inference_gate.policy import Mode
@@ -227,7 +228,6 @@ class GateSession:
         if self._is_xdist_controller:
             return  # the workers run the tests, each with its own gate
         from inference_gate.gate import Gate
-        from inference_gate.serve import gate_url
 
         self._gate_thread = GateThread(Gate(settings, self._mode, on_answer=self._file_answer))
         port = self._gate_thread.start()

@@ -31,6 +31,16 @@ STORED_RESPONSE_HEADER_PREFIXES = ("openai-", "x-ratelimit-", "anthropic-ratelim
 _PATH_TOKEN = re.compile(r"\[(\*|\d+)\]|\.?([^.\[\]]+)")
 
 
+# The shortest value the secret check treats as a credential: real OpenAI, Anthropic and Azure keys are at
+# least this long, and anything shorter ("x", "test", "gpt") occurs in ordinary cassettes by chance.
+MIN_CREDENTIAL_CHARS = 32
+
+
+def is_credential_length(value: str) -> bool:
+    """Whether `value` is long enough to be a real key, and so to be searched for in what is written."""
+    return len(value) >= MIN_CREDENTIAL_CHARS
+
+
 def _join_repeated(headers: Headers, keep: Callable[[str], bool]) -> dict[str, str]:
     stored: dict[str, str] = {}
     for raw_name, raw_value in headers:

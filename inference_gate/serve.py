@@ -14,18 +14,24 @@ once, for when the grace period is more than the person at the keyboard wants to
 from __future__ import annotations
 
 import functools
-import ipaddress
 import signal
+import tempfile
 from collections.abc import Callable
 
 import trio
 
+from inference_gate.address import host_and_port
 from inference_gate.gate import Gate
 from inference_gate.outcome import Answer
 from inference_gate.policy import Mode
+from inference_gate.redact import MIN_CREDENTIAL_CHARS, is_credential_length
 from inference_gate.settings import Settings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StartupError(Exception):
+    """A setting the gate cannot start with, found before it listens; the message is one line for the user."""
 
 
 class ListenError(Exception):
@@ -38,24 +44,31 @@ class ListenError(Exception):
         self.reason = reason
 
 
-def host_and_port(host: str, port: int) -> str:
-    """`127.0.0.1:8080`, or `[::1]:8080` for an IPv6 address, as it is written in a URL."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def check_startup(settings: Settings, mode: Mode) -> None:
+    """Refuse, before listening, what would otherwise fail on every request or quietly record nothing.
 
-
-def gate_url(host: str, port: int) -> str:
-    """The gate's base URL without `/v1`: `http://127.0.0.1:8080`."""
-    return f"http://{host_and_port(host, port)}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach `host`; a name other than `localhost` is assumed not to be."""
-    if host.lower() == "localhost":
-        return True
+    A replay from a missing directory would miss on every request (a typo in CI); a directory that is a file
+    gives a 500 on each; an unwritable one records nothing. A gate key too short to search for could not be
+    kept out of cassettes, so it is refused rather than trusted.
+    """
+    cache_dir = settings.cache_dir
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise StartupError(f"cache directory {cache_dir} is not a directory")
+    if mode is Mode.REPLAY:
+        if not cache_dir.is_dir():
+            raise StartupError(f"cache directory {cache_dir} does not exist (replay mode needs recorded cassettes)")
+        return
+    if settings.api_key is not None and not is_credential_length(settings.api_key):
+        raise StartupError(
+            f"the API key is {len(settings.api_key)} characters long; the gate needs at least "
+            f"{MIN_CREDENTIAL_CHARS} to keep it out of cassettes (real OpenAI, Anthropic and Azure keys are longer)"
+        )
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache_dir):
+            pass
+    except OSError as exc:
+        raise StartupError(f"cache directory {cache_dir} cannot be written: {exc.strerror or exc}") from None
 
 
 def run_gate(

@@ -12,6 +12,7 @@ from inference_gate.config import (
 )
 from inference_gate.settings import Settings
 
+URL_EXPECTED = "an http:// or https:// URL with a host and no credentials, query or fragment"
 ALL_FIELDS = [field.name for field in fields(Settings)]
 
 
@@ -201,9 +202,10 @@ def test_wrong_port_type_names_file_key_and_expectation(tmp_path):
         ("host: ''", "a non-empty string, got ''"),
         ("host: 8", "a non-empty string, got 8"),
         ("test_model: [a]", "a non-empty string, got ['a']"),
-        ("upstream: ftp://example.com", "an http:// or https:// URL, got 'ftp://example.com'"),
-        ("upstream: api.openai.com", "an http:// or https:// URL, got 'api.openai.com'"),
-        ("upstream: 'https://'", "an http:// or https:// URL, got 'https://'"),
+        ("upstream: ftp://example.com", URL_EXPECTED + ", got 'ftp://example.com'"),
+        ("upstream: api.openai.com", URL_EXPECTED + ", got 'api.openai.com'"),
+        ("upstream: 'https://'", URL_EXPECTED + ", got 'https://'"),
+        ("upstream: 'https://u:p@example.com'", URL_EXPECTED + ", got 'https://u:p@example.com'"),
         ("cache_dir: 5", "a non-empty string, got 5"),
         ("max_body_bytes: 0", "a positive integer number of bytes, got 0"),
         ("max_head_bytes: -1", "a positive integer number of bytes, got -1"),

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inference_gate.sse import SSEEvent, SSEParser
-from tools.fake_upstream import chat_completion_chunks, response_events
+from tools.fake_replies import chat_completion_chunks, response_events
 
 LINE_ENDINGS = st.sampled_from([b"\n", b"\r\n", b"\r"])
 RAW_LINES = st.one_of(

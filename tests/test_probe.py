@@ -1,6 +1,8 @@
 """The test prompt against the fake upstream and against real gates, all in-process on loopback."""
 
 import socket
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -164,3 +166,10 @@ def test_the_body_is_the_same_every_time_so_it_replays():
         "model": "m",
         "messages": [{"role": "user", "content": "p"}],
     }
+
+
+def test_the_probes_do_not_import_the_serving_code():
+    """`test-upstream` needs the upstream client only, not the code that runs a gate."""
+    code = "import sys, inference_gate.probe; print('inference_gate.serve' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "False\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from inference_gate.policy import Mode
-from inference_gate.serve import ListenError, gate_url, host_and_port, is_loopback, run_gate
+from inference_gate.serve import ListenError, run_gate
 from inference_gate.settings import Settings
 
 CLIENT_TIMEOUT_S = 5.0
@@ -119,19 +119,3 @@ def test_a_second_signal_stops_at_once_and_leaves_no_partial_cassette(tmp_path):
         serve_while(settings, Mode.RECORD, start_a_recording_then_signal_once, signal.SIGTERM)
     assert time.monotonic() - started < 10.0
     assert all_files(tmp_path) == []
-
-
-@pytest.mark.parametrize(
-    ("host", "expected"),
-    [("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("localhost", True), ("LOCALHOST", True),
-     ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("gate.example", False)],
-)  # fmt: skip
-def test_is_loopback(host, expected):
-    assert is_loopback(host) is expected
-
-
-def test_urls_bracket_ipv6_addresses():
-    assert host_and_port("127.0.0.1", 8080) == "127.0.0.1:8080"
-    assert host_and_port("::1", 8080) == "[::1]:8080"
-    assert gate_url("::1", 9000) == "http://[::1]:9000"
-    assert gate_url("localhost", 80) == "http://localhost:80"

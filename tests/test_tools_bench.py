@@ -27,7 +27,7 @@ from tools.bench import (
     sized_chat_request,
     stream_request,
 )
-from tools.fake_upstream import CHAT_COMPLETIONS, chat_completion, chat_completion_chunks
+from tools.fake_replies import CHAT_COMPLETIONS, chat_completion, chat_completion_chunks
 from tools.loadgen import LoadRequest, fetch, run_load
 from tools.make_cassettes import is_streamed, make_cassettes, synthetic_request_body
 

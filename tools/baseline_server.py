@@ -5,7 +5,7 @@ each request in full, then send the response (head, body and end of message in o
 next request on the same connection. The canned response is taken from a real gate response, so both servers
 put the same bytes on the wire, and the difference between them is what the gate's own work costs.
 
-    python tools/baseline_server.py reply.json --port 0      # prints http://127.0.0.1:PORT
+    python -m tools.baseline_server reply.json --port 0      # prints http://127.0.0.1:PORT
 
 `reply.json` is `CannedReply.to_json()`. Its headers are sent as given, framing included: with
 `transfer-encoding: chunked` the body goes out as one chunk, as the gate sends a replayed stream; with

@@ -58,7 +58,7 @@ import trio  # noqa: E402
 from inference_gate.cassette import cassette_to_bytes  # noqa: E402
 from inference_gate.store import CassetteStore, relative_cassette_path  # noqa: E402
 from tools.baseline_server import CannedReply  # noqa: E402
-from tools.fake_upstream import chat_completion, chat_completion_chunks  # noqa: E402
+from tools.fake_replies import chat_completion, chat_completion_chunks  # noqa: E402
 from tools.loadgen import FetchedResponse, LoadRequest, LoadResult, fetch, run_load  # noqa: E402
 from tools.make_cassettes import make_cassettes, synthetic_cassette, synthetic_request_body  # noqa: E402
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from tools.fake_upstream import FakeUpstream, ReceivedRequest, Reply, reply_text
+from tools.fake_replies import ReceivedRequest, Reply, reply_text
+from tools.fake_upstream import FakeUpstream
 
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"

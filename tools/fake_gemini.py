@@ -17,7 +17,8 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from tools.fake_upstream import FakeUpstream, ReceivedRequest, Reply, reply_text
+from tools.fake_replies import ReceivedRequest, Reply, reply_text
+from tools.fake_upstream import FakeUpstream
 
 METHOD_PATH = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$")
 CHUNK_CHARS = 6

@@ -6,7 +6,7 @@ on every request (a wrk script sends one fixed body). Every connection is kept a
 request as soon as the previous response has been read in full; a request's latency runs from just before its
 first byte is sent to just after its last byte is received.
 
-    python tools/loadgen.py http://127.0.0.1:8080/v1/chat/completions --body-file body.json \\
+    python -m tools.loadgen http://127.0.0.1:8080/v1/chat/completions --body-file body.json \\
         --connections 32 --duration-s 5
 """
 

@@ -24,7 +24,7 @@ from inference_gate.keys import CanonicalRequest, canonicalize
 from inference_gate.redact import stored_response_headers
 from inference_gate.sse import SSEEvent
 from inference_gate.store import CassetteStore
-from tools.fake_upstream import (
+from tools.fake_replies import (
     CHAT_COMPLETIONS,
     JSON_CONTENT_TYPE,
     SSE_CONTENT_TYPE,

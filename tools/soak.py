@@ -178,7 +178,8 @@ async def gate_process(upstream_url: str, workspace: Path) -> AsyncIterator[Gate
     config_path = workspace / "config.yaml"
     config_path.write_text("")
     command = [sys.executable, "-m", "inference_gate", "--config", str(config_path), "start"]
-    command += ["--host", "127.0.0.1", "--port", "0", "--upstream", upstream_url, "--api-key", "sk-soak-gate-key-0123"]
+    command += ["--host", "127.0.0.1", "--port", "0", "--upstream", upstream_url]
+    command += ["--api-key", "sk-soak-gate-key-0123456789abcdef"]
     command += ["--cache-dir", str(workspace / "cassettes")]
     python_path = os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))
     process = await trio.lowlevel.open_process(

@@ -24,8 +24,8 @@ from inference_gate.cli.cache_commands import (
 )
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
+from inference_gate.cli.probe_commands import ProbeGateCommand, ProbeUpstreamCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
-from inference_gate.cli.test_commands import ProbeGateCommand, ProbeUpstreamCommand
 
 COMMANDS: tuple[type[Command], ...] = (
     ConfigPathCommand,
@@ -60,7 +60,7 @@ class GateApplication(Application):
         help_option = Option(
             "--help",
             flag=True,
-            description="Display help for the given command, or for the list command when none is given.",
+            description="Display help for the given command, or the list of commands when none is given.",
         )
         config_option = Option(
             f"--{CONFIG_OPTION}",
@@ -74,8 +74,22 @@ class GateApplication(Application):
 
     def _run(self, io: IO) -> int:
         if isinstance(io.input, ArgvInput):
-            io.set_input(_LongHelpOnlyInput.copy_of(io.input))
+            io.set_input(_LongHelpOnlyInput.copy_of(io.input, self._help_as_list(io.input._tokens)))
         return super()._run(io)
+
+    def _help_as_list(self, tokens: list[str]) -> list[str]:
+        """The tokens, with a request for help on the application or on a namespace turned into `list`.
+
+        cleo answers `--help` alone with the help of its `list` command, and `cache --help` or `help cache`
+        with "command not found"; a newcomer asking either wants the commands, which `list [namespace]` shows.
+        """
+        words = _positional(tokens)
+        namespaces = set(self.get_namespaces())
+        if len(words) == 2 and words[0] == "help" and words[1] in namespaces:
+            return ["list", words[1]]
+        if "--help" in tokens and len(words) <= 1 and set(words) <= namespaces:
+            return ["list", *words]
+        return tokens
 
     def render_error(self, error: Exception, io: IO) -> None:
         if io.is_verbose():
@@ -92,10 +106,10 @@ class _LongHelpOnlyInput(ArgvInput):
     """
 
     @classmethod
-    def copy_of(cls, original: ArgvInput) -> _LongHelpOnlyInput:
+    def copy_of(cls, original: ArgvInput, tokens: list[str]) -> _LongHelpOnlyInput:
         # cleo's tester passes a StringInput, which has no script name; cleo's own re-parsing of a two-word
         # command ("config show") drops the first token as the script name, so one is always put in place.
-        copy = cls([original.script_name or "", *original._tokens])
+        copy = cls([original.script_name or "", *tokens])
         copy.set_stream(original.stream)
         copy.interactive(original.is_interactive())
         return copy
@@ -103,6 +117,20 @@ class _LongHelpOnlyInput(ArgvInput):
     def has_parameter_option(self, values: str | list[str], only_params: bool = False) -> bool:
         wanted = [values] if isinstance(values, str) else values
         return super().has_parameter_option([value for value in wanted if value != "-h"], only_params)
+
+
+def _positional(tokens: list[str]) -> list[str]:
+    """The tokens that are not options, skipping the value of a global `--config PATH`."""
+    words = []
+    skip_next = False
+    for token in tokens:
+        if skip_next:
+            skip_next = False
+        elif token == f"--{CONFIG_OPTION}":
+            skip_next = True
+        elif not token.startswith("-"):
+            words.append(token)
+    return words
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ script.
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,7 +26,7 @@ from inference_gate import diff_report
 from inference_gate.audit import AuditReport, CredentialScanner, audit_store, watched_values
 from inference_gate.cassette import CassetteError, cassette_document
 from inference_gate.cassette_view import view_lines, view_of
-from inference_gate.cli.common import setting_options, settings_from_io, write_error
+from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_error
 from inference_gate.git_tree import GitError
 from inference_gate.ledger import Ledger, LedgerError, RunState, prune_plan
 from inference_gate.prune import cassette_names, delete_cassettes
@@ -299,7 +300,7 @@ def _row(review: CassetteReview) -> tuple[str, ...]:
     return (
         review.name,
         review.endpoint or "",
-        truncate(review.model or "-", MAX_MODEL_CHARS),
+        truncate(_one_line(review.model or "-"), MAX_MODEL_CHARS),
         stream,
         review.recorded_at or "",
         _one_line(review.prompt),
@@ -308,8 +309,13 @@ def _row(review: CassetteReview) -> tuple[str, ...]:
 
 
 def _one_line(text: str | None) -> str:
-    """Newlines and runs of spaces become one space, so that every cassette stays on one line."""
-    return " ".join((text or "").split())
+    """Newlines and runs of spaces become one space, so that every cassette stays on one line; other control
+    characters are shown escaped (`\\x1b`), so a prompt cannot move the cursor or recolour the terminal."""
+    collapsed = " ".join((text or "").split())
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char) == "Cc" else char
+        for char in collapsed
+    )
 
 
 def _preview_widths(rows: list[tuple[str, ...]], available: int) -> tuple[int, int]:
@@ -360,10 +366,6 @@ def human_size(size_bytes: int) -> str:
             return f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
-
-
-def cassette_count_text(count: int) -> str:
-    return f"{count} cassette{'' if count == 1 else 's'}"
 
 
 def _write_lines(io: IO, lines: list[str]) -> None:

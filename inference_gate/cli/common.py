@@ -15,35 +15,27 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 
-from inference_gate.config import API_KEY_ENV, LoadedSettings, load_settings, option_name
-from inference_gate.settings import Settings
+from inference_gate.config import LoadedSettings, load_settings, option_name
+from inference_gate.settings import SETTING_SPECS, Settings
 
 CONFIG_OPTION = "config"
-
-# The settings a command may offer as options: field name -> (shortcut, help). `-h` is free for --host
-# because the application takes it away from --help.
-_SETTING_OPTION_HELP: dict[str, tuple[str | None, str]] = {
-    "host": ("h", "Address to listen on."),
-    "port": ("p", "TCP port to listen on."),
-    "upstream": ("u", "http:// or https:// URL that cache misses are forwarded to."),
-    "cache_dir": ("c", "Directory of recorded cassettes."),
-    "api_key": ("k", f"OpenAI API key for the upstream, instead of ${API_KEY_ENV}. Never written to disk."),
-}
-
 
 def setting_options(*field_names: str, descriptions: Mapping[str, str] | None = None) -> list[Option]:
     """Options that override the named settings, spelled like the field (`cache_dir` -> `--cache-dir`).
 
     Their default is None rather than the setting's default, so that `settings_from_io` can tell an option
-    the user gave from one they did not, and lower layers (file, environment) still apply. `descriptions`
-    rewords an option's help for a command that uses the setting differently.
+    the user gave from one they did not, and lower layers (file, environment) still apply; the built-in
+    default is shown in the help instead. `descriptions` rewords an option's help for a command that uses the
+    setting differently.
     """
     options = []
     for field_name in field_names:
-        shortcut, description = _SETTING_OPTION_HELP[field_name]
-        description = (descriptions or {}).get(field_name, description)
+        spec = SETTING_SPECS[field_name]
+        description = (descriptions or {}).get(field_name, spec.help)
+        if spec.default is not None:
+            description += f" [default: {spec.default}]"
         name = option_name(field_name)
-        options.append(Option(name, shortcut, flag=False, requires_value=True, description=description))
+        options.append(Option(name, spec.shortcut, flag=False, requires_value=True, description=description))
     return options
 
 
@@ -106,3 +98,7 @@ def masked_api_key(api_key: str | None) -> str:
         return "set"
     prefix = "sk-" if api_key.startswith("sk-") else ""
     return f"set ({prefix}...{api_key[-4:]})"
+
+
+def cassette_count_text(count: int) -> str:
+    return f"{count} cassette{'' if count == 1 else 's'}"

@@ -3,7 +3,6 @@ and the settings in effect with the source of each."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,6 +13,7 @@ from cleo.io.outputs.output import Type as OutputType
 
 from inference_gate.cli.common import config_path_from_io, masked_api_key, setting_options, settings_from_io
 from inference_gate.config import default_config_path, write_default_config
+from inference_gate.settings import SETTING_SPECS
 
 
 def _chosen_config_path(command: Command) -> Path:
@@ -54,10 +54,10 @@ class ConfigShowCommand(Command):
         loaded = settings_from_io(self.io)
         found = "" if loaded.config_path.is_file() else " (not found; defaults apply)"
         rows = [("setting", "source", "value")]
-        for field in fields(loaded.settings):
-            value = getattr(loaded.settings, field.name)
-            shown = masked_api_key(value) if field.name == "api_key" else _format_value(value)
-            rows.append((field.name, loaded.sources[field.name], shown))
+        for name, spec in SETTING_SPECS.items():
+            value = getattr(loaded.settings, name)
+            shown = masked_api_key(value) if spec.secret else _format_value(value)
+            rows.append((name, loaded.sources[name], shown))
         name_width = max(len(name) for name, _, _ in rows)
         source_width = max(len(source) for _, source, _ in rows)
 

@@ -21,12 +21,12 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 
-from inference_gate.cli.cache_commands import cassette_count_text
-from inference_gate.cli.common import setting_options, settings_from_io, write_warning
+from inference_gate.address import gate_url, is_loopback
+from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_warning
 from inference_gate.config import API_KEY_ENV
 from inference_gate.ledger import OUTSIDE_TESTS, Ledger
 from inference_gate.policy import Mode
-from inference_gate.serve import gate_url, is_loopback, run_gate
+from inference_gate.serve import check_startup, run_gate
 from inference_gate.settings import Settings
 from inference_gate.store import CassetteStore, write_atomically
 
@@ -67,11 +67,12 @@ def ledger_path(io: IO) -> Path | None:
 
 
 def serve(io: IO, settings: Settings, mode: Mode, ledger_path: Path | None = None) -> int:
-    """Warn about risky settings, then run the gate until a signal stops it.
+    """Refuse unusable settings, warn about risky ones, then run the gate until a signal stops it.
 
     With `ledger_path`, every request's answer goes into a ledger (all under one pseudo-test: a CLI gate
     cannot know which test sent what), written there when the gate stops, for `cache prune --ledger`.
     """
+    check_startup(settings, mode)
     if mode is Mode.RECORD:
         if not is_loopback(settings.host):
             write_warning(

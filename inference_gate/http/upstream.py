@@ -14,8 +14,6 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import h11
 import trio
@@ -23,58 +21,12 @@ import trio
 from inference_gate.content_coding import inflater_for
 from inference_gate.errors import GateError
 from inference_gate.messages import Headers
+from inference_gate.upstream_url import UpstreamURL
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
 # The pool frames every request itself; a caller's copy of these would contradict it.
 _HEADERS_SET_BY_POOL = frozenset({b"host", b"content-length", b"transfer-encoding"})
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamURL:
-    """Where the gate forwards misses: `https://host/openai` has the path prefix `/openai`."""
-
-    scheme: str
-    host: str
-    port: int
-    path_prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> UpstreamURL:
-        """Parse an upstream base URL, rejecting anything the client cannot honour exactly."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS:
-            raise ValueError(f"upstream URL {url!r} must start with http:// or https://")
-        if not parts.hostname:
-            raise ValueError(f"upstream URL {url!r} has no host")
-        if parts.username is not None or parts.query or parts.fragment:
-            raise ValueError(f"upstream URL {url!r} must not contain credentials, a query or a fragment")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"upstream URL {url!r} has an invalid port: {exc}") from None
-        return cls(
-            scheme=scheme,
-            host=parts.hostname.encode("idna").decode("ascii"),
-            port=_DEFAULT_PORTS[scheme] if port is None else port,
-            path_prefix=parts.path.rstrip("/"),
-        )
-
-    @property
-    def host_header(self) -> bytes:
-        """The Host header: the host, with the port only when it is not the scheme's default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port != _DEFAULT_PORTS[self.scheme]:
-            host = f"{host}:{self.port}"
-        return host.encode("ascii")
-
-    @property
-    def origin(self) -> str:
-        """`scheme://host[:port]`, for error messages."""
-        return f"{self.scheme}://{self.host_header.decode('ascii')}"
 
 
 class UpstreamResponse:

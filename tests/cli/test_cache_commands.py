@@ -162,6 +162,18 @@ def test_list_cuts_previews_to_the_terminal_width(home, cache_dir, names, monkey
     assert all(len(line) <= 220 for line in lines[:-1] if "corrupt:" not in line)  # the footer is not a row
 
 
+def test_list_shows_control_characters_escaped(home, cache_dir):
+    body = {"model": "gpt-4o\x07", "messages": [{"role": "user", "content": "\x1b[2Kwiped\x9b"}]}
+    save(CassetteStore(cache_dir), "/v1/chat/completions", body, json_response({}), "2026-11-27T10:00:00Z")
+
+    tester = run(f"cache list --cache-dir {cache_dir}")
+
+    output = tester.io.fetch_output()
+    assert "\\x1b[2Kwiped\\x9b" in output
+    assert "gpt-4o\\x07" in output
+    assert not any(char in output for char in "\x1b\x07\x9b")
+
+
 def test_list_json_has_every_field_for_scripts(home, cache_dir, names):
     tester = run(f"cache list --json --cache-dir {cache_dir}")
     assert tester.status_code == 0

@@ -23,7 +23,7 @@ from tests.cassettes import EXAMPLES, example_name
 from tests.e2e.conftest import running_gate
 from tests.gitrepo import commit_all, init_repository
 from tests.servers import running_upstream
-from tools import fake_upstream
+from tools import fake_replies, fake_upstream
 
 GOLDEN_MARKDOWN = Path(__file__).parent / "golden" / "cache_diff.md"
 GATE_KEY = "sk-gate-key-for-tests-0123456789"
@@ -35,7 +35,7 @@ CAPITAL = "What is the capital of France? Answer in one word."
 EDITED_CAPITAL = "What is the capital of Spain? Answer in one word."
 COUNT = "Count to three"
 JOKE = "Tell me a joke about caches"
-FRENCH_REPLY = fake_upstream.reply_text(FRENCH)  # before a test changes the fake's answer
+FRENCH_REPLY = fake_replies.reply_text(FRENCH)  # before a test changes the fake's answer
 
 
 async def record(cache_dir: Path, prompts: list[str], *, streamed: tuple[str, ...] = ()) -> None:
@@ -84,9 +84,9 @@ async def scenario(repo, monkeypatch) -> dict[str, str]:
     cassette_named(cache_dir, COUNT).unlink()
     cassette_named(cache_dir, CAPITAL).unlink()
     cassette_named(cache_dir, FRENCH).unlink()
-    original = fake_upstream.reply_text
+    original = fake_replies.reply_text
     monkeypatch.setattr(
-        fake_upstream, "reply_text", lambda prompt: CHANGED_REPLY if prompt == FRENCH else original(prompt)
+        fake_replies, "reply_text", lambda prompt: CHANGED_REPLY if prompt == FRENCH else original(prompt)
     )
     await record(cache_dir, [FRENCH, EDITED_CAPITAL, JOKE])
     return {"first": first}
@@ -235,7 +235,7 @@ async def test_show_reads_a_streamed_cassette_as_a_person_does(repo):
     assert "  settings:  temperature=0" in lines
     system, user = lines.index("  system:"), lines.index("  user:")
     assert (lines[system + 1], lines[user + 1]) == ("    Be brief.", f"    {COLOURS}")
-    assert f"    {fake_upstream.reply_text(COLOURS)}" in lines  # reassembled from the chunks
+    assert f"    {fake_replies.reply_text(COLOURS)}" in lines  # reassembled from the chunks
     assert "  finish:    stop" in lines
     [usage] = [line for line in lines if line.startswith("  usage:")]
     assert "prompt_tokens=" in usage and "total_tokens=" in usage

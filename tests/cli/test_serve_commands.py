@@ -39,9 +39,18 @@ TEST_DEADLINE_S = 30.0
 posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals")
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Run in a fresh directory: `start` creates the default cache directory where it runs."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def cache_dir(tmp_path):
-    return tmp_path / "cassettes"
+    """An empty cache directory: `replay` refuses a missing one."""
+    path = tmp_path / "cassettes"
+    path.mkdir()
+    return path
 
 
 def free_port() -> int:
@@ -359,8 +368,8 @@ def taken_port():
         yield taken.getsockname()[1]
 
 
-def test_port_in_use_is_one_error_line(home, taken_port):
-    tester = run(f"replay --port {taken_port}")
+def test_port_in_use_is_one_error_line(home, cache_dir, taken_port):
+    tester = run(f"replay --port {taken_port} --cache-dir {cache_dir}")
     assert tester.status_code == 1
     assert tester.io.fetch_output() == ""
     assert (
@@ -368,8 +377,8 @@ def test_port_in_use_is_one_error_line(home, taken_port):
     )
 
 
-def test_verbose_adds_the_traceback(home, taken_port):
-    tester = run(f"-v replay --port {taken_port}")
+def test_verbose_adds_the_traceback(home, cache_dir, taken_port):
+    tester = run(f"-v replay --port {taken_port} --cache-dir {cache_dir}")
     assert tester.status_code == 1
     error = tester.io.fetch_error()
     assert "ListenError" in error
@@ -396,11 +405,77 @@ def test_record_mode_with_a_key_on_loopback_says_nothing_extra(home, taken_port)
     )
 
 
-def test_replay_off_loopback_is_not_a_risk(home, taken_port):
-    tester = run(f"replay -h 0.0.0.0 --port {taken_port}")
+def test_replay_off_loopback_is_not_a_risk(home, cache_dir, taken_port):
+    tester = run(f"replay -h 0.0.0.0 --port {taken_port} --cache-dir {cache_dir}")
     assert (
         tester.io.fetch_error() == f"error: cannot listen on 0.0.0.0:{taken_port}: address already in use\n"
     )
+
+
+def test_replay_of_a_missing_cache_dir_is_one_line(home, tmp_path):
+    missing = tmp_path / "typo"
+    tester = run(f"replay --port 0 --cache-dir {missing}")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error() == (
+        f"error: cache directory {missing} does not exist (replay mode needs recorded cassettes)\n"
+    )
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["start", "replay"])
+def test_a_cache_dir_that_is_a_file_is_refused(home, tmp_path, command):
+    not_a_dir = tmp_path / "cassettes.json"
+    not_a_dir.write_text("{}")
+    tester = run(f"{command} --port 0 --cache-dir {not_a_dir}")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error().endswith(f"error: cache directory {not_a_dir} is not a directory\n")
+
+
+def test_start_refuses_an_unwritable_cache_dir(home, tmp_path):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o500)
+    if os.access(read_only, os.W_OK):
+        pytest.skip("running as a user who can write to a read-only directory (root)")
+    tester = run(f"start --port 0 --cache-dir {read_only} --api-key {API_KEY}")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error().startswith(f"error: cache directory {read_only} cannot be written: ")
+
+
+def test_start_refuses_a_cache_dir_below_a_file(home, tmp_path):
+    (tmp_path / "file").write_text("")
+    below_a_file = tmp_path / "file" / "cassettes"
+    tester = run(f"start --port 0 --cache-dir {below_a_file} --api-key {API_KEY}")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error() == f"error: cache directory {below_a_file} cannot be written: Not a directory\n"
+
+
+def test_start_creates_a_missing_cache_dir_before_listening(home, tmp_path, taken_port):
+    new_dir = tmp_path / "new" / "cassettes"
+    tester = run(f"start --port {taken_port} --cache-dir {new_dir} --api-key {API_KEY}")
+    assert "cannot listen" in tester.io.fetch_error()
+    assert new_dir.is_dir()
+    assert list(new_dir.iterdir()) == []
+
+
+def test_start_refuses_a_gate_key_too_short_to_keep_out_of_cassettes(home, cache_dir):
+    tester = run(f"start --port 0 --cache-dir {cache_dir} --api-key sk-short")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error() == (
+        "error: the API key is 8 characters long; the gate needs at least 32 to keep it out of cassettes "
+        "(real OpenAI, Anthropic and Azure keys are longer)\n"
+    )
+
+
+def test_start_help_shows_the_built_in_defaults(home):
+    tester = run("start --help")
+    help_text = " ".join(tester.io.fetch_output().split())
+    for default in (
+        "[default: 127.0.0.1]",
+        "[default: 8080]",
+        "[default: https://api.openai.com]",
+        "[default: .inference_cache]",
+    ):
+        assert default in help_text
 
 
 def test_replay_has_no_upstream_options(home):

@@ -14,7 +14,8 @@ import pytest
 from inference_gate import Settings
 from inference_gate.sse import SSEParser
 from tests.e2e.dialects import cache_list, record_then_replay
-from tools.fake_upstream import REASONING_COST_USD, REASONING_TEXT, FakeUpstream
+from tools.fake_replies import REASONING_COST_USD, REASONING_TEXT
+from tools.fake_upstream import FakeUpstream
 
 CLIENT_KEY = "sk-or-placeholder-for-tests-0123456789"
 PROMPT = "Think, then echo 🌍"

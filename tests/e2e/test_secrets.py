@@ -17,7 +17,8 @@ from inference_gate import Mode, Settings
 from inference_gate.redact import REDACTED
 from tests.e2e.conftest import running_gate
 from tests.servers import running_upstream
-from tools.fake_upstream import JSON_CONTENT_TYPE, FakeUpstream, openai_headers
+from tools.fake_replies import JSON_CONTENT_TYPE, openai_headers
+from tools.fake_upstream import FakeUpstream
 
 CLIENT_KEY = "sk-client-key-for-tests-9876543210"
 COOKIE_VALUE = "session-cookie-secret-4711"

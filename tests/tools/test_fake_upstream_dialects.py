@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from inference_gate.sse import SSEParser
-from tools.fake_upstream import REASONING_COST_USD, REASONING_TEXT, ReceivedRequest, build_reply
+from tools.fake_replies import REASONING_COST_USD, REASONING_TEXT, ReceivedRequest, build_reply
 
 KEY = "azure-fake-key-for-tests-0123456789"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}

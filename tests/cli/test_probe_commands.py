@@ -18,7 +18,7 @@ import trio
 from cleo.testers.application_tester import ApplicationTester
 
 from inference_gate.cli.app import GateApplication
-from inference_gate.cli.test_commands import duration
+from inference_gate.cli.probe_commands import duration
 from inference_gate.gate import Gate
 from inference_gate.policy import Mode
 from inference_gate.settings import Settings
@@ -212,9 +212,9 @@ async def test_script_test_gate_hit_miss_and_nothing_listening(home, tmp_path):
 
 @asynccontextmanager
 async def fake_upstream_script(*args: str):
-    """`python tools/fake_upstream.py` as a child process; yields the URL it prints."""
+    """`python -m tools.fake_upstream` as a child process; yields the URL it prints."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "tools/fake_upstream.py", "--port", "0", *args],
+        [sys.executable, "-m", "tools.fake_upstream", "--port", "0", *args],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
     )

@@ -24,13 +24,14 @@ import pytest
 import trio
 import trustme
 
-from tools.fake_upstream import OK_INSTRUCTION, FakeUpstream, tls_server_context
+from tools.fake_replies import OK_INSTRUCTION
+from tools.fake_upstream import FakeUpstream, tls_server_context
 
 API_KEY = "sk-test-0123456789abcdefWXYZ"
 TEST_TIMEOUT_S = 10.0
 SDK_TIMEOUT_S = 5.0
 QUIET_PERIOD_S = 0.2
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 USER_MESSAGES = [{"role": "user", "content": "Say hi"}]
 EXPECTED_ECHO = "Echo: Say hi — héllo wörld 你好 🌍"
 WEATHER_TOOL = {
@@ -548,10 +549,11 @@ async def test_client_leaving_mid_stream_does_not_stop_the_server(fake: FakeUpst
 
 
 async def test_runs_as_a_script_until_sigterm() -> None:
-    script = REPO_ROOT / "tools" / "fake_upstream.py"
     with trio.fail_after(TEST_TIMEOUT_S):
         process = await trio.lowlevel.open_process(
-            [sys.executable, str(script), "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE
+            [sys.executable, "-m", "tools.fake_upstream", "--host", "127.0.0.1", "--port", "0"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
         )
         try:
             printed = b""

@@ -1,0 +1,113 @@
+"""Parsers for setting values: each accepts a value as YAML gives it and as the command line gives it (a
+string), and returns the typed value or raises `InvalidValue` saying what it expected.
+
+Every source (file, environment, command line) goes through the same parser, so a bad value reads the same
+wherever it came from; config.py adds where the value came from.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from inference_gate.upstream_url import UpstreamURL
+
+
+class InvalidValue(Exception):
+    """Raised by a parser with what it expected."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def port(value: object) -> int:
+    number = _integer(value)
+    if number is None or not 0 <= number <= 65535:
+        raise InvalidValue("an integer from 0 to 65535 (0 picks a free port)")
+    return number
+
+
+def size_bytes(value: object) -> int:
+    number = _integer(value)
+    if number is None or number <= 0:
+        raise InvalidValue("a positive integer number of bytes")
+    return number
+
+
+def duration_s(value: object) -> float:
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise InvalidValue("a positive number of seconds")
+    return number
+
+
+def boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidValue("true or false")
+    return value
+
+
+def text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValue("a non-empty string")
+    return value
+
+
+def upstream_url(value: object) -> str:
+    """The URL as given, once `UpstreamURL.parse` (the client's own rule) accepts it."""
+    expected = "an http:// or https:// URL with a host and no credentials, query or fragment"
+    if not isinstance(value, str):
+        raise InvalidValue(expected)
+    try:
+        UpstreamURL.parse(value)
+    except ValueError:
+        raise InvalidValue(expected) from None
+    return value
+
+
+def directory(value: object) -> Path:
+    if isinstance(value, Path):
+        return value.expanduser()
+    return Path(text(value)).expanduser()
+
+
+def redact_rules(value: object) -> list[str]:
+    """Rules are `headers.<name>` or `body.<json path>` (see redact.py); a mistyped rule would silently
+    redact nothing, so it is refused here."""
+    expected = "a list of 'headers.<name>' or 'body.<json path>' strings"
+    if not isinstance(value, list):
+        raise InvalidValue(expected)
+    for rule in value:
+        if not isinstance(rule, str):
+            raise InvalidValue(expected)
+        kind, _, path = rule.partition(".")
+        if kind not in ("headers", "body") or not path:
+            raise InvalidValue(expected)
+    return list(value)
+
+
+def text_list(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise InvalidValue("a list of non-empty strings")
+    return list(value)
