@@ -104,6 +104,7 @@ class Gate:
             max_body_bytes=settings.max_body_bytes,
             request_timeout_s=settings.request_timeout_s,
             idle_timeout_s=settings.idle_timeout_s,
+            send_timeout_s=settings.send_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
         )
         try:
