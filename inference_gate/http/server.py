@@ -45,8 +45,8 @@ LINGER_S = 2.0
 # cassettes a test suite replays at once, and at a few KiB each, little memory.
 MAX_CACHED_HEADS = 1024
 
-# How often per idle timeout the server looks for keep-alive connections that have waited too long for their
-# next request (see `_Server.close_idle_connections`).
+# How often per idle (or send) timeout the server looks for connections that have waited too long for their next
+# request, or for their client to take a write (see `_Server.close_idle_connections`).
 IDLE_CHECKS_PER_TIMEOUT = 4
 
 
@@ -73,7 +73,7 @@ class ServerLimits:
     max_body_bytes: int = 32 * 1024 * 1024
     request_timeout_s: float = 30.0  # head and body must arrive within this once the request's first byte did
     idle_timeout_s: float = 60.0  # a keep-alive connection with no request for this long is closed (up to 1/4 later)
-    send_timeout_s: float = 30.0  # a client that takes longer than this to take one write (stopped reading) is dropped
+    send_timeout_s: float = 30.0  # a client not taking a write for this long is dropped (up to 1/4 later)
     shutdown_grace_s: float = 5.0
 
 
@@ -139,6 +139,8 @@ class _Server:
         self._interruptible_waits: set[trio.CancelScope] = set()
         # Connections waiting for their next request: the scope that ends each one, and when it began to wait.
         self.waiting_since: dict[trio.CancelScope, float] = {}
+        # Connections waiting for their client to take a write: likewise.
+        self.sending_since: dict[trio.CancelScope, float] = {}
         self._heads: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
@@ -202,19 +204,22 @@ class _Server:
         return wire
 
     async def close_idle_connections(self) -> None:
-        """End every connection that has waited longer than the idle timeout for its next request.
+        """End every connection that has waited longer than the idle timeout for its next request, or longer than
+        the send timeout for its client to take a write (a client that stopped reading).
 
         One task looks a few times per timeout, rather than each wait having a timeout of its own: a trio
-        cancel scope per request costs about as much as all the rest of a cache hit. So an idle connection is
-        closed between 1 and 1 + 1/`IDLE_CHECKS_PER_TIMEOUT` idle timeouts after its last response.
+        cancel scope, or a deadline, per request costs about as much as all the rest of a cache hit. So such a
+        connection is closed between 1 and 1 + 1/`IDLE_CHECKS_PER_TIMEOUT` timeouts after its wait began.
         """
-        idle_timeout_s = self.limits.idle_timeout_s
+        limits = self.limits
+        waits = ((self.waiting_since, limits.idle_timeout_s), (self.sending_since, limits.send_timeout_s))
         while True:
-            await trio.sleep(idle_timeout_s / IDLE_CHECKS_PER_TIMEOUT)
-            waiting_since_limit = trio.current_time() - idle_timeout_s
-            for connection_scope, since in self.waiting_since.items():
-                if since <= waiting_since_limit:
-                    connection_scope.cancel()
+            await trio.sleep(min(limits.idle_timeout_s, limits.send_timeout_s) / IDLE_CHECKS_PER_TIMEOUT)
+            now = trio.current_time()
+            for since_by_scope, timeout_s in waits:
+                for connection_scope, since in since_by_scope.items():
+                    if since <= now - timeout_s:
+                        connection_scope.cancel()
 
     def begin_shutdown(self) -> None:
         """Stop connections that are only waiting: for a next request, or for a refused client to go."""
@@ -246,9 +251,9 @@ class _Connection:
         self._stream = stream
         self._h11 = self._new_protocol()
         self._request_deadline_s = math.inf
-        # Cancelled by the server, only while the connection waits for its next request: when it has waited
-        # too long, or at shutdown; and by its deadline, set only while a write is under way, when the client
-        # does not take that write within the send timeout. This ends the connection.
+        # Cancelled by the server, only while the connection waits: for its next request, when it has waited
+        # too long or at shutdown; for its client to take a write, when that takes too long. This ends the
+        # connection.
         self._scope = trio.CancelScope()
 
     def _new_protocol(self) -> h11.Connection:
@@ -428,17 +433,14 @@ class _Connection:
                     await self._send(piece)
 
     async def _send(self, data: bytes) -> None:
-        """Send `data`; a client that does not take it within the send timeout has stopped reading and is dropped.
-
-        The deadline is set on the connection's own scope for the length of the write, which costs less than a
-        cancel scope per write; its expiry ends the connection.
-        """
-        scope = self._scope
-        scope.deadline = trio.current_time() + self._limits.send_timeout_s
+        """Send `data`; a client that does not take it within the send timeout has stopped reading, and the
+        server ends the connection (see `_Server.close_idle_connections`)."""
+        sending_since = self._server.sending_since
+        sending_since[self._scope] = trio.current_time()
         try:
             await self._stream.send_all(data)
         finally:
-            scope.deadline = math.inf
+            del sending_since[self._scope]
 
     async def _send_streamed_response(self, status: int, headers: Headers, chunks: AsyncIterator[bytes]) -> None:
         """Send each chunk as it comes; h11 frames them (chunked, or close-delimited for HTTP/1.0).
