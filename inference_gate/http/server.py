@@ -289,11 +289,10 @@ class _Connection:
         arrive within the request timeout, however the client paces its bytes (slowloris). Raises GateError
         for a request the server refuses.
         """
+        unparsed, closed = self._h11.trailing_data
+        if not unparsed and not closed and not await self._receive_first_bytes():
+            return None
         event = self._next_event()
-        if event is h11.NEED_DATA and not self._h11.trailing_data[0]:
-            if not await self._receive_first_bytes():
-                return None
-            event = self._next_event()
         self._request_deadline_s = trio.current_time() + self._limits.request_timeout_s
         while event is h11.NEED_DATA:
             await self._receive_more()
