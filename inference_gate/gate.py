@@ -169,8 +169,12 @@ class Gate:
     ) -> None:
         """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
 
-        The log names the cassette, or for a miss the one that would answer (`slot`), else the reason.
+        The log names the cassette, or for a miss the one that would answer (`slot`), else the reason. When
+        neither is listening, as in a plain replay, no `Answer` is built.
         """
+        logging_answers = logger.isEnabledFor(logging.INFO)
+        if not logging_answers and self._on_answer is None:
+            return
         answer = Answer(
             request.method,
             request.path,
@@ -181,7 +185,7 @@ class Gate:
             request=described,
             closest=closest,
         )
-        if logger.isEnabledFor(logging.INFO):
+        if logging_answers:
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info(
                 "%s %s %s %d %.1fms %s",
