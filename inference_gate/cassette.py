@@ -12,6 +12,7 @@ re-recording that changed nothing shows up in a diff as that one line.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,14 +86,16 @@ def record_exchange(
     *,
     recorded_at: str,
     headers: dict[str, str],
+    query: Sequence[tuple[str, str]],
     json_body: Any,
 ) -> Cassette:
-    """The cassette of one exchange, with its summary. `headers` and `json_body` are the request's as stored
-    (already filtered and redacted); everything else comes from the canonical request that named the cassette."""
+    """The cassette of one exchange, with its summary. `headers`, `query` and `json_body` are the request's as
+    stored (already filtered and redacted); everything else comes from the canonical request that named the
+    cassette."""
     stored_request = RecordedRequest(
         method=request.method,
         path=request.path,
-        query=[list(pair) for pair in request.query],
+        query=[list(pair) for pair in query],
         headers=headers,
         body=request.body,
         json_body=json_body,

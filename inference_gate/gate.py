@@ -38,7 +38,8 @@ from inference_gate.nearest.index import NearestRequests
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER, Answer, Outcome
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
-    bearer_token,
+    client_credentials,
+    is_credential_length,
     redact_request,
     stored_request_headers,
     stored_response_headers,
@@ -332,8 +333,8 @@ class Gate:
                 reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
                 exchange.finish(Outcome.PASSTHROUGH, reason)
                 return
-            stored_headers, stored_json_body = redact_request(
-                stored_request_headers(request.headers), canonical.json_body, self.settings.redact
+            stored_headers, stored_query, stored_json_body = redact_request(
+                stored_request_headers(request.headers), canonical.query, canonical.json_body, self.settings.redact
             )
             cassette = record_exchange(
                 canonical,
@@ -345,9 +346,10 @@ class Gate:
                 ),
                 recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
                 headers=stored_headers,
+                query=stored_query,
                 json_body=stored_json_body,
             )
-            not_recorded = await self._save(cassette, slot, request, replace_corrupt)
+            not_recorded = await self._save(cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt)
             if not_recorded is None:
                 exchange.finish(Outcome.RECORDED)
             else:
@@ -363,11 +365,21 @@ class Gate:
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
+    def _secrets_in_play(self, request: HttpRequest, canonical: CanonicalRequest) -> list[str]:
+        """The credentials that went upstream, which the last check before a write looks for.
+
+        With a key of its own the gate forwards none of the client's credentials, so they are placeholders and
+        only the gate's key is in play; without one, every credential the client sent is. Either way only values
+        long enough to be a real key count (redact.MIN_CREDENTIAL_CHARS).
+        """
+        if self.settings.api_key:
+            return [self.settings.api_key] if is_credential_length(self.settings.api_key) else []
+        return client_credentials(request.headers, canonical.credentials)
+
     async def _save(
-        self, cassette: Cassette, slot: Slot, request: HttpRequest, replace_corrupt: bool
+        self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool
     ) -> str | None:
         """Write the cassette and keep its reply in memory; returns why it was not recorded, or None if it was."""
-        secrets = [secret for secret in (self.settings.api_key, bearer_token(request.headers)) if secret]
         save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
         try:
             written = await trio.to_thread.run_sync(save)

@@ -4,8 +4,8 @@ Cassettes are committed to git, so storage works from allow-lists: a header is s
 safe and useful. Authorization, API keys, cookies and everything unknown never reach a cassette, whatever the
 client or the upstream sends.
 
-On top of that, the user's `redact` setting masks request-body JSON paths and request headers in the *stored*
-request. The request key is still computed from the real request, so two requests that differ only in a
+On top of that, the user's `redact` setting masks request-body JSON paths, request headers and query values in
+the *stored* request. The request key is still computed from the real request, so two requests that differ only in a
 redacted value get different keys but show the same masked value in their cassettes: the trade-off is that a
 reviewer can no longer see what told them apart.
 """
@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from inference_gate.dialects import CLIENT_CREDENTIAL_HEADERS
 from inference_gate.messages import Headers
 
 REDACTED = "<redacted>"
@@ -106,26 +107,43 @@ def redact_body(json_body: Any, rules: Sequence[str]) -> Any:
 
 
 def redact_request(
-    headers: dict[str, str], json_body: Any, rules: Sequence[str]
-) -> tuple[dict[str, str], Any]:
-    """The stored headers and body with the user's `redact` rules applied.
+    headers: dict[str, str], query: Sequence[tuple[str, str]], json_body: Any, rules: Sequence[str]
+) -> tuple[dict[str, str], list[tuple[str, str]], Any]:
+    """The stored headers, query pairs and body with the user's `redact` rules applied.
 
-    A rule is `headers.<name>` or `body.<json path>`; the original objects are left untouched.
+    A rule is `headers.<name>`, `query.<name>` or `body.<json path>`; the original objects are left untouched.
     """
-    header_names = [path.lower() for kind, _, path in (rule.partition(".") for rule in rules) if kind == "headers"]
+    header_names = _rule_paths(rules, "headers", str.lower)
     if any(name in headers for name in header_names):
         headers = {name: REDACTED if name in header_names else value for name, value in headers.items()}
-    return headers, redact_body(json_body, rules)
+    query_names = _rule_paths(rules, "query", str)
+    stored_query = [(name, REDACTED if name in query_names else value) for name, value in query]
+    return headers, stored_query, redact_body(json_body, rules)
 
 
-def bearer_token(headers: Headers) -> str | None:
-    """The client's own API key from `Authorization: Bearer ...`, so the last check can look for it too."""
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
+def _rule_paths(rules: Sequence[str], kind: str, normalise: Callable[[str], str]) -> frozenset[str]:
+    split_rules = (rule.partition(".") for rule in rules)
+    return frozenset(normalise(path) for rule_kind, _, path in split_rules if rule_kind == kind)
+
+
+def client_credentials(headers: Headers, query_credentials: Sequence[tuple[str, str]]) -> list[str]:
+    """Every credential the client sent that is long enough to be a real one: the token of `Authorization` (any
+    scheme), `api-key`, `x-api-key`, `x-goog-api-key`, each cookie's value, and the credential query values.
+
+    These are what the last check looks for when the client's credentials are forwarded, in case the upstream
+    echoes one back. A shorter value ("x", "test") is a placeholder that ordinary cassettes contain by chance.
+    """
+    values: list[str] = [value for _, value in query_credentials]
+    for raw_name, raw_value in headers:
+        value = raw_value.decode("latin-1").strip()
+        if raw_name == b"authorization":
+            scheme, _, token = value.partition(" ")
+            values.append(token.strip() or scheme)
+        elif raw_name in CLIENT_CREDENTIAL_HEADERS:
+            values.append(value)
+        elif raw_name == b"cookie":
+            values.extend(cookie.partition("=")[2].strip() for cookie in value.split(";"))
+    return [value for value in values if is_credential_length(value)]
 
 
 def leaked_secret(data: bytes, secrets: Sequence[str]) -> bool:

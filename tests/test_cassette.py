@@ -129,7 +129,12 @@ def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_
     response = RecordedResponse(status=200, headers={}, body=b'{"choices": []}')
     stored_body = {**REQUEST_BODY, "messages": "[redacted]"}
     cassette = record_exchange(
-        request, response, recorded_at="2026-11-27T10:00:00Z", headers={"openai-beta": "x"}, json_body=stored_body
+        request,
+        response,
+        recorded_at="2026-11-27T10:00:00Z",
+        headers={"openai-beta": "x"},
+        query=request.query,
+        json_body=stored_body,
     )
     assert cassette.key == request.key
     assert cassette.request == RecordedRequest(

@@ -80,21 +80,49 @@ async def test_no_credential_or_cookie_reaches_the_cache_directory(record_settin
 async def test_a_cassette_holding_an_api_key_is_refused_but_the_client_is_answered(
     record_settings: Settings, caplog, whose: str
 ):
+    """The gate's key when it has one; the client's forwarded key when it has none (the upstream echoes it)."""
     caplog.set_level(logging.INFO, logger="inference_gate")
     secret = record_settings.api_key if whose == "gate" else CLIENT_KEY
     upstream = FakeUpstream()
     with trio.fail_after(DEADLINE_S):
         async with running_upstream(upstream):
-            settings = replace(record_settings, upstream=upstream.url)
+            gate_key = record_settings.api_key if whose == "gate" else None
+            settings = replace(record_settings, upstream=upstream.url, api_key=gate_key)
             async with running_gate(settings, Mode.RECORD) as gate, sdk(gate.base_url) as client:
-                completion = await client.chat.completions.create(
+                raw = await client.chat.completions.with_raw_response.create(
                     model="gpt-4o-mini", messages=[{"role": "user", "content": f"My key is {secret}"}]
                 )
-    assert completion.choices[0].message.content.startswith(f"Echo: My key is {secret}")
+    assert raw.parse().choices[0].message.content.startswith(f"Echo: My key is {secret}")
+    assert raw.headers["x-inference-gate"] == "passthrough"
+    assert raw.headers["x-inference-gate-reason"] == "a credential is in the exchange"
     assert cache_bytes(settings.cache_dir) == []  # neither a cassette nor a temporary file
     [refusal] = [record for record in caplog.records if record.levelno == logging.ERROR]
     assert "refused" in refusal.getMessage() and "API key" in refusal.getMessage()
     assert secret not in refusal.getMessage()
+
+
+@pytest.mark.parametrize("placeholder", ["x", "test", "fake", "1", "gpt"])
+@pytest.mark.parametrize("gate_has_a_key", [True, False])
+async def test_a_placeholder_client_key_does_not_stop_recording(
+    record_settings: Settings, placeholder: str, gate_has_a_key: bool
+):
+    """Every cassette holds an "x" somewhere: a placeholder key is not a credential to look for. With a key of
+    its own the gate never forwards the client's, and without one a value that short is no real key."""
+    upstream = FakeUpstream()
+    gate_key = record_settings.api_key if gate_has_a_key else None
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url, api_key=gate_key)
+            async with (
+                running_gate(settings, Mode.RECORD) as gate,
+                openai.AsyncOpenAI(base_url=gate.base_url, api_key=placeholder, max_retries=0) as client,
+            ):
+                question = f"Say {placeholder} for the test, please"
+                raw = await client.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+                )
+    assert raw.headers["x-inference-gate"] == "recorded"
+    assert (settings.cache_dir / raw.headers["x-inference-gate-cassette"]).is_file()
 
 
 REDACT_RULES = ["body.user", "body.messages[*].content", "headers.openai-project"]

@@ -27,7 +27,7 @@ def request_for(body: dict):
 def recorded(name: str, body: dict) -> IndexedRequest:
     response = RecordedResponse(status=200, headers={}, body=b"{}")
     cassette = record_exchange(
-        request_for(body), response, recorded_at="2026-11-27T10:00:00Z", headers={}, json_body=body
+        request_for(body), response, recorded_at="2026-11-27T10:00:00Z", headers={}, query=(), json_body=body
     )
     return IndexedRequest.from_cassette(name, cassette)
 
