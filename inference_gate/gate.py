@@ -39,7 +39,6 @@ from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADE
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
     client_credentials,
-    is_credential_length,
     redact_request,
     stored_request_headers,
     stored_response_headers,
@@ -369,11 +368,11 @@ class Gate:
         """The credentials that went upstream, which the last check before a write looks for.
 
         With a key of its own the gate forwards none of the client's credentials, so they are placeholders and
-        only the gate's key is in play; without one, every credential the client sent is. Either way only values
-        long enough to be a real key count (redact.MIN_CREDENTIAL_CHARS).
+        only the gate's key is in play; without one, every credential the client sent is. The check itself skips
+        values too short to be a real key (redact.MIN_CREDENTIAL_CHARS).
         """
         if self.settings.api_key:
-            return [self.settings.api_key] if is_credential_length(self.settings.api_key) else []
+            return [self.settings.api_key]
         return client_credentials(request.headers, canonical.credentials)
 
     async def _save(

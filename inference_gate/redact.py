@@ -127,11 +127,11 @@ def _rule_paths(rules: Sequence[str], kind: str, normalise: Callable[[str], str]
 
 
 def client_credentials(headers: Headers, query_credentials: Sequence[tuple[str, str]]) -> list[str]:
-    """Every credential the client sent that is long enough to be a real one: the token of `Authorization` (any
-    scheme), `api-key`, `x-api-key`, `x-goog-api-key`, each cookie's value, and the credential query values.
+    """Every credential the client sent: the token of `Authorization` (any scheme), `api-key`, `x-api-key`,
+    `x-goog-api-key`, each cookie's value, and the credential query values.
 
     These are what the last check looks for when the client's credentials are forwarded, in case the upstream
-    echoes one back. A shorter value ("x", "test") is a placeholder that ordinary cassettes contain by chance.
+    echoes one back.
     """
     values: list[str] = [value for _, value in query_credentials]
     for raw_name, raw_value in headers:
@@ -143,9 +143,10 @@ def client_credentials(headers: Headers, query_credentials: Sequence[tuple[str, 
             values.append(value)
         elif raw_name == b"cookie":
             values.extend(cookie.partition("=")[2].strip() for cookie in value.split(";"))
-    return [value for value in values if is_credential_length(value)]
+    return values
 
 
 def leaked_secret(data: bytes, secrets: Sequence[str]) -> bool:
-    """True if any secret appears in the bytes about to be written: the last line of defence."""
-    return any(secret and secret.encode("utf-8") in data for secret in secrets)
+    """True if any secret long enough to be a credential appears in the bytes about to be written: the last line
+    of defence. Shorter values ("x", "test") are placeholders that ordinary cassettes contain by chance."""
+    return any(is_credential_length(secret) and secret.encode("utf-8") in data for secret in secrets)
