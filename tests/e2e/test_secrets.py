@@ -16,6 +16,7 @@ import trio
 from inference_gate import Mode, Settings
 from inference_gate.redact import REDACTED
 from tests.e2e.conftest import running_gate
+from tests.plain_http import post_json
 from tests.servers import running_upstream
 from tools.fake_replies import JSON_CONTENT_TYPE, openai_headers
 from tools.fake_upstream import FakeUpstream
@@ -163,3 +164,40 @@ async def test_redact_masks_the_stored_request_but_not_the_key(record_settings: 
     assert path.name.startswith("redacted.")  # the masked prompt is not in the file name either
     for secret in (SYSTEM_PROMPT, END_USER, PROJECT):
         assert secret.encode() not in path.read_bytes()
+
+
+QUERY_KEY = "AIza-query-credential-for-tests-0123456789"
+
+
+@pytest.mark.parametrize("gate_has_a_key", [True, False])
+async def test_a_credential_query_parameter_reaches_neither_a_cassette_nor_a_log_line(
+    record_settings: Settings, caplog, gate_has_a_key: bool
+):
+    caplog.set_level(logging.DEBUG, logger="inference_gate")
+    upstream = FakeUpstream()
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Is my key safe?"}]}
+    target = f"/v1/chat/completions?api-version=1&key={QUERY_KEY}&api_key={QUERY_KEY}"
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            gate_key = record_settings.api_key if gate_has_a_key else None
+            settings = replace(record_settings, upstream=upstream.url, api_key=gate_key)
+            headers = {"authorization": f"Bearer {CLIENT_KEY}"}
+            async with running_gate(settings, Mode.RECORD) as gate:
+                recorded = await post_json(f"http://127.0.0.1:{gate.port}", target, body, headers)
+            async with running_gate(settings, Mode.REPLAY) as gate:
+                replayed = await post_json(f"http://127.0.0.1:{gate.port}", target, body, headers)
+                missed = await post_json(f"http://127.0.0.1:{gate.port}", f"/v1/embeddings?key={QUERY_KEY}", {})
+        async with running_gate(settings, Mode.RECORD) as gate:  # the upstream has gone: a warning is logged
+            unreachable = await post_json(f"http://127.0.0.1:{gate.port}", f"/v1/models?key={QUERY_KEY}", {})
+    assert [reply.headers["x-inference-gate"] for reply in (recorded, replayed, missed, unreachable)] == [
+        "recorded",
+        "hit",
+        "miss",
+        "error",
+    ]
+    [cassette] = settings.cache_dir.rglob("*.json")
+    assert orjson.loads(cassette.read_bytes())["request"]["query"] == [["api-version", "1"]]
+    assert not any(QUERY_KEY.encode() in data for data in cache_bytes(settings.cache_dir))
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "?" not in logged and QUERY_KEY not in logged
+    assert any(record.levelno == logging.WARNING for record in caplog.records)
