@@ -12,7 +12,7 @@ from inference_gate.cassette import (
     event_data_value,
     record_exchange,
 )
-from inference_gate.keys import canonicalize
+from inference_gate.keys import MAX_JSON_DEPTH, canonicalize
 from inference_gate.sse import SSEEvent, SSEParser
 
 REQUEST_BODY = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "Say hé"}]}
@@ -148,3 +148,50 @@ def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_
     )
     assert cassette.response is response
     assert cassette.summary["model"] == "gpt-4o-mini"
+
+
+def edited(cassette: Cassette, **response_fields) -> bytes:
+    """The cassette's bytes after a hand edit of its stored response."""
+    document = orjson.loads(cassette_to_bytes(cassette))
+    document["response"].update(response_fields)
+    return orjson.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("response_fields", "field"),
+    [
+        ({"status": 204}, "response.status 204"),
+        ({"status": 304}, "response.status 304"),
+        ({"status": 99}, "response.status 99"),
+        ({"status": 199}, "response.status 199"),
+        ({"status": 600}, "response.status 600"),
+        ({"headers": {"x-request-id": "abc\r\nset-cookie: a=b"}}, "response.headers.x-request-id"),
+        ({"headers": {"x-request-id": "abc\x00"}}, "response.headers.x-request-id"),
+        ({"headers": {"x-bad\nname": "1"}}, "response.headers: 'x-bad\\nname'"),
+        ({"headers": {"": "1"}}, "response.headers: ''"),
+    ],
+)
+def test_a_response_that_cannot_go_back_on_the_wire_is_a_corrupt_cassette_naming_the_field(response_fields, field):
+    with pytest.raises(CassetteError) as raised:
+        cassette_from_bytes(edited(chat_cassette(body=b'{"ok": true}'), **response_fields))
+    assert str(raised.value).startswith(field)
+
+
+def test_a_bodyless_status_with_no_body_and_a_tab_in_a_header_value_are_fine():
+    cassette = cassette_from_bytes(edited(chat_cassette(), status=204, headers={"x-request-id": "a\tb"}))
+    assert cassette.response.status == 204 and cassette.response.headers == {"x-request-id": "a\tb"}
+
+
+@pytest.mark.parametrize("depth", [300, 2000])
+def test_a_body_nested_deeper_than_orjson_writes_is_a_corrupt_cassette(depth):
+    deep = b"[" * depth + b"]" * depth
+    data = edited(chat_cassette(body=b"{}")).replace(b'"body":{}', b'"body":' + deep)
+    with pytest.raises(CassetteError, match="malformed cassette|not valid JSON"):
+        cassette_from_bytes(data)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 300])
+def test_a_response_body_too_deep_to_store_as_json_is_stored_as_text(depth):
+    deep = b"[" * depth + b"]" * depth
+    for cassette in (chat_cassette(body=deep), chat_cassette(events=[SSEEvent(data=deep.decode())])):
+        assert cassette_from_bytes(cassette_to_bytes(cassette)).response_body_bytes() == cassette.response_body_bytes()
