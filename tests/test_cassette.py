@@ -182,11 +182,11 @@ def test_a_bodyless_status_with_no_body_and_a_tab_in_a_header_value_are_fine():
     assert cassette.response.status == 204 and cassette.response.headers == {"x-request-id": "a\tb"}
 
 
-@pytest.mark.parametrize("depth", [300, 2000])
-def test_a_body_nested_deeper_than_orjson_writes_is_a_corrupt_cassette(depth):
+@pytest.mark.parametrize(("depth", "message"), [(300, "nests too deep to be sent again"), (2000, "not valid JSON")])
+def test_a_body_nested_deeper_than_orjson_writes_is_a_corrupt_cassette(depth, message):
     deep = b"[" * depth + b"]" * depth
     data = edited(chat_cassette(body=b"{}")).replace(b'"body":{}', b'"body":' + deep)
-    with pytest.raises(CassetteError, match="malformed cassette|not valid JSON"):
+    with pytest.raises(CassetteError, match=message):
         cassette_from_bytes(data)
 
 
