@@ -16,12 +16,12 @@ and on shutdown by the grace period.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import orjson
 import trio
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
@@ -50,6 +50,21 @@ from inference_gate.store import CassetteStore, SecretLeakError, Slot
 from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
+
+
+# orjson's errors for numbers that are valid JSON but that it cannot represent (older orjson refuses integers wider
+# than 64 bits; every version refuses a number beyond a double's range). Such a body is keyed by its bytes.
+_UNREPRESENTABLE_NUMBER = ("64-bit", "infinity")
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why a body sent as JSON that the key could not read as JSON is not valid JSON, in orjson's words; None
+    when it is valid JSON that orjson only cannot represent. Read only for a body that already failed to parse."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return None if any(marker in str(error) for marker in _UNREPRESENTABLE_NUMBER) else str(error)
+    return None
 
 
 def utc_now() -> datetime:
@@ -205,15 +220,11 @@ class Gate:
         except MultipartError as error:
             raise GateError(400, str(error), code="invalid_multipart", retryable=False) from None
         if request.body and not canonical.is_json and content_type.startswith(b"application/json"):
-            try:
-                json.loads(request.body)
-            except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than the stack
+            problem = json_problem(request.body)
+            if problem is not None:
                 raise GateError(
-                    400,
-                    f"The request body is not valid JSON ({error}).",
-                    code="invalid_json",
-                    retryable=False,
-                ) from None
+                    400, f"The request body is not valid JSON ({problem}).", code="invalid_json", retryable=False
+                )
         return canonical
 
     async def _answer_uncached(

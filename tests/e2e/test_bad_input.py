@@ -286,19 +286,31 @@ async def test_sdk_sending_a_body_over_the_limit_reads_413_instead_of_a_connecti
 
 @BOTH_MODES
 @pytest.mark.parametrize(
-    "body",
+    ("body", "problem"),
     [
-        pytest.param(b'{"model": "gpt-4o-mini", "messages": [', id="truncated"),
+        pytest.param(b'{"model": "gpt-4o-mini", "messages": [', "unexpected end of data", id="truncated"),
+        pytest.param(b'{"model": "gpt-4o-mini", "temperature": NaN}', "unexpected character", id="nan"),
     ],
 )
-async def test_invalid_json_gets_400_and_is_neither_forwarded_nor_recorded(record_settings, mode, body):
+async def test_invalid_json_gets_400_and_is_neither_forwarded_nor_recorded(record_settings, mode, body, problem):
     with trio.fail_after(TEST_TIMEOUT_S):
         async with gate_with_healthy_client(record_settings, mode) as gate, raw_client(gate.port) as client:
             await client.stream.send_all(chat_request(body))
             error = (await client.read_reply()).gate_error(400)
             gate.assert_nothing_forwarded_or_recorded()
     assert error["code"] == "invalid_json"
-    assert "not valid JSON" in error["message"]
+    assert "not valid JSON" in error["message"] and problem in error["message"]
+
+
+@pytest.mark.parametrize("number", [b"123456789012345678901234567890", b"1e400"])
+async def test_valid_json_with_a_number_orjson_cannot_represent_is_forwarded(record_settings, number):
+    body = b'{"model": "gpt-4o-mini", "seed": ' + number + b', "messages": [{"role": "user", "content": "n"}]}'
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with gate_with_healthy_client(record_settings, Mode.RECORD) as gate, raw_client(gate.port) as client:
+            await client.stream.send_all(chat_request(body))
+            reply = await client.read_reply()
+            assert gate.upstream.requests[-1].body == body
+    assert reply.headers[b"x-inference-gate"] != b"error"
 
 
 @BOTH_MODES
