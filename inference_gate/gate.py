@@ -35,7 +35,15 @@ from inference_gate.keys import CanonicalRequest, JsonTooDeepError, canonicalize
 from inference_gate.messages import Headers, HttpRequest, HttpResponse
 from inference_gate.multipart import MultipartError
 from inference_gate.nearest.index import NearestRequests
-from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER, Answer, Outcome
+from inference_gate.outcome import (
+    CASSETTE_HEADER,
+    NOT_RECORDED_COMMENT,
+    OUTCOME_HEADER,
+    REASON_HEADER,
+    RECORDING,
+    Answer,
+    Outcome,
+)
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
     client_credentials,
@@ -45,7 +53,7 @@ from inference_gate.redact import (
 )
 from inference_gate.replies import PreparedReply, ReplyCache
 from inference_gate.settings import Settings
-from inference_gate.sse import SSEEvent, SSEParser
+from inference_gate.sse import SSEEvent, SSEParser, comment_line
 from inference_gate.store import CassetteStore, SecretLeakError, Slot
 from inference_gate.summary import describe_request
 
@@ -273,8 +281,9 @@ class Gate:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
 
         A whole (non-SSE) body waits for that decision, so its outcome header is exact. A stream's head goes out
-        before the body is known to be complete and recorded, so it claims `recorded` for a 2xx; the log line and
-        `on_answer` still report the decided outcome, and the end of the body still waits for the write.
+        before the body is known to be complete and recorded, so for a 2xx it says `recording`, a promise (see
+        outcome.py); the log line and `on_answer` report the decided outcome, and the end of the body still waits
+        for the write, ending with a comment when the cassette was not written.
         """
         status, headers = await exchange.head()
         exchange.when_finished(
@@ -293,7 +302,7 @@ class Gate:
                 outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
                 return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
         elif 200 <= status < 300:
-            headers = [*headers, *self._outcome_headers(Outcome.RECORDED, None, exchange.cassette)]
+            headers = [*headers, (OUTCOME_HEADER, RECORDING)]
         else:
             headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
         return HttpResponse(status, headers, stream=exchange.body())
@@ -362,8 +371,10 @@ class Gate:
             not_recorded = await self._save(cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt)
             if not_recorded is None:
                 exchange.finish(Outcome.RECORDED)
-            else:
-                exchange.finish(Outcome.PASSTHROUGH, not_recorded)
+                return
+            if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
+                exchange.append(comment_line(NOT_RECORDED_COMMENT + not_recorded))
+            exchange.finish(Outcome.PASSTHROUGH, not_recorded)
         except GateError as error:
             logger.warning("%s %s: %s", request.method, request.path, error.message)
             exchange.fail(error)
