@@ -201,3 +201,33 @@ async def test_a_credential_query_parameter_reaches_neither_a_cassette_nor_a_log
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "?" not in logged and QUERY_KEY not in logged
     assert any(record.levelno == logging.WARNING for record in caplog.records)
+
+
+async def test_a_refused_stream_says_recording_then_ends_with_a_comment_the_sdks_skip(record_settings: Settings):
+    """The head of a live stream leaves before the cassette is written, so it promises (`recording`); when the
+    write is then refused, the stream's last bytes say so in an SSE comment, which the openai SDK ignores."""
+    secret = record_settings.api_key
+    messages = [{"role": "user", "content": f"Stream my key {secret}"}]
+    upstream = FakeUpstream()
+
+    def ask_sync(base_url: str) -> str:
+        with openai.OpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=DEADLINE_S) as client:
+            stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+            return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate, sdk(gate.base_url) as client:
+                async with client.chat.completions.with_streaming_response.create(
+                    model="gpt-4o-mini", messages=messages, stream=True
+                ) as raw:
+                    header = raw.headers["x-inference-gate"]
+                    wire = b"".join([chunk async for chunk in raw.iter_bytes()])
+                stream = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+                async_text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+                sync_text = await trio.to_thread.run_sync(ask_sync, gate.base_url)
+    assert header == "recording"
+    assert wire.endswith(b"data: [DONE]\n\n: inference-gate: not recorded: a credential is in the exchange\n\n")
+    assert async_text.startswith(f"Echo: Stream my key {secret}") and sync_text == async_text
+    assert cache_bytes(settings.cache_dir) == []
