@@ -80,7 +80,8 @@ def stored_request(cassette: Cassette, rules: KeyRules) -> CanonicalRequest:
     as its fields with their hashes, so its key starts from those (keys.multipart_key).
     """
     request = cassette.request
-    target = f"{request.path}?{urlencode(request.query)}" if request.query else request.path
+    query = urlencode([(name, value) for name, value in request.query])
+    target = f"{request.path}?{query}" if query else request.path
     if request.form is None:
         return canonicalize(request.method, target, request.body, rules=rules)
     key = multipart_key(request.method, target, key_form_of_stored(request.form), rules=rules)
