@@ -84,7 +84,7 @@ class Gate:
         )
         self._clock = clock
         self._on_answer = on_answer
-        self._nearest = NearestRequests(self.store)
+        self._nearest = NearestRequests(self.store, self.key_rules)
         self._replies = ReplyCache()
         self._inflight: dict[str, InflightExchange] = {}
         self._exchanges: trio.Nursery | None = None
