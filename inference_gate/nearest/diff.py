@@ -37,6 +37,7 @@ import orjson
 from inference_gate.cassette import Cassette
 from inference_gate.key_rules import KeyRules
 from inference_gate.keys import CanonicalRequest
+from inference_gate.multipart import stored_form
 from inference_gate.redact import REDACTED
 from inference_gate.summary import truncate
 
@@ -175,18 +176,35 @@ class IndexedRequest:
         stored_query = tuple((str(field), str(value)) for field, value in request.query)
         stored_json_body = request.json_body if request.is_json else None
         keyed = (rules or KeyRules.default()).apply(stored_json_body, stored_query)
+        structured = request.is_json or request.form is not None
+        body = keyed.json_body if request.form is None else _comparable_form(request.form)
         return cls(
             name=name,
             method=request.method,
             path=request.path,
             query=keyed.query,
-            json_body=keyed.json_body,
-            raw_body=b"" if request.is_json else request.body,
-            flat=_recorded_flat_body(keyed.json_body) if request.is_json else None,
+            json_body=body,
+            raw_body=b"" if structured else request.body,
+            flat=_recorded_flat_body(body) if structured else None,
             stored_query=stored_query,
             stored_json_body=stored_json_body,
             rule_changes=keyed.changed_paths,
         )
+
+
+def _comparable_form(form: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stored form without file bytes: the hash stands for them, whether or not they were stored."""
+    return [{name: value for name, value in entry.items() if name != "content_base64"} for entry in form]
+
+
+def compared_body(request: CanonicalRequest) -> tuple[bool, Any]:
+    """(True, what is compared) for a JSON body (the key's copy) or a form (its fields as stored), else
+    (False, None): such a body is compared as bytes."""
+    if request.is_json:
+        return True, request.key_json_body
+    if request.form is not None:
+        return True, _comparable_form(stored_form(request.form))
+    return False, None
 
 
 class MissedRequest:
@@ -198,7 +216,8 @@ class MissedRequest:
 
     def __init__(self, request: CanonicalRequest) -> None:
         self.request = request
-        self.flat = _flat_body(flatten_json(request.key_json_body)) if request.is_json else None
+        self.structured, self.body = compared_body(request)
+        self.flat = _flat_body(flatten_json(self.body)) if self.structured else None
         values = self.flat.values if self.flat is not None else {}
         self.strings = [(path, value) for path, value in values.items() if isinstance(value, str)]
         self._masked: dict[tuple[str, ...], tuple[_FlatBody, int]] = {}
@@ -358,11 +377,12 @@ def _request_differences(recorded: IndexedRequest, request: CanonicalRequest) ->
         )
         if recorded_value != received_value
     ]
-    if recorded.flat is not None and request.is_json:
-        return found + json_differences(recorded.json_body, request.key_json_body)
+    structured, body = compared_body(request)
+    if recorded.flat is not None and structured:
+        return found + json_differences(recorded.json_body, body)
     recorded_body = recorded.json_body if recorded.flat is not None else _body_as_text(recorded.raw_body)
-    received_body = request.key_json_body if request.is_json else _body_as_text(request.body)
-    if recorded.flat is not None or request.is_json or recorded.raw_body != request.body:
+    received_body = body if structured else _body_as_text(request.body)
+    if recorded.flat is not None or structured or recorded.raw_body != request.body:
         found.append(Difference(BODY, recorded_body, received_body))
     return found
 

@@ -6,7 +6,8 @@ import orjson
 
 from inference_gate.cassette import Cassette, RecordedResponse, record_exchange
 from inference_gate.key_rules import KeyRules
-from inference_gate.keys import canonicalize
+from inference_gate.keys import CanonicalRequest, canonicalize
+from inference_gate.multipart import FormField
 from inference_gate.nearest.diff import (
     Difference,
     IndexedRequest,
@@ -17,8 +18,10 @@ from inference_gate.nearest.diff import (
     json_differences,
     shared_prefix_length,
 )
+from tests.forms import content_type_for, form_body
 
 CHAT = "/v1/chat/completions"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
 
 
 def request_for(body: dict):
@@ -108,3 +111,16 @@ def test_the_closest_candidate_is_found_after_the_rules():
         ]
     ]
     assert closest(candidates, MissedRequest(missed)).name == "chat.completions/other-user.json"
+
+
+def test_an_upload_is_compared_by_its_fields():
+    def upload(model: str, audio: bytes) -> CanonicalRequest:
+        fields = [FormField("model", None, None, model.encode()), FormField("file", "a.wav", "audio/wav", audio)]
+        return canonicalize("POST", TRANSCRIPTIONS, form_body(fields, "b1"), content_type=content_type_for("b1"))
+
+    response = RecordedResponse(status=200, headers={}, body=b"{}")
+    stored = record_exchange(upload("whisper-1", b"RIFF"), response, recorded_at="t", headers={}, json_body=None)
+    cassette = IndexedRequest.from_cassette("audio.transcriptions/a.json", stored)
+    assert explain(cassette, upload("whisper-2", b"RIFF")) == (
+        'audio.transcriptions/a.json differs at [0].text: recorded "whisper-1", got "whisper-2"'
+    )
