@@ -99,3 +99,12 @@ def test_an_upload_is_rekeyed_from_its_stored_fields():
     again = canonicalize("POST", target, resent, content_type=content_type_for("other"), rules=rules)
     assert stored_request(cassette, KeyRules.default()).key == request.key
     assert stored_request(cassette, rules).key == again.key
+
+
+def test_a_move_onto_a_file_that_appeared_since_the_plan_is_not_made(tmp_path):
+    store = CassetteStore(tmp_path)
+    old_file = record(store, chat_body("trace-1"), REPLY, path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    plan = plan_rekey(store, IGNORE_USER)
+    plan.moves[0].new.path.write_bytes(b"someone else's file")
+    assert apply_rekey(plan) == plan.moves
+    assert old_file.exists() and plan.moves[0].new.path.read_bytes() == b"someone else's file"
