@@ -31,6 +31,7 @@ from inference_gate.forwarding import client_response_headers, upstream_request_
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
+from inference_gate.key_rules import KeyRules
 from inference_gate.keys import CanonicalRequest, JsonTooDeepError, canonicalize
 from inference_gate.messages import Headers, HttpRequest, HttpResponse
 from inference_gate.multipart import MultipartError
@@ -94,6 +95,7 @@ class Gate:
         self._on_answer = on_answer
         self.mode = mode
         self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self.upstream = (
             UpstreamPool(
                 settings.upstream,
@@ -105,7 +107,7 @@ class Gate:
         )
         self._clock = clock
         self._on_answer = on_answer
-        self._nearest = NearestRequests(self.store)
+        self._nearest = NearestRequests(self.store, self.key_rules)
         self._replies = ReplyCache()
         self._inflight: dict[str, InflightExchange] = {}
         self._exchanges: trio.Nursery | None = None
@@ -221,7 +223,11 @@ class Gate:
         content_type = request.header(b"content-type") or b""
         try:
             canonical = canonicalize(
-                request.method, request.target, request.body, content_type=content_type.decode("latin-1")
+                request.method,
+                request.target,
+                request.body,
+                content_type=content_type.decode("latin-1"),
+                rules=self.key_rules,
             )
         except JsonTooDeepError as error:
             raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
@@ -367,6 +373,7 @@ class Gate:
                 headers=stored_headers,
                 query=stored_query,
                 json_body=stored_json_body,
+                store_file_contents=self.settings.store_file_contents,
             )
             not_recorded = await self._save(cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt)
             if not_recorded is None:
@@ -397,9 +404,7 @@ class Gate:
             return [self.settings.api_key]
         return client_credentials(request.headers, canonical.credentials)
 
-    async def _save(
-        self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool
-    ) -> str | None:
+    async def _save(self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool) -> str | None:
         """Write the cassette and keep its reply in memory; returns why it was not recorded, or None if it was."""
         save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
         try:
