@@ -5,9 +5,9 @@ safe and useful. Authorization, API keys, cookies and everything unknown never r
 client or the upstream sends.
 
 On top of that, the user's `redact` setting masks request-body JSON paths, request headers and query values in
-the *stored* request. The request key is still computed from the real request, so two requests that differ only in a
-redacted value get different keys but show the same masked value in their cassettes: the trade-off is that a
-reviewer can no longer see what told them apart.
+the *stored* request. The request key is still computed from the real request, so two requests that differ only
+in a redacted value get different keys but show the same masked value in their cassettes: the trade-off is that
+a reviewer can no longer see what told them apart.
 """
 
 from __future__ import annotations
