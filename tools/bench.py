@@ -730,7 +730,7 @@ class BenchRun:
         self.report.rows.append(
             Row(
                 "(e')",
-                "record path, the misses of (e): first byte, last byte",
+                "record path, the misses of (e): time to the first byte",
                 first_byte_text(gated),
                 f"{first_byte_text(direct)} (fake upstream direct)",
                 f"adds {added_first_byte_ms:+.2f} ms to the first byte, {added_p50_ms:+.2f} ms to the last, at p50",
@@ -934,7 +934,7 @@ class BenchRun:
         for path in recorded:
             path.write_bytes(without_recorded_timings(path.read_bytes()))
         port = free_port()
-        argv = [llmock, *common, "--port", str(port), "--log-level", "silent"]  # its quickest; the gate logs less
+        argv = [llmock, *common, "--port", str(port), "--log-level", "silent"]  # its quickest setting
         replayer = self._servers.enter_context(
             running(Child("aimock replay", argv, log_dir=self.work_dir, cores=self.cores))
         )

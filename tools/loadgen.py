@@ -136,11 +136,11 @@ async def read_slowly(host: str, port: int, request: LoadRequest, *, bytes_per_s
     Its receive buffer is kept small, so that the kernel does not read far ahead of it and the server really
     has to hold what this client has not read yet.
     """
-    sock = trio.socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_READ_BYTES)
-    await sock.connect((host, port))
     read_bytes = 0
-    async with trio.SocketStream(sock) as stream:
+    with trio.socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_READ_BYTES)
+        await sock.connect((host, port))
+        stream = trio.SocketStream(sock)
         await stream.send_all(request_bytes(h11.Connection(h11.CLIENT), request, f"{host}:{port}".encode()))
         started = trio.current_time()
         with trio.move_on_after(duration_s):
