@@ -620,7 +620,8 @@ class BenchRun:
         chat, stream = sized_chat_request(), stream_request()
         with self._servers:
             print("recording the benchmark's cassettes in `start` mode; the record path (e), (e')...", flush=True)
-            upstream_port = self.serve_script("fake upstream", "fake_upstream", [])
+            # It refuses any other key, so a recorder that did not pass the client's key on shows up at once.
+            upstream_port = self.serve_script("fake upstream", "fake_upstream", ["--expected-api-key", API_KEY])
             record_dir = self.work_dir / "cassettes"
             start_port = self.serve_gate("start", record_dir, upstream=f"http://{HOST}:{upstream_port}")
             for request, name in ((chat, "chat"), (stream, "stream")):
