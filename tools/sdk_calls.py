@@ -38,6 +38,8 @@ def main() -> None:
     vcr_mode.add_argument("--vcr-record", type=Path, help="record one call into this vcrpy cassette, untimed")
     vcr_mode.add_argument("--vcr-replay", type=Path, help="answer every call from this vcrpy cassette")
     arguments = parser.parse_args()
+    if arguments.calls < 1 or arguments.warmup_calls < 0:
+        parser.error("--calls must be at least 1 and --warmup-calls at least 0")
     request = json.loads(arguments.request_file.read_text())
     client = openai.OpenAI(api_key=arguments.api_key, base_url=arguments.base_url, max_retries=0)
 
