@@ -69,8 +69,11 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 
 def is_redacted(cassette: Cassette) -> bool:
-    """Whether the stored request body holds a value the `redact` setting masked."""
-    return cassette.request.is_json and any(leaf == REDACTED for leaf in _leaves(cassette.request.json_body))
+    """Whether the stored query or body holds a value the `redact` setting masked (both are in the key)."""
+    request = cassette.request
+    if any(value == REDACTED for _, value in request.query):
+        return True
+    return request.is_json and any(leaf == REDACTED for leaf in _leaves(request.json_body))
 
 
 def stored_request(cassette: Cassette, rules: KeyRules) -> CanonicalRequest:

@@ -94,16 +94,16 @@ def directory(value: object) -> Path:
 
 
 def redact_rules(value: object) -> list[str]:
-    """Rules are `headers.<name>` or `body.<json path>` (see redact.py); a mistyped rule would silently
-    redact nothing, so it is refused here."""
-    expected = "a list of 'headers.<name>' or 'body.<json path>' strings"
+    """Rules are `headers.<name>`, `query.<name>` or `body.<json path>` (see redact.py); a mistyped rule would
+    silently redact nothing, so it is refused here."""
+    expected = "a list of 'headers.<name>', 'query.<name>' or 'body.<json path>' strings"
     if not isinstance(value, list):
         raise InvalidValue(expected)
     for rule in value:
         if not isinstance(rule, str):
             raise InvalidValue(expected)
         kind, _, path = rule.partition(".")
-        if kind not in ("headers", "body") or not path:
+        if kind not in ("headers", "query", "body") or not path:
             raise InvalidValue(expected)
     return list(value)
 

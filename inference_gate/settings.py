@@ -89,7 +89,8 @@ class Settings:
     )
     redact: list[str] = _setting(
         [],
-        "Values masked in the stored request of every cassette: 'headers.<name>' or 'body.<json path>', "
+        "Values masked in the stored request of every cassette: 'headers.<name>', 'query.<name>' or "
+        "'body.<json path>', "
         'for example [headers.openai-organization, "body.messages[*].content"].',
         parse.redact_rules,
     )

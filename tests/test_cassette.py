@@ -14,7 +14,7 @@ from inference_gate.cassette import (
     event_data_value,
     record_exchange,
 )
-from inference_gate.keys import canonicalize
+from inference_gate.keys import MAX_JSON_DEPTH, canonicalize
 from inference_gate.multipart import FormField
 from inference_gate.sse import SSEEvent, SSEParser
 from tests.forms import content_type_for, form_body
@@ -133,7 +133,12 @@ def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_
     response = RecordedResponse(status=200, headers={}, body=b'{"choices": []}')
     stored_body = {**REQUEST_BODY, "messages": "[redacted]"}
     cassette = record_exchange(
-        request, response, recorded_at="2026-11-27T10:00:00Z", headers={"openai-beta": "x"}, json_body=stored_body
+        request,
+        response,
+        recorded_at="2026-11-27T10:00:00Z",
+        headers={"openai-beta": "x"},
+        query=request.query,
+        json_body=stored_body,
     )
     assert cassette.key == request.key
     assert cassette.request == RecordedRequest(
@@ -147,6 +152,53 @@ def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_
     )
     assert cassette.response is response
     assert cassette.summary["model"] == "gpt-4o-mini"
+
+
+def edited(cassette: Cassette, **response_fields) -> bytes:
+    """The cassette's bytes after a hand edit of its stored response."""
+    document = orjson.loads(cassette_to_bytes(cassette))
+    document["response"].update(response_fields)
+    return orjson.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("response_fields", "field"),
+    [
+        ({"status": 204}, "response.status 204"),
+        ({"status": 304}, "response.status 304"),
+        ({"status": 99}, "response.status 99"),
+        ({"status": 199}, "response.status 199"),
+        ({"status": 600}, "response.status 600"),
+        ({"headers": {"x-request-id": "abc\r\nset-cookie: a=b"}}, "response.headers.x-request-id"),
+        ({"headers": {"x-request-id": "abc\x00"}}, "response.headers.x-request-id"),
+        ({"headers": {"x-bad\nname": "1"}}, "response.headers: 'x-bad\\nname'"),
+        ({"headers": {"": "1"}}, "response.headers: ''"),
+    ],
+)
+def test_a_response_that_cannot_go_back_on_the_wire_is_a_corrupt_cassette_naming_the_field(response_fields, field):
+    with pytest.raises(CassetteError) as raised:
+        cassette_from_bytes(edited(chat_cassette(body=b'{"ok": true}'), **response_fields))
+    assert str(raised.value).startswith(field)
+
+
+def test_a_bodyless_status_with_no_body_and_a_tab_in_a_header_value_are_fine():
+    cassette = cassette_from_bytes(edited(chat_cassette(), status=204, headers={"x-request-id": "a\tb"}))
+    assert cassette.response.status == 204 and cassette.response.headers == {"x-request-id": "a\tb"}
+
+
+@pytest.mark.parametrize(("depth", "message"), [(300, "nests too deep to be sent again"), (2000, "not valid JSON")])
+def test_a_body_nested_deeper_than_orjson_writes_is_a_corrupt_cassette(depth, message):
+    deep = b"[" * depth + b"]" * depth
+    data = edited(chat_cassette(body=b"{}")).replace(b'"body":{}', b'"body":' + deep)
+    with pytest.raises(CassetteError, match=message):
+        cassette_from_bytes(data)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 300])
+def test_a_response_body_too_deep_to_store_as_json_is_stored_as_text(depth):
+    deep = b"[" * depth + b"]" * depth
+    for cassette in (chat_cassette(body=deep), chat_cassette(events=[SSEEvent(data=deep.decode())])):
+        assert cassette_from_bytes(cassette_to_bytes(cassette)).response_body_bytes() == cassette.response_body_bytes()
 
 
 # multipart uploads
@@ -169,6 +221,7 @@ def upload_cassette(*, store_file_contents: bool = False) -> Cassette:
         response,
         recorded_at="2026-11-27T10:00:00Z",
         headers={"content-type": "multipart/form-data"},
+        query=canonical.query,
         json_body=None,
         store_file_contents=store_file_contents,
     )

@@ -12,6 +12,7 @@ from inference_gate.config import (
 )
 from inference_gate.settings import Settings
 
+REDACT_EXPECTED = "a list of 'headers.<name>', 'query.<name>' or 'body.<json path>' strings"
 URL_EXPECTED = "an http:// or https:// URL with a host and no credentials, query or fragment"
 ALL_FIELDS = [field.name for field in fields(Settings)]
 
@@ -214,10 +215,10 @@ def test_wrong_port_type_names_file_key_and_expectation(tmp_path):
         ("idle_timeout_s: -2.5", "a positive number of seconds, got -2.5"),
         ("upstream_read_timeout_s: .nan", "a positive number of seconds, got nan"),
         ("shutdown_grace_s: soon", "a positive number of seconds, got 'soon'"),
-        ("redact: headers.x", "a list of 'headers.<name>' or 'body.<json path>' strings, got 'headers.x'"),
-        ("redact: [1]", "a list of 'headers.<name>' or 'body.<json path>' strings, got [1]"),
-        ("redact: [auth]", "a list of 'headers.<name>' or 'body.<json path>' strings, got ['auth']"),
-        ("redact: [body.]", "a list of 'headers.<name>' or 'body.<json path>' strings, got ['body.']"),
+        ("redact: headers.x", REDACT_EXPECTED + ", got 'headers.x'"),
+        ("redact: [1]", REDACT_EXPECTED + ", got [1]"),
+        ("redact: [auth]", REDACT_EXPECTED + ", got ['auth']"),
+        ("redact: [body.]", REDACT_EXPECTED + ", got ['body.']"),
     ],
 )
 def test_wrong_values_are_one_line_errors(tmp_path, line, expected):

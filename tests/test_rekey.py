@@ -4,6 +4,7 @@ from inference_gate.cassette import Cassette, RecordedResponse, cassette_from_by
 from inference_gate.key_rules import KeyRules
 from inference_gate.keys import canonicalize
 from inference_gate.multipart import FormField
+from inference_gate.redact import redact_request
 from inference_gate.rekey import apply_rekey, plan_rekey, stored_request
 from inference_gate.store import CassetteStore
 from tests.cassettes import record
@@ -65,7 +66,7 @@ def test_a_cassette_already_in_place_keeps_its_name_against_an_older_one(tmp_pat
     request = canonicalize("POST", CHAT, orjson.dumps(chat_body("trace-2")), rules=IGNORE_USER)
     in_place = store.locate(request)
     cassette = record_exchange(
-        request, REPLY, recorded_at="2026-02-01T00:00:00Z", headers={}, json_body=request.json_body
+        request, REPLY, recorded_at="2026-02-01T00:00:00Z", headers={}, query=request.query, json_body=request.json_body
     )
     assert store.save(cassette, in_place.path)
     plan = plan_rekey(store, IGNORE_USER)
@@ -78,6 +79,19 @@ def test_a_redacted_request_is_reported_and_left_alone(tmp_path):
     file = record(store, chat_body("<redacted>"), REPLY, path=CHAT, recorded_at="2026-01-01T00:00:00Z")
     plan = plan_rekey(store, IGNORE_USER)
     assert (plan.moves, plan.redacted) == ([], [file.relative_to(tmp_path).as_posix()])
+
+
+def test_a_request_with_a_redacted_query_value_is_reported_and_left_alone(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = canonicalize("POST", f"{CHAT}?tenant=acme", orjson.dumps(chat_body("trace-1")))
+    _, stored_query, _ = redact_request({}, request.query, request.json_body, ["query.tenant"])
+    cassette = record_exchange(
+        request, REPLY, recorded_at="t", headers={}, query=stored_query, json_body=request.json_body
+    )
+    slot = store.locate(request)
+    assert store.save(cassette, slot.path)
+    plan = plan_rekey(store, IGNORE_USER)
+    assert (plan.moves, plan.redacted) == ([], [slot.name])
 
 
 def test_an_unreadable_file_is_reported(tmp_path):
@@ -94,7 +108,9 @@ def test_an_upload_is_rekeyed_from_its_stored_fields():
     target = "/v1/audio/transcriptions?request_id=7"
     rules = KeyRules.from_config(["query.request_id"])
     request = canonicalize("POST", target, form_body(fields, "xyz"), content_type=content_type_for("xyz"))
-    cassette: Cassette = record_exchange(request, REPLY, recorded_at="t", headers={}, json_body=None)
+    cassette: Cassette = record_exchange(
+        request, REPLY, recorded_at="t", headers={}, query=request.query, json_body=None
+    )
     resent = form_body(fields, "other")
     again = canonicalize("POST", target, resent, content_type=content_type_for("other"), rules=rules)
     assert stored_request(cassette, KeyRules.default()).key == request.key

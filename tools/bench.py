@@ -624,8 +624,9 @@ class BenchRun:
             upstream_port = self.serve_script("fake upstream", "fake_upstream", ["--expected-api-key", API_KEY])
             record_dir = self.work_dir / "cassettes"
             start_port = self.serve_gate("start", record_dir, upstream=f"http://{HOST}:{upstream_port}")
-            for request, name in ((chat, "chat"), (stream, "stream")):
-                expect_outcome(fetch_now(start_port, request), b"recorded", f"recording the {name} request")
+            # A live stream's head says `recording`, a promise (inference_gate/outcome.py); a whole body `recorded`.
+            for request, name, recorded in ((chat, "chat", b"recorded"), (stream, "stream", b"recording")):
+                expect_outcome(fetch_now(start_port, request), recorded, f"recording the {name} request")
                 expect_outcome(fetch_now(start_port, request), b"hit", f"the {name} request once recorded")
             self.record_path(upstream_port, start_port, record_dir)
 

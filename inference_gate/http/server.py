@@ -332,7 +332,7 @@ class _Connection:
         except GateError as error:
             return error_response(error)
         except Exception as exc:
-            logger.exception("internal error while handling %s %s", request.method, request.target)
+            logger.exception("internal error while handling %s %s", request.method, request.path)
             return error_response(internal_error(exc))
 
     async def _send_response(self, response: HttpResponse) -> None:

@@ -30,7 +30,9 @@ def request_for(body: dict):
 
 def recorded_cassette(body: dict) -> Cassette:
     response = RecordedResponse(status=200, headers={}, body=b"{}")
-    return record_exchange(request_for(body), response, recorded_at="2026-11-27T10:00:00Z", headers={}, json_body=body)
+    return record_exchange(
+        request_for(body), response, recorded_at="2026-11-27T10:00:00Z", headers={}, query=(), json_body=body
+    )
 
 
 def recorded(name: str, body: dict) -> IndexedRequest:
@@ -119,7 +121,9 @@ def test_an_upload_is_compared_by_its_fields():
         return canonicalize("POST", TRANSCRIPTIONS, form_body(fields, "b1"), content_type=content_type_for("b1"))
 
     response = RecordedResponse(status=200, headers={}, body=b"{}")
-    stored = record_exchange(upload("whisper-1", b"RIFF"), response, recorded_at="t", headers={}, json_body=None)
+    stored = record_exchange(
+        upload("whisper-1", b"RIFF"), response, recorded_at="t", headers={}, query=(), json_body=None
+    )
     cassette = IndexedRequest.from_cassette("audio.transcriptions/a.json", stored)
     assert explain(cassette, upload("whisper-2", b"RIFF")) == (
         'audio.transcriptions/a.json differs at [0].text: recorded "whisper-1", got "whisper-2"'
