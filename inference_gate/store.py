@@ -92,16 +92,6 @@ class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
 
 
-@dataclass(slots=True)
-class StoreEntry:
-    """One file of the store as `cache list` sees it: a cassette, or the reason it could not be read."""
-
-    path: Path
-    cassette: Cassette | None
-    error: str | None
-    size_bytes: int
-
-
 class CassetteStore:
     """The cassettes under one directory."""
 
@@ -186,16 +176,6 @@ class CassetteStore:
                     leftover.unlink(missing_ok=True)
                     removed += 1
         return removed
-
-    def entries(self) -> Iterator[StoreEntry]:
-        """Every cassette file with its content or the reason it is unreadable, in stable order."""
-        for path in self.cassette_paths():
-            try:
-                data = path.read_bytes()
-                yield StoreEntry(path, cassette_from_bytes(data), None, len(data))
-            except (OSError, CassetteError) as error:
-                size = path.stat().st_size if path.exists() else 0
-                yield StoreEntry(path, None, str(error), size)
 
     def clear(self) -> int:
         """Remove the cassettes (and leftover temporary files) the gate wrote; nothing else. Returns the count."""

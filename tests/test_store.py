@@ -148,16 +148,15 @@ def test_corrupt_and_mismatched_files_name_the_file(tmp_path):
         store.load(path, request.key)
 
 
-def test_entries_are_sorted_and_report_corrupt_files(tmp_path):
+def test_cassettes_are_listed_in_sorted_order_and_counted_with_corrupt_files(tmp_path):
     store = CassetteStore(tmp_path)
     for prompt in ("b prompt", "a prompt"):
         request = chat_request(prompt)
         store.save(cassette_for(request), store.locate(request).path)
     corrupt = tmp_path / "chat.completions" / f"broken.{'0' * 16}.json"
     corrupt.write_text("nope")
-    entries = list(store.entries())
-    assert [e.path for e in entries] == sorted(e.path for e in entries)
-    assert [e.error is None for e in entries] == [True, True, False]
+    paths = store.cassette_paths()
+    assert paths == sorted(paths) and corrupt in paths
     assert store.count() == 3
 
 
@@ -175,7 +174,7 @@ def test_clear_removes_only_what_the_gate_wrote(tmp_path):
 
 def test_a_missing_directory_is_an_empty_store(tmp_path):
     store = CassetteStore(tmp_path / "absent")
-    assert store.count() == 0 and list(store.entries()) == [] and store.clear() == 0
+    assert store.count() == 0 and store.cassette_paths() == [] and store.clear() == 0
 
 
 def test_a_redacted_prompt_stays_out_of_the_file_name():

@@ -19,6 +19,7 @@ import orjson
 import trio
 
 from inference_gate import CassetteStore, Mode, Settings
+from tests.cassettes import read_all
 from tests.e2e.conftest import running_gate
 from tests.e2e.processes import assert_only_whole_cassettes, gate_process
 from tests.servers import running_upstream
@@ -96,7 +97,7 @@ async def test_two_processes_hammering_one_directory_write_each_cassette_once(
 
     assert_only_whole_cassettes(settings.cache_dir, len(REQUESTS))
     store = CassetteStore(settings.cache_dir)
-    assert len({entry.cassette.key for entry in store.entries()}) == len(REQUESTS)
+    assert len({cassette.key for cassette in read_all(store)}) == len(REQUESTS)
     for path in store.cassette_paths():
         # Both processes wrote this name; exactly one lost the race and kept the winner's file as it was.
         name = path.relative_to(settings.cache_dir).as_posix()
