@@ -12,16 +12,23 @@ re-recording that changed nothing shows up in a diff as that one line.
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from inference_gate.keys import CanonicalRequest
+from inference_gate.keys import MAX_JSON_DEPTH, CanonicalRequest, nests_deeper_than
+from inference_gate.multipart import stored_form
 from inference_gate.sse import SSEEvent, serialize_events
 from inference_gate.summary import summarize
 
 FORMAT_VERSION = 1
+NO_BODY_STATUSES = frozenset({204, 304})
+# RFC 9110 section 5.6.2: a header name is a token; a value holds no control character but tab.
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 CASSETTE_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
@@ -31,7 +38,12 @@ class CassetteError(ValueError):
 
 @dataclass(slots=True)
 class RecordedRequest:
-    """The request as stored: `headers` holds only the non-secret headers that matter for replay review."""
+    """The request as stored: `headers` holds only the non-secret headers that matter for replay review.
+
+    A multipart/form-data request is stored as its `form` (multipart.stored_form: text fields as text, files by
+    name, size and SHA-256) instead of its body, whose boundary is random and whose files are usually committed
+    already; its `body` is then empty.
+    """
 
     method: str
     path: str
@@ -40,6 +52,7 @@ class RecordedRequest:
     body: bytes
     json_body: Any = None
     is_json: bool = False
+    form: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +82,7 @@ class Cassette:
             [event_data_value(event.data) for event in self.response.events]
             if self.response.events is not None
             else None,
+            form=self.request.form,
         )
         return self
 
@@ -85,28 +99,35 @@ def record_exchange(
     *,
     recorded_at: str,
     headers: dict[str, str],
+    query: Sequence[tuple[str, str]],
     json_body: Any,
+    store_file_contents: bool = False,
 ) -> Cassette:
-    """The cassette of one exchange, with its summary. `headers` and `json_body` are the request's as stored
-    (already filtered and redacted); everything else comes from the canonical request that named the cassette."""
+    """The cassette of one exchange, with its summary. `headers`, `query` and `json_body` are the request's as
+    stored (already filtered and redacted); everything else comes from the canonical request that named the
+    cassette. An uploaded file's bytes are stored only with `store_file_contents`."""
+    form = request.form
     stored_request = RecordedRequest(
         method=request.method,
         path=request.path,
-        query=[list(pair) for pair in request.query],
+        query=[list(pair) for pair in query],
         headers=headers,
-        body=request.body,
+        body=request.body if form is None else b"",
         json_body=json_body,
         is_json=request.is_json,
+        form=None if form is None else stored_form(form, store_file_contents=store_file_contents),
     )
     return Cassette(key=request.key, recorded_at=recorded_at, request=stored_request, response=response).with_summary()
 
 
-def parse_json_or_none(body: bytes) -> Any:
-    """The parsed body, or None when it is not JSON."""
+def parse_json_or_none(body: bytes | str) -> Any:
+    """The parsed body, or None when it is not JSON or nests deeper than MAX_JSON_DEPTH: such a body is stored
+    as text, because orjson reads deeper JSON than it writes and a cassette must be writable and readable."""
     try:
-        return orjson.loads(body) if body else None
+        value = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         return None
+    return None if nests_deeper_than(value, MAX_JSON_DEPTH) else value
 
 
 def event_data_value(data: str) -> Any:
@@ -116,10 +137,8 @@ def event_data_value(data: str) -> Any:
     exact string that was on the wire, and only objects and arrays, which are unambiguous, are parsed.
     """
     if data[:1] in ("{", "["):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return data
+        value = parse_json_or_none(data)
+        return data if value is None else value
     return data
 
 
@@ -176,6 +195,8 @@ def cassette_to_dict(cassette: Cassette) -> dict[str, Any]:
         "headers": request.headers,
         **_body_fields(request.body, request.json_body, request.is_json),
     }
+    if request.form is not None:
+        stored_request["form"] = request.form
     stored_response: dict[str, Any] = {"status": response.status, "headers": response.headers}
     if response.events is not None:
         stored_response["events"] = [_event_to_record(event) for event in response.events]
@@ -228,7 +249,7 @@ def cassette_from_bytes(data: bytes) -> Cassette:
         else:
             response_events = None
             response_body = _body_from_fields(response)[0]
-        return Cassette(
+        cassette = Cassette(
             key=str(stored["key"]),
             recorded_at=str(stored.get("recorded_at", "")),
             request=RecordedRequest(
@@ -239,6 +260,7 @@ def cassette_from_bytes(data: bytes) -> Cassette:
                 body=request_body,
                 json_body=request_json,
                 is_json=request_is_json,
+                form=request.get("form"),
             ),
             response=RecordedResponse(
                 status=int(response["status"]),
@@ -248,5 +270,26 @@ def cassette_from_bytes(data: bytes) -> Cassette:
             ),
             summary=dict(stored.get("summary") or {}),
         )
+    except orjson.JSONEncodeError:  # read, but nested deeper than orjson writes: not a cassette the gate wrote
+        raise CassetteError("malformed cassette (a body nests too deep to be sent again)") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CassetteError(f"malformed cassette ({type(error).__name__}: {error})") from None
+    check_replayable(cassette.response)
+    return cassette
+
+
+def check_replayable(response: RecordedResponse) -> None:
+    """Raise CassetteError, naming the field, for a response that cannot go back on the wire as stored.
+
+    The gate never records one; a hand-edited cassette may hold one, and sending it would break the connection
+    mid-response instead of reporting the cassette.
+    """
+    if not 200 <= response.status <= 599:
+        raise CassetteError(f"response.status {response.status} is not a final HTTP status (200 to 599)")
+    if response.status in NO_BODY_STATUSES and (response.body or response.events is not None):
+        raise CassetteError(f"response.status {response.status} allows no body, but the cassette holds one")
+    for name, value in response.headers.items():
+        if not HEADER_NAME.match(name):
+            raise CassetteError(f"response.headers: {name!r} is not a valid header name")
+        if HEADER_VALUE_FORBIDDEN.search(value):
+            raise CassetteError(f"response.headers.{name}: the value holds a control character")

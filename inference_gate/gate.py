@@ -16,12 +16,12 @@ and on shutdown by the grace period.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import orjson
 import trio
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
@@ -31,25 +31,49 @@ from inference_gate.forwarding import client_response_headers, upstream_request_
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
+from inference_gate.key_rules import KeyRules
 from inference_gate.keys import CanonicalRequest, JsonTooDeepError, canonicalize
 from inference_gate.messages import Headers, HttpRequest, HttpResponse
 from inference_gate.multipart import MultipartError
 from inference_gate.nearest.index import NearestRequests
-from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER, Answer, Outcome
+from inference_gate.outcome import (
+    CASSETTE_HEADER,
+    NOT_RECORDED_COMMENT,
+    OUTCOME_HEADER,
+    REASON_HEADER,
+    RECORDING,
+    Answer,
+    Outcome,
+)
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
-    bearer_token,
+    client_credentials,
     redact_request,
     stored_request_headers,
     stored_response_headers,
 )
 from inference_gate.replies import PreparedReply, ReplyCache
 from inference_gate.settings import Settings
-from inference_gate.sse import SSEEvent, SSEParser
+from inference_gate.sse import SSEEvent, SSEParser, comment_line
 from inference_gate.store import CassetteStore, SecretLeakError, Slot
 from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
+
+
+# orjson's errors for numbers that are valid JSON but that it cannot represent (older orjson refuses integers wider
+# than 64 bits; every version refuses a number beyond a double's range). Such a body is keyed by its bytes.
+_UNREPRESENTABLE_NUMBER = ("64-bit", "infinity")
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why a body sent as JSON that the key could not read as JSON is not valid JSON, in orjson's words; None
+    when it is valid JSON that orjson only cannot represent. Read only for a body that already failed to parse."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return None if any(marker in str(error) for marker in _UNREPRESENTABLE_NUMBER) else str(error)
+    return None
 
 
 def utc_now() -> datetime:
@@ -71,6 +95,7 @@ class Gate:
         self._on_answer = on_answer
         self.mode = mode
         self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self.upstream = (
             UpstreamPool(
                 settings.upstream,
@@ -82,7 +107,7 @@ class Gate:
         )
         self._clock = clock
         self._on_answer = on_answer
-        self._nearest = NearestRequests(self.store)
+        self._nearest = NearestRequests(self.store, self.key_rules)
         self._replies = ReplyCache()
         self._inflight: dict[str, InflightExchange] = {}
         self._exchanges: trio.Nursery | None = None
@@ -203,22 +228,22 @@ class Gate:
         content_type = request.header(b"content-type") or b""
         try:
             canonical = canonicalize(
-                request.method, request.target, request.body, content_type=content_type.decode("latin-1")
+                request.method,
+                request.target,
+                request.body,
+                content_type=content_type.decode("latin-1"),
+                rules=self.key_rules,
             )
         except JsonTooDeepError as error:
             raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
         except MultipartError as error:
             raise GateError(400, str(error), code="invalid_multipart", retryable=False) from None
         if request.body and not canonical.is_json and content_type.startswith(b"application/json"):
-            try:
-                json.loads(request.body)
-            except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than the stack
+            problem = json_problem(request.body)
+            if problem is not None:
                 raise GateError(
-                    400,
-                    f"The request body is not valid JSON ({error}).",
-                    code="invalid_json",
-                    retryable=False,
-                ) from None
+                    400, f"The request body is not valid JSON ({problem}).", code="invalid_json", retryable=False
+                )
         return canonical
 
     async def _answer_uncached(
@@ -267,8 +292,9 @@ class Gate:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
 
         A whole (non-SSE) body waits for that decision, so its outcome header is exact. A stream's head goes out
-        before the body is known to be complete and recorded, so it claims `recorded` for a 2xx; the log line and
-        `on_answer` still report the decided outcome, and the end of the body still waits for the write.
+        before the body is known to be complete and recorded, so for a 2xx it says `recording`, a promise (see
+        outcome.py); the log line and `on_answer` report the decided outcome, and the end of the body still waits
+        for the write, ending with a comment when the cassette was not written.
         """
         status, headers = await exchange.head()
         exchange.when_finished(
@@ -287,7 +313,7 @@ class Gate:
                 outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
                 return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
         elif 200 <= status < 300:
-            headers = [*headers, *self._outcome_headers(Outcome.RECORDED, None, exchange.cassette)]
+            headers = [*headers, (OUTCOME_HEADER, RECORDING)]
         else:
             headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
         return HttpResponse(status, headers, stream=exchange.body())
@@ -337,8 +363,8 @@ class Gate:
                 reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
                 exchange.finish(Outcome.PASSTHROUGH, reason)
                 return
-            stored_headers, stored_json_body = redact_request(
-                stored_request_headers(request.headers), canonical.json_body, self.settings.redact
+            stored_headers, stored_query, stored_json_body = redact_request(
+                stored_request_headers(request.headers), canonical.query, canonical.json_body, self.settings.redact
             )
             cassette = record_exchange(
                 canonical,
@@ -350,13 +376,17 @@ class Gate:
                 ),
                 recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
                 headers=stored_headers,
+                query=stored_query,
                 json_body=stored_json_body,
+                store_file_contents=self.settings.store_file_contents,
             )
-            not_recorded = await self._save(cassette, slot, request, replace_corrupt)
+            not_recorded = await self._save(cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt)
             if not_recorded is None:
                 exchange.finish(Outcome.RECORDED)
-            else:
-                exchange.finish(Outcome.PASSTHROUGH, not_recorded)
+                return
+            if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
+                exchange.append(comment_line(NOT_RECORDED_COMMENT + not_recorded))
+            exchange.finish(Outcome.PASSTHROUGH, not_recorded)
         except GateError as error:
             logger.warning("%s %s: %s", request.method, request.path, error.message)
             exchange.fail(error)
@@ -368,11 +398,19 @@ class Gate:
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
-    async def _save(
-        self, cassette: Cassette, slot: Slot, request: HttpRequest, replace_corrupt: bool
-    ) -> str | None:
+    def _secrets_in_play(self, request: HttpRequest, canonical: CanonicalRequest) -> list[str]:
+        """The credentials that went upstream, which the last check before a write looks for.
+
+        With a key of its own the gate forwards none of the client's credentials, so they are placeholders and
+        only the gate's key is in play; without one, every credential the client sent is. The check itself skips
+        values too short to be a real key (redact.MIN_CREDENTIAL_CHARS).
+        """
+        if self.settings.api_key:
+            return [self.settings.api_key]
+        return client_credentials(request.headers, canonical.credentials)
+
+    async def _save(self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool) -> str | None:
         """Write the cassette and keep its reply in memory; returns why it was not recorded, or None if it was."""
-        secrets = [secret for secret in (self.settings.api_key, bearer_token(request.headers)) if secret]
         save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
         try:
             written = await trio.to_thread.run_sync(save)

@@ -9,6 +9,11 @@ can never disagree. Every outcome is a claim a user relies on, so each one means
   stream, a failed write, a response over the size cap, a credential in the bytes).
 - `miss`: replay mode had no cassette; never forwarded.
 - `error`: the gate refused the request or failed itself; `reason` says why.
+
+One header value is a promise, not an outcome: `recording`. A live upstream stream's head leaves before its body
+is complete, so before the cassette can be written; its header says `recording` (never `recorded`), and the
+log line and `on_answer` carry the final outcome. If the cassette is then not written (a failed write, a refusal),
+the stream's last bytes are one SSE comment, `: inference-gate: not recorded: <reason>`, which SSE parsers skip.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from dataclasses import dataclass
 OUTCOME_HEADER = b"x-inference-gate"
 CASSETTE_HEADER = b"x-inference-gate-cassette"
 REASON_HEADER = b"x-inference-gate-reason"
+RECORDING = b"recording"
+"""The `x-inference-gate` value of a live stream being recorded: a promise, see the module docstring."""
+NOT_RECORDED_COMMENT = "inference-gate: not recorded: "
+"""How the SSE comment that breaks that promise starts; the reason follows."""
 
 
 class Outcome(enum.Enum):

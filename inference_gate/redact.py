@@ -4,10 +4,10 @@ Cassettes are committed to git, so storage works from allow-lists: a header is s
 safe and useful. Authorization, API keys, cookies and everything unknown never reach a cassette, whatever the
 client or the upstream sends.
 
-On top of that, the user's `redact` setting masks request-body JSON paths and request headers in the *stored*
-request. The request key is still computed from the real request, so two requests that differ only in a
-redacted value get different keys but show the same masked value in their cassettes: the trade-off is that a
-reviewer can no longer see what told them apart.
+On top of that, the user's `redact` setting masks request-body JSON paths, request headers and query values in
+the *stored* request. The request key is still computed from the real request, so two requests that differ only
+in a redacted value get different keys but show the same masked value in their cassettes: the trade-off is that
+a reviewer can no longer see what told them apart.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from inference_gate.dialects import CLIENT_CREDENTIAL_HEADERS
 from inference_gate.messages import Headers
 
 REDACTED = "<redacted>"
@@ -106,28 +107,46 @@ def redact_body(json_body: Any, rules: Sequence[str]) -> Any:
 
 
 def redact_request(
-    headers: dict[str, str], json_body: Any, rules: Sequence[str]
-) -> tuple[dict[str, str], Any]:
-    """The stored headers and body with the user's `redact` rules applied.
+    headers: dict[str, str], query: Sequence[tuple[str, str]], json_body: Any, rules: Sequence[str]
+) -> tuple[dict[str, str], list[tuple[str, str]], Any]:
+    """The stored headers, query pairs and body with the user's `redact` rules applied.
 
-    A rule is `headers.<name>` or `body.<json path>`; the original objects are left untouched.
+    A rule is `headers.<name>`, `query.<name>` or `body.<json path>`; the original objects are left untouched.
     """
-    header_names = [path.lower() for kind, _, path in (rule.partition(".") for rule in rules) if kind == "headers"]
+    header_names = _rule_paths(rules, "headers", str.lower)
     if any(name in headers for name in header_names):
         headers = {name: REDACTED if name in header_names else value for name, value in headers.items()}
-    return headers, redact_body(json_body, rules)
+    query_names = _rule_paths(rules, "query", str)
+    stored_query = [(name, REDACTED if name in query_names else value) for name, value in query]
+    return headers, stored_query, redact_body(json_body, rules)
 
 
-def bearer_token(headers: Headers) -> str | None:
-    """The client's own API key from `Authorization: Bearer ...`, so the last check can look for it too."""
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
+def _rule_paths(rules: Sequence[str], kind: str, normalise: Callable[[str], str]) -> frozenset[str]:
+    split_rules = (rule.partition(".") for rule in rules)
+    return frozenset(normalise(path) for rule_kind, _, path in split_rules if rule_kind == kind)
+
+
+def client_credentials(headers: Headers, query_credentials: Sequence[tuple[str, str]]) -> list[str]:
+    """Every credential the client sent: the token of `Authorization` (any scheme), `api-key`, `x-api-key`,
+    `x-goog-api-key`, each cookie's value, and the credential query values.
+
+    These are what the last check looks for when the client's credentials are forwarded, in case the upstream
+    echoes one back.
+    """
+    values: list[str] = [value for _, value in query_credentials]
+    for raw_name, raw_value in headers:
+        value = raw_value.decode("latin-1").strip()
+        if raw_name == b"authorization":
+            scheme, _, token = value.partition(" ")
+            values.append(token.strip() or scheme)
+        elif raw_name in CLIENT_CREDENTIAL_HEADERS:
+            values.append(value)
+        elif raw_name == b"cookie":
+            values.extend(cookie.partition("=")[2].strip() for cookie in value.split(";"))
+    return values
 
 
 def leaked_secret(data: bytes, secrets: Sequence[str]) -> bool:
-    """True if any secret appears in the bytes about to be written: the last line of defence."""
-    return any(secret and secret.encode("utf-8") in data for secret in secrets)
+    """True if any secret long enough to be a credential appears in the bytes about to be written: the last line
+    of defence. Shorter values ("x", "test") are placeholders that ordinary cassettes contain by chance."""
+    return any(is_credential_length(secret) and secret.encode("utf-8") in data for secret in secrets)

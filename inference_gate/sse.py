@@ -164,6 +164,12 @@ def serialize_events(events: Iterable[SSEEvent]) -> bytes:
     return "".join(map(_event_text, events)).encode("utf-8")
 
 
+def comment_line(text: str) -> bytes:
+    """An SSE comment (`: text` and a blank line), which every SSE parser skips; line breaks in `text` become
+    spaces, so the comment can never end early and start an event of its own."""
+    return (": " + " ".join(text.splitlines()) + "\n\n").encode("utf-8")
+
+
 def _event_text(event: SSEEvent) -> str:
     header = ""
     if event.event is not None:

@@ -14,6 +14,7 @@ name: the first complete recording wins. Only a cassette known to be corrupt is 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -32,7 +33,11 @@ KEY_PREFIX_CHARS = 16
 SLUG_MAX_CHARS = 48
 CASSETTE_NAME = re.compile(r"^(?:[a-z0-9-]+\.)?[0-9a-f]{16}\.json$")
 TEMP_NAME = re.compile(r"^\..+\.json\.[^.]+\.tmp$")
-ENDPOINT_DIR = re.compile(r"[^a-z0-9._-]+")
+FOLDER_UNSAFE_CHARS = re.compile(r"[^a-z0-9._-]+")
+DOT_RUNS = re.compile(r"\.{2,}")
+FOLDER_MAX_CHARS = 200
+"""Well under the 255 bytes a file name may have on every common file system; a longer folder name is cut."""
+FOLDER_HASH_CHARS = 16
 
 
 def slugify(text: str) -> str:
@@ -44,6 +49,21 @@ def slugify(text: str) -> str:
     return slug
 
 
+def folder_name(endpoint: str) -> str:
+    """The endpoint as one safe folder name inside the cache directory, whatever the request path held.
+
+    Only `a-z 0-9 . _ -` remain, dot runs become one dot and no name starts or ends with a dot or a dash, so
+    `/v1/..`, `/v1/./x` and `/.hidden` can never name `.`, `..`, a hidden folder, or a path outside the
+    directory. A name too long for a file system is cut and ends with a hash of the whole name, so two long
+    endpoints never share a folder.
+    """
+    name = DOT_RUNS.sub(".", FOLDER_UNSAFE_CHARS.sub("-", endpoint)).strip(".-") or "root"
+    if len(name) <= FOLDER_MAX_CHARS:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:FOLDER_HASH_CHARS]
+    return f"{name[: FOLDER_MAX_CHARS - FOLDER_HASH_CHARS - 1].rstrip('.-')}-{digest}"
+
+
 def relative_cassette_path(request: CanonicalRequest, redact_rules: Sequence[str] = ()) -> str:
     """`<endpoint>/<slug>.<key prefix>.json` for a request; GET and other methods are named in the folder.
 
@@ -51,8 +71,8 @@ def relative_cassette_path(request: CanonicalRequest, redact_rules: Sequence[str
     reappear in a file name committed to git. So a rule that masks the prompt also changes the names of the
     cassettes recorded under it.
     """
-    endpoint = ENDPOINT_DIR.sub("-", endpoint_name(request.path).lower())
-    folder = endpoint if request.method == "POST" else f"{request.method.lower()}.{endpoint}"
+    endpoint = endpoint_name(request.path).lower()
+    folder = folder_name(endpoint if request.method == "POST" else f"{request.method.lower()}.{endpoint}")
     stored_body = redact_body(request.json_body, redact_rules) if request.is_json else None
     slug = slugify(prompt_text(endpoint_name(request.path), stored_body)) if request.is_json else ""
     name = f"{slug}.{request.key[:KEY_PREFIX_CHARS]}.json" if slug else f"{request.key[:KEY_PREFIX_CHARS]}.json"
@@ -70,16 +90,6 @@ class Slot:
 
 class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
-
-
-@dataclass(slots=True)
-class StoreEntry:
-    """One file of the store as `cache list` sees it: a cassette, or the reason it could not be read."""
-
-    path: Path
-    cassette: Cassette | None
-    error: str | None
-    size_bytes: int
 
 
 class CassetteStore:
@@ -166,16 +176,6 @@ class CassetteStore:
                     leftover.unlink(missing_ok=True)
                     removed += 1
         return removed
-
-    def entries(self) -> Iterator[StoreEntry]:
-        """Every cassette file with its content or the reason it is unreadable, in stable order."""
-        for path in self.cassette_paths():
-            try:
-                data = path.read_bytes()
-                yield StoreEntry(path, cassette_from_bytes(data), None, len(data))
-            except (OSError, CassetteError) as error:
-                size = path.stat().st_size if path.exists() else 0
-                yield StoreEntry(path, None, str(error), size)
 
     def clear(self) -> int:
         """Remove the cassettes (and leftover temporary files) the gate wrote; nothing else. Returns the count."""

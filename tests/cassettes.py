@@ -4,7 +4,7 @@ from pathlib import Path
 
 import orjson
 
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse
+from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse, cassette_from_bytes
 from inference_gate.keys import canonicalize
 from inference_gate.store import CassetteStore
 
@@ -30,3 +30,8 @@ def example_name(endpoint: str, slug: str) -> str:
     """The name of the example cassette for a prompt, found by its slug: its key part changes with the key rule."""
     (file,) = (EXAMPLES / endpoint).glob(f"{slug}.*.json")
     return f"{endpoint}/{file.name}"
+
+
+def read_all(store: CassetteStore) -> list[Cassette]:
+    """Every cassette in `store`, read back through the format's checks: a corrupt file fails the test."""
+    return [cassette_from_bytes(path.read_bytes()) for path in store.cassette_paths()]

@@ -1,3 +1,5 @@
+import hashlib
+
 import orjson
 import pytest
 
@@ -12,8 +14,10 @@ from inference_gate.cassette import (
     event_data_value,
     record_exchange,
 )
-from inference_gate.keys import canonicalize
+from inference_gate.keys import MAX_JSON_DEPTH, canonicalize
+from inference_gate.multipart import FormField
 from inference_gate.sse import SSEEvent, SSEParser
+from tests.forms import content_type_for, form_body
 
 REQUEST_BODY = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "Say hé"}]}
 
@@ -129,7 +133,12 @@ def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_
     response = RecordedResponse(status=200, headers={}, body=b'{"choices": []}')
     stored_body = {**REQUEST_BODY, "messages": "[redacted]"}
     cassette = record_exchange(
-        request, response, recorded_at="2026-11-27T10:00:00Z", headers={"openai-beta": "x"}, json_body=stored_body
+        request,
+        response,
+        recorded_at="2026-11-27T10:00:00Z",
+        headers={"openai-beta": "x"},
+        query=request.query,
+        json_body=stored_body,
     )
     assert cassette.key == request.key
     assert cassette.request == RecordedRequest(
@@ -143,3 +152,105 @@ def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_
     )
     assert cassette.response is response
     assert cassette.summary["model"] == "gpt-4o-mini"
+
+
+def edited(cassette: Cassette, **response_fields) -> bytes:
+    """The cassette's bytes after a hand edit of its stored response."""
+    document = orjson.loads(cassette_to_bytes(cassette))
+    document["response"].update(response_fields)
+    return orjson.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("response_fields", "field"),
+    [
+        ({"status": 204}, "response.status 204"),
+        ({"status": 304}, "response.status 304"),
+        ({"status": 99}, "response.status 99"),
+        ({"status": 199}, "response.status 199"),
+        ({"status": 600}, "response.status 600"),
+        ({"headers": {"x-request-id": "abc\r\nset-cookie: a=b"}}, "response.headers.x-request-id"),
+        ({"headers": {"x-request-id": "abc\x00"}}, "response.headers.x-request-id"),
+        ({"headers": {"x-bad\nname": "1"}}, "response.headers: 'x-bad\\nname'"),
+        ({"headers": {"": "1"}}, "response.headers: ''"),
+    ],
+)
+def test_a_response_that_cannot_go_back_on_the_wire_is_a_corrupt_cassette_naming_the_field(response_fields, field):
+    with pytest.raises(CassetteError) as raised:
+        cassette_from_bytes(edited(chat_cassette(body=b'{"ok": true}'), **response_fields))
+    assert str(raised.value).startswith(field)
+
+
+def test_a_bodyless_status_with_no_body_and_a_tab_in_a_header_value_are_fine():
+    cassette = cassette_from_bytes(edited(chat_cassette(), status=204, headers={"x-request-id": "a\tb"}))
+    assert cassette.response.status == 204 and cassette.response.headers == {"x-request-id": "a\tb"}
+
+
+@pytest.mark.parametrize(("depth", "message"), [(300, "nests too deep to be sent again"), (2000, "not valid JSON")])
+def test_a_body_nested_deeper_than_orjson_writes_is_a_corrupt_cassette(depth, message):
+    deep = b"[" * depth + b"]" * depth
+    data = edited(chat_cassette(body=b"{}")).replace(b'"body":{}', b'"body":' + deep)
+    with pytest.raises(CassetteError, match=message):
+        cassette_from_bytes(data)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 300])
+def test_a_response_body_too_deep_to_store_as_json_is_stored_as_text(depth):
+    deep = b"[" * depth + b"]" * depth
+    for cassette in (chat_cassette(body=deep), chat_cassette(events=[SSEEvent(data=deep.decode())])):
+        assert cassette_from_bytes(cassette_to_bytes(cassette)).response_body_bytes() == cassette.response_body_bytes()
+
+
+# multipart uploads
+
+
+WAV_BYTES = b"RIFF\x00\x01wave"
+
+
+def upload_cassette(*, store_file_contents: bool = False) -> Cassette:
+    fields = [
+        FormField("file", "hello.wav", "audio/wav", WAV_BYTES),
+        FormField("model", None, None, b"whisper-1"),
+    ]
+    canonical = canonicalize(
+        "POST", "/v1/audio/transcriptions", form_body(fields, "b0und"), content_type=content_type_for("b0und")
+    )
+    response = RecordedResponse(status=200, headers={"content-type": "application/json"}, body=b'{"text":"hi"}')
+    return record_exchange(
+        canonical,
+        response,
+        recorded_at="2026-11-27T10:00:00Z",
+        headers={"content-type": "multipart/form-data"},
+        query=canonical.query,
+        json_body=None,
+        store_file_contents=store_file_contents,
+    )
+
+
+def test_an_upload_is_stored_as_its_fields_not_its_body():
+    stored = orjson.loads(cassette_to_bytes(upload_cassette()))["request"]
+    assert "body_text" not in stored and "body_base64" not in stored
+    assert stored["form"] == [
+        {
+            "name": "file",
+            "filename": "hello.wav",
+            "content_type": "audio/wav",
+            "size_bytes": 10,
+            "sha256": hashlib.sha256(WAV_BYTES).hexdigest(),
+        },
+        {"name": "model", "text": "whisper-1"},
+    ]
+
+
+def test_an_uploads_file_bytes_are_stored_only_when_asked():
+    stored = orjson.loads(cassette_to_bytes(upload_cassette(store_file_contents=True)))["request"]
+    assert stored["form"][0]["content_base64"] == "UklGRgABd2F2ZQ=="
+
+
+def test_an_uploads_summary_names_its_model_and_files_and_the_form_reads_back():
+    cassette = upload_cassette()
+    assert cassette.summary["model"] == "whisper-1"
+    assert cassette.summary["files"] == ["hello.wav"]
+    again = cassette_from_bytes(cassette_to_bytes(cassette))
+    assert again.request.form == cassette.request.form
+    assert cassette_to_bytes(again) == cassette_to_bytes(cassette)

@@ -12,6 +12,7 @@ from inference_gate.config import (
 )
 from inference_gate.settings import Settings
 
+REDACT_EXPECTED = "a list of 'headers.<name>', 'query.<name>' or 'body.<json path>' strings"
 URL_EXPECTED = "an http:// or https:// URL with a host and no credentials, query or fragment"
 ALL_FIELDS = [field.name for field in fields(Settings)]
 
@@ -214,10 +215,10 @@ def test_wrong_port_type_names_file_key_and_expectation(tmp_path):
         ("idle_timeout_s: -2.5", "a positive number of seconds, got -2.5"),
         ("upstream_read_timeout_s: .nan", "a positive number of seconds, got nan"),
         ("shutdown_grace_s: soon", "a positive number of seconds, got 'soon'"),
-        ("redact: headers.x", "a list of 'headers.<name>' or 'body.<json path>' strings, got 'headers.x'"),
-        ("redact: [1]", "a list of 'headers.<name>' or 'body.<json path>' strings, got [1]"),
-        ("redact: [auth]", "a list of 'headers.<name>' or 'body.<json path>' strings, got ['auth']"),
-        ("redact: [body.]", "a list of 'headers.<name>' or 'body.<json path>' strings, got ['body.']"),
+        ("redact: headers.x", REDACT_EXPECTED + ", got 'headers.x'"),
+        ("redact: [1]", REDACT_EXPECTED + ", got [1]"),
+        ("redact: [auth]", REDACT_EXPECTED + ", got ['auth']"),
+        ("redact: [body.]", REDACT_EXPECTED + ", got ['body.']"),
     ],
 )
 def test_wrong_values_are_one_line_errors(tmp_path, line, expected):
@@ -291,3 +292,42 @@ def test_default_config_explains_every_key():
     assert [key for _, key in keys] == [name for name in ALL_FIELDS if name != "api_key"]
     for index, key in keys:
         assert lines[index - 1].startswith("# "), f"{key} has no comment above it"
+
+
+# key rules
+
+
+def test_ignore_and_normalize_rules_are_read_from_the_file(tmp_path):
+    path = write_config(
+        tmp_path / "c.yaml",
+        "ignore: [body.metadata, query.request_id]\n"
+        "normalize:\n  - {path: 'body.messages[*].content', pattern: '\\d+', replace: '<n>'}\n",
+    )
+    settings = load_settings(config_path=path, environ={}).settings
+    assert settings.ignore == ["body.metadata", "query.request_id"]
+    assert settings.normalize == [{"path": "body.messages[*].content", "pattern": "\\d+", "replace": "<n>"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("ignore: [headers.x-trace]", "ignore rule 1: headers are not part of the request key"),
+        ("ignore: [body.a, user]", "ignore rule 2: `user` is not a key path"),
+        ("normalize: [{path: body.a, pattern: '(', replace: x}]", "normalize rule 1 (body.a): bad regex '('"),
+        ("normalize: [{path: body.a, pattern: a, replace: '\\1'}]", "normalize rule 1 (body.a): bad replacement"),
+        ("normalize: [{path: body.a}]", "normalize rule 1: expected a mapping with exactly `path`"),
+    ],
+)
+def test_a_bad_key_rule_is_one_line_naming_the_file_and_the_rule(tmp_path, text, named):
+    path = write_config(tmp_path / "c.yaml", text + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_path=path, environ={})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {text.partition(':')[0]}: expected valid key rules ({named}")
+    assert "\n" not in message
+
+
+def test_key_rules_that_are_not_a_list_are_refused(tmp_path):
+    path = write_config(tmp_path / "c.yaml", "ignore: body.user\n")
+    with pytest.raises(ConfigError, match=r"ignore: expected a list of 'body\.<json path>'"):
+        load_settings(config_path=path, environ={})

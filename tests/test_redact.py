@@ -1,6 +1,9 @@
+import pytest
+
 from inference_gate.redact import (
+    MIN_CREDENTIAL_CHARS,
     REDACTED,
-    bearer_token,
+    client_credentials,
     leaked_secret,
     parse_redact_path,
     redact_request,
@@ -53,8 +56,8 @@ def test_redact_paths_parse():
 def test_redact_masks_body_paths_and_headers_without_touching_the_originals():
     body = {"user": "alice", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
     headers = {"openai-project": "proj_1"}
-    stored_headers, stored_body = redact_request(
-        headers, body, ["body.user", "body.messages[*].content", "headers.OpenAI-Project", "body.absent.path"]
+    stored_headers, _, stored_body = redact_request(
+        headers, (), body, ["body.user", "body.messages[*].content", "headers.OpenAI-Project", "body.absent.path"]
     )
     assert stored_body == {"user": REDACTED, "messages": [{"role": "user", "content": REDACTED}] * 2}
     assert stored_headers == {"openai-project": REDACTED}
@@ -62,16 +65,43 @@ def test_redact_masks_body_paths_and_headers_without_touching_the_originals():
 
 
 def test_redact_with_an_index_masks_only_that_item():
-    _, stored = redact_request({}, {"messages": [{"content": "a"}, {"content": "b"}]}, ["body.messages[1].content"])
+    _, _, stored = redact_request(
+        {}, (), {"messages": [{"content": "a"}, {"content": "b"}]}, ["body.messages[1].content"]
+    )
     assert stored == {"messages": [{"content": "a"}, {"content": REDACTED}]}
 
 
-def test_bearer_token_and_leak_check():
-    assert bearer_token([(b"authorization", b"Bearer sk-abc")]) == "sk-abc"
-    assert bearer_token([(b"authorization", b"Basic xyz")]) is None
-    assert bearer_token([]) is None
-    assert leaked_secret(b'{"a": "sk-abc"}', ["sk-abc"])
-    assert not leaked_secret(b'{"a": "sk-ab"}', ["sk-abc", ""])
+LONG_KEY = "k" * MIN_CREDENTIAL_CHARS
+
+
+def test_redact_masks_a_stored_query_value_by_name():
+    query = (("api-version", "2024-06-01"), ("tenant", "acme"))
+    _, stored_query, _ = redact_request({}, query, None, ["query.tenant"])
+    assert stored_query == [("api-version", "2024-06-01"), ("tenant", REDACTED)]
+    assert query[1] == ("tenant", "acme")
+
+
+def test_client_credentials_are_every_credential_the_client_sent():
+    headers = [
+        (b"authorization", f"Basic {LONG_KEY}1".encode()),
+        (b"api-key", f"{LONG_KEY}2".encode()),
+        (b"x-api-key", f"{LONG_KEY}3".encode()),
+        (b"x-goog-api-key", f"{LONG_KEY}4".encode()),
+        (b"cookie", f"session={LONG_KEY}5; theme=dark".encode()),
+        (b"openai-project", LONG_KEY.encode()),
+    ]
+    found = client_credentials(headers, [("key", f"{LONG_KEY}6")])
+    assert sorted(found) == ["dark", *(f"{LONG_KEY}{n}" for n in range(1, 7))]
+
+
+@pytest.mark.parametrize("placeholder", ["x", "test", "fake", "1", "gpt", "k" * (MIN_CREDENTIAL_CHARS - 1)])
+def test_a_value_shorter_than_a_credential_is_not_looked_for(placeholder):
+    assert not leaked_secret(f'{{"content": "{placeholder}"}}'.encode(), [placeholder])
+
+
+def test_leak_check():
+    assert leaked_secret(f'{{"a": "{LONG_KEY}"}}'.encode(), [LONG_KEY])
+    assert not leaked_secret(f'{{"a": "{LONG_KEY[:-1]}"}}'.encode(), [LONG_KEY, ""])
 
 
 def test_anthropic_headers_that_change_the_answer_are_stored_and_its_key_is_not():

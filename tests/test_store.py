@@ -5,7 +5,10 @@ import pytest
 
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse, cassette_to_bytes
 from inference_gate.keys import canonicalize
+from inference_gate.redact import MIN_CREDENTIAL_CHARS
 from inference_gate.store import CassetteStore, SecretLeakError, relative_cassette_path, slugify, write_atomically
+
+LONG_KEY = "sk-" + "k" * MIN_CREDENTIAL_CHARS
 
 
 def chat_request(prompt: str = "Say hello in French", model: str = "gpt-4o-mini"):
@@ -28,6 +31,39 @@ def cassette_for(request, reply: str = "Bonjour") -> Cassette:
         ),
         response=RecordedResponse(status=200, headers={}, body=orjson.dumps({"reply": reply})),
     ).with_summary()
+
+
+@pytest.mark.parametrize("placeholder", ["x", "test", "gpt"])
+def test_a_placeholder_too_short_to_be_a_key_does_not_stop_a_write(tmp_path, placeholder):
+    store = CassetteStore(tmp_path)
+    request = chat_request(prompt=f"my key is {placeholder}")
+    assert store.save(cassette_for(request), store.locate(request).path, secrets=[placeholder])
+
+
+UNSAFE_PATHS = ["/v1/..", "/v1/../", "/..", "/v1/./x", "/.hidden", "/v1/.../..", "/v1/-.-/x", "/v1/a/../../.."]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize("path", UNSAFE_PATHS)
+def test_no_request_path_names_a_dot_folder_or_leaves_the_cache_directory(tmp_path, path, method):
+    store = CassetteStore(tmp_path / "cache")
+    request = canonicalize(method, path, b'{"model": "m"}')
+    slot = store.locate(request)
+    folder, file_name = slot.name.split("/")
+    assert not folder.startswith(".") and not folder.endswith(".") and file_name.endswith(".json")
+    assert slot.path.resolve().parent.parent == store.root.resolve()
+    assert store.save(cassette_for(request), slot.path)
+    assert store.cassette_paths() == [slot.path]
+
+
+def test_a_folder_name_too_long_for_the_file_system_is_cut_and_hashed(tmp_path):
+    store = CassetteStore(tmp_path)
+    first, second = (canonicalize("POST", f"/v1/{'a' * 300}{tail}", b"{}") for tail in ("1", "2"))
+    first_slot, second_slot = store.locate(first), store.locate(second)
+    assert first_slot.path.parent != second_slot.path.parent
+    assert len(first_slot.path.parent.name.encode()) <= 255
+    assert store.save(cassette_for(first), first_slot.path) and store.save(cassette_for(second), second_slot.path)
+    assert store.load(first_slot.path, first.key) is not None
 
 
 def test_slugify():
@@ -91,10 +127,10 @@ def test_a_failed_write_leaves_no_file_under_the_name(tmp_path, monkeypatch):
 
 def test_a_cassette_holding_a_key_is_refused(tmp_path):
     store = CassetteStore(tmp_path)
-    request = chat_request(prompt="my key is sk-test-1234567890")
+    request = chat_request(prompt=f"my key is {LONG_KEY}")
     path = store.locate(request).path
     with pytest.raises(SecretLeakError, match="contains an API key"):
-        store.save(cassette_for(request), path, secrets=["sk-test-1234567890"])
+        store.save(cassette_for(request), path, secrets=[LONG_KEY])
     assert not path.exists()
 
 
@@ -112,16 +148,15 @@ def test_corrupt_and_mismatched_files_name_the_file(tmp_path):
         store.load(path, request.key)
 
 
-def test_entries_are_sorted_and_report_corrupt_files(tmp_path):
+def test_cassettes_are_listed_in_sorted_order_and_counted_with_corrupt_files(tmp_path):
     store = CassetteStore(tmp_path)
     for prompt in ("b prompt", "a prompt"):
         request = chat_request(prompt)
         store.save(cassette_for(request), store.locate(request).path)
     corrupt = tmp_path / "chat.completions" / f"broken.{'0' * 16}.json"
     corrupt.write_text("nope")
-    entries = list(store.entries())
-    assert [e.path for e in entries] == sorted(e.path for e in entries)
-    assert [e.error is None for e in entries] == [True, True, False]
+    paths = store.cassette_paths()
+    assert paths == sorted(paths) and corrupt in paths
     assert store.count() == 3
 
 
@@ -139,7 +174,7 @@ def test_clear_removes_only_what_the_gate_wrote(tmp_path):
 
 def test_a_missing_directory_is_an_empty_store(tmp_path):
     store = CassetteStore(tmp_path / "absent")
-    assert store.count() == 0 and list(store.entries()) == [] and store.clear() == 0
+    assert store.count() == 0 and store.cassette_paths() == [] and store.clear() == 0
 
 
 def test_a_redacted_prompt_stays_out_of_the_file_name():

@@ -1,7 +1,8 @@
-"""The InferenceGate benchmark: how close a cache hit comes to what trio + h11 can do at all.
+"""The InferenceGate benchmark: how close a cache hit comes to what trio + h11 can do at all, and how the gate
+compares with the tools a team would use instead.
 
-    python tools/bench.py            # about 3 to 5 minutes
-    python tools/bench.py --quick    # every step once, briefly: a smoke run, not figures to quote
+    python -m tools.bench            # about 5 to 7 minutes
+    python -m tools.bench --quick    # every step once, briefly: a smoke run, not figures to quote
 
 Every figure is measured in one run on this machine, and most are read against a reference measured in the
 same run, because absolute numbers say more about the machine than about the gate:
@@ -9,20 +10,32 @@ same run, because absolute numbers say more about the machine than about the gat
 (b) replay hits of a non-streamed chat answer (about 2 KB), 32 keep-alive connections: the gate in `replay`
     mode against tools/baseline_server.py, a minimal trio + h11 server sending the very bytes the gate sent;
 (c) the same for a streamed chat answer of 100 SSE events, which both send chunked;
+(c') aimock replaying the stream of (c), recorded from the same fake upstream. aimock re-chunks a stream it
+    replays, so the row says whether its stream is the same work as the gate's (the same events, about the
+    same bytes); where it is not, its reference is the baseline server sending aimock's own bytes;
 (d) hits in record-and-replay mode (`start`), against the same baseline as (b);
 (e) the record path: misses forwarded to tools/fake_upstream.py and recorded, one at a time, each with a new
     prompt; the latency the gate adds over calling the fake upstream directly;
+(e') the same run, split: what the gate adds to the time to the response's first byte, and to its last byte
+    (which includes making the cassette durable);
 (f) mitmdump --server-replay serving the answer of (b), from a flow file it recorded itself;
 (g) start-up with 0, 10,000 and 100,000 cassettes: from process start to the first answered request, and the
     peak memory (VmHWM) at that moment;
-(h) `inference-gate cache list` and `cache info` over 10,000 cassettes: wall time.
+(h) `inference-gate cache list` and `cache info` over 10,000 cassettes: wall time;
+(i) aimock (@copilotkit/aimock, a Node mock with record and replay) serving the answer of (b), recorded through
+    it from the fake upstream, in the same interleaved runs as (b);
+(j) the official openai SDK making sequential `chat.completions.create` calls on one client (tools/sdk_calls.py):
+    through the gate in replay, through aimock, and under vcrpy in-process, which costs only the SDK's own work;
+(k) the gate's peak memory while 20 clients read a 20 MB replayed stream at 1 MB/s each, then hang up.
 
 Servers run as child processes pinned to one core and the load generator on another, so that on a two-core
 machine they never compete for a core (this, and reading peak memory from /proc, make the bench Linux-only).
 The load generator is wrk when installed, else tools/loadgen.py. Throughput runs are interleaved (baseline,
 gate, baseline, gate, ...) and the best run of each counts, so that a burst of other work on the machine spoils
-one run rather than one side of a ratio. Synthetic cassette sets and mitmproxy's own virtualenv are kept in
-~/.cache/inference-gate-bench, so that a second run skips making them.
+one run rather than one side of a ratio. Synthetic cassette sets, mitmproxy's own virtualenv, the SDK row's
+virtualenv (openai and vcrpy) and aimock's npm folder are kept in ~/.cache/inference-gate-bench, so that a
+second run skips making them. A reference that cannot be installed (no node or npm, say) leaves its rows
+saying why, and the rest of the run goes on.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.metadata
+import math
 import os
 import re
 import select
@@ -47,23 +61,31 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# `python tools/bench.py` puts tools/ on sys.path, not the repository, and the bench imports its siblings.
+import orjson
+import trio
+
+from inference_gate.cassette import cassette_to_bytes
+from inference_gate.sse import SSEParser
+from inference_gate.store import CassetteStore, relative_cassette_path
+from tools.baseline_server import CannedReply
+from tools.fake_replies import chat_completion, chat_completion_chunks
+from tools.loadgen import FetchedResponse, LoadRequest, LoadResult, fetch, read_slowly, run_load
+from tools.make_cassettes import (
+    STREAMED_EVERY,
+    is_streamed,
+    make_cassettes,
+    synthetic_cassette,
+    synthetic_request_body,
+)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-import orjson  # noqa: E402
-import trio  # noqa: E402
-
-from inference_gate.cassette import cassette_to_bytes  # noqa: E402
-from inference_gate.store import CassetteStore, relative_cassette_path  # noqa: E402
-from tools.baseline_server import CannedReply  # noqa: E402
-from tools.fake_replies import chat_completion, chat_completion_chunks  # noqa: E402
-from tools.loadgen import FetchedResponse, LoadRequest, LoadResult, fetch, run_load  # noqa: E402
-from tools.make_cassettes import make_cassettes, synthetic_cassette, synthetic_request_body  # noqa: E402
-
 BENCH_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inference-gate-bench"
 MITM_VENV_DIR = BENCH_CACHE_DIR / "mitm-venv"
+SDK_VENV_DIR = BENCH_CACHE_DIR / "sdk-venv"
+# openai 3 moved to httpx2, which vcrpy does not patch; the last major version on httpx keeps vcrpy in the row.
+SDK_REQUIREMENTS = ("openai<3", "vcrpy")
+AIMOCK_DIR = BENCH_CACHE_DIR / "aimock"
+AIMOCK_PACKAGE = "@copilotkit/aimock"
 HOST = "127.0.0.1"
 CHAT_PATH = "/v1/chat/completions"
 API_KEY = "sk-bench-0123456789abcdefWXYZ"
@@ -76,11 +98,15 @@ CHILD_STOP_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT_S = 30.0
 CASSETTE_WRITE_WAIT_S = 5.0
 COMMAND_TIMEOUT_S = 300.0
-MITM_INSTALL_TIMEOUT_S = 900.0
+INSTALL_TIMEOUT_S = 900.0
 RECORD_WARMUP_REQUESTS = 20
 RECORD_ROUNDS = 4
 LARGE_STORE = 100_000
 LISTING_STORE = 10_000
+SDK_WARMUP_CALLS = 20
+SLOW_READERS = 20
+SLOW_STREAM_BYTES = 20_000_000
+SLOW_READ_BYTES_PER_S = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +121,9 @@ class Profile:
     startup_runs: int
     listing_count: int
     listing_runs: int
+    sdk_calls: int
+    sdk_rounds: int
+    slow_read_s: float
 
 
 FULL = Profile(
@@ -106,6 +135,9 @@ FULL = Profile(
     startup_runs=3,
     listing_count=LISTING_STORE,
     listing_runs=3,
+    sdk_calls=500,
+    sdk_rounds=3,
+    slow_read_s=5.0,
 )
 QUICK = Profile(
     load_duration_s=1,
@@ -116,6 +148,9 @@ QUICK = Profile(
     startup_runs=1,
     listing_count=1_000,
     listing_runs=1,
+    sdk_calls=50,
+    sdk_rounds=1,
+    slow_read_s=2.0,
 )
 
 
@@ -145,6 +180,75 @@ class Throughput:
 
 def latency_text(result: LoadResult) -> str:
     return f"p50 {result.percentile_s(0.5) * 1000:5.2f} ms  p99 {result.percentile_s(0.99) * 1000:5.2f} ms"
+
+
+def first_byte_text(result: LoadResult) -> str:
+    p50_ms, p99_ms = (result.first_byte_percentile_s(fraction) * 1000 for fraction in (0.5, 0.99))
+    return f"first byte p50 {p50_ms:5.2f} ms  p99 {p99_ms:5.2f} ms"
+
+
+@dataclass(frozen=True, slots=True)
+class SdkRun:
+    """What one run of tools/sdk_calls.py printed: its timed calls, their wall time, the last answer's text and the
+    SDK's version."""
+
+    calls: int
+    elapsed_s: float
+    content: str
+    sdk_version: str
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.elapsed_s
+
+    def text(self) -> str:
+        return f"{self.calls_per_s:,.0f} calls/s"
+
+    @classmethod
+    def parse(cls, output: str) -> SdkRun:
+        try:
+            printed = orjson.loads(output.strip().splitlines()[-1])
+            return cls(int(printed["calls"]), float(printed["elapsed_s"]), printed["content"], printed["sdk_version"])
+        except (IndexError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise BenchError(f"cannot read tools/sdk_calls.py's output:\n{output}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamShape:
+    """A replayed SSE body as the work it is to serve: how many events, how many bytes, and the text they carry."""
+
+    event_count: int
+    body_bytes: int
+    content: str
+
+    @classmethod
+    def of(cls, body: bytes) -> StreamShape:
+        events = SSEParser().feed(body)
+        deltas = [orjson.loads(event.data)["choices"] for event in events if event.data != "[DONE]"]
+        content = "".join(choice["delta"].get("content") or "" for choices in deltas for choice in choices)
+        return cls(len(events), len(body), content)
+
+    def is_same_work_as(self, other: StreamShape) -> bool:
+        """The same answer in as many events, within a tenth of the bytes: serving either costs about the same."""
+        similar_size = abs(self.body_bytes - other.body_bytes) <= 0.1 * max(self.body_bytes, other.body_bytes)
+        return self.content == other.content and self.event_count == other.event_count and similar_size
+
+    def text(self) -> str:
+        return f"{self.event_count} events, {self.body_bytes:,} B"
+
+
+def message_content(body: bytes) -> str:
+    """The assistant's text in a non-streamed chat completion."""
+    return orjson.loads(body)["choices"][0]["message"]["content"]
+
+
+def without_recorded_timings(fixture_file: bytes) -> bytes:
+    """An aimock fixture file with its recorded stream timings dropped, so that aimock replays a stream as fast
+    as it can, as the gate does, instead of at the pace it was recorded."""
+    fixtures = orjson.loads(fixture_file)
+    for fixture in fixtures["fixtures"]:
+        fixture.pop("recordedTimings", None)
+    return orjson.dumps(fixtures, option=orjson.OPT_INDENT_2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +296,17 @@ class Report:
 
 
 def _label(row: Row) -> str:
-    return row.label
+    return _in_order(row.label)
 
 
 def _row_label_of_target(target: Target) -> str:
     """`(b)` for "(b) replay hits vs baseline": targets are listed in the order of the rows they judge."""
-    return target.name.partition(" ")[0]
+    return _in_order(target.name.partition(" ")[0])
+
+
+def _in_order(label: str) -> str:
+    """`(c')` sorts just after `(c)`, not before it as its bytes would."""
+    return label.strip("()")
 
 
 def _print_columns(rows: list[tuple[str, ...]]) -> None:
@@ -379,6 +488,55 @@ def canned(response: FetchedResponse) -> CannedReply:
     return CannedReply(response.status, response.headers, response.body)
 
 
+def read_slowly_now(port: int, request: LoadRequest, count: int, duration_s: float) -> list[int]:
+    """`count` concurrent slow readers of `request`'s response; the bytes each one read."""
+    read_bytes: list[int] = []
+
+    async def one_reader() -> None:
+        read_bytes.append(
+            await read_slowly(HOST, port, request, bytes_per_s=SLOW_READ_BYTES_PER_S, duration_s=duration_s)
+        )
+
+    async def all_readers() -> list[int]:
+        with trio.fail_after(duration_s + REQUEST_TIMEOUT_S):
+            async with trio.open_nursery() as nursery:
+                for _ in range(count):
+                    nursery.start_soon(one_reader)
+        return read_bytes
+
+    return trio.run(all_readers)
+
+
+def write_large_stream_cassette(cache_dir: Path, min_body_bytes: int) -> LoadRequest:
+    """A streamed synthetic cassette whose content events are repeated until its SSE body is at least
+    `min_body_bytes` long, written where the gate looks for it; returns the request it answers."""
+    index = next(index for index in range(STREAMED_EVERY) if is_streamed(index))
+    canonical, cassette = synthetic_cassette(index)
+    events = cassette.response.events
+    assert events is not None  # is_streamed says so
+    opening, content, closing = events[:1], events[1:-2], events[-2:]  # role; text deltas; finish and [DONE]
+    content_bytes = sum(len(b"data: \n\n") + len(event.data.encode()) for event in content)
+    cassette.response.events = opening + content * math.ceil(min_body_bytes / content_bytes) + closing
+    path = CassetteStore(cache_dir).locate(canonical).path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cassette_to_bytes(cassette.with_summary()))
+    return LoadRequest("POST", CHAT_PATH, [(b"content-type", b"application/json")], synthetic_request_body(index))
+
+
+def first_line(error: Exception) -> str:
+    return str(error).splitlines()[0]
+
+
+@dataclass(frozen=True, slots=True)
+class AimockReplay:
+    """A running aimock replay server and what it sends for the bench's two requests."""
+
+    port: int
+    version: str
+    chat: CannedReply
+    stream: CannedReply
+
+
 # --- Load generators ----------------------------------------------------------------------------------
 
 
@@ -461,24 +619,32 @@ class BenchRun:
     def run(self) -> Report:
         chat, stream = sized_chat_request(), stream_request()
         with self._servers:
-            print("recording the benchmark's cassettes in `start` mode; the record path (e)...", flush=True)
-            upstream_port = self.serve_script("fake upstream", "fake_upstream.py", [])
+            print("recording the benchmark's cassettes in `start` mode; the record path (e), (e')...", flush=True)
+            # It refuses any other key, so a recorder that did not pass the client's key on shows up at once.
+            upstream_port = self.serve_script("fake upstream", "fake_upstream", ["--expected-api-key", API_KEY])
             record_dir = self.work_dir / "cassettes"
             start_port = self.serve_gate("start", record_dir, upstream=f"http://{HOST}:{upstream_port}")
-            for request, name in ((chat, "chat"), (stream, "stream")):
-                expect_outcome(fetch_now(start_port, request), b"recorded", f"recording the {name} request")
+            # A live stream's head says `recording`, a promise (inference_gate/outcome.py); a whole body `recorded`.
+            for request, name, recorded in ((chat, "chat", b"recorded"), (stream, "stream", b"recording")):
+                expect_outcome(fetch_now(start_port, request), recorded, f"recording the {name} request")
                 expect_outcome(fetch_now(start_port, request), b"hit", f"the {name} request once recorded")
             self.record_path(upstream_port, start_port, record_dir)
 
-            print("hits (b), (c), (d) against the baseline...", flush=True)
             replay_port = self.serve_gate("replay", record_dir)
             chat_reply = self.replayed(replay_port, chat)
             stream_reply = self.replayed(replay_port, stream)
-            chat_replay_rate = self.chat_hits(chat, chat_reply, replay_port, start_port)
-            self.stream_hits(stream, stream_reply, replay_port)
+            print("aimock: recording the same answers from the fake upstream...", flush=True)
+            aimock = self.start_aimock(upstream_port, chat, chat_reply, stream, stream_reply)
+            print("hits (b), (c), (d) against the baseline, and aimock (i), (c')...", flush=True)
+            chat_replay_rate = self.chat_hits(chat, chat_reply, replay_port, start_port, aimock)
+            self.stream_hits(stream, stream_reply, replay_port, aimock)
+            print("the SDK's sequential calls (j)...", flush=True)
+            self.sdk_calls(chat, message_content(chat_reply.body), replay_port, upstream_port, aimock)
 
         print("mitmdump --server-replay (f)...", flush=True)
         self.mitmdump(chat, chat_reply, chat_replay_rate)
+        print("slow readers of a large stream (k)...", flush=True)
+        self.slow_readers()
         print("start-up (g)...", flush=True)
         self.startup()
         print("cache list and cache info (h)...", flush=True)
@@ -491,12 +657,12 @@ class BenchRun:
         gate = self._servers.enter_context(running(self.gate(mode, cache_dir, upstream=upstream)))
         return gate.read_port(GATE_BANNER)
 
-    def serve_script(self, name: str, script: str, arguments: list[str]) -> int:
-        server = self._servers.enter_context(running(self.script(name, script, arguments)))
+    def serve_script(self, name: str, module: str, arguments: list[str]) -> int:
+        server = self._servers.enter_context(running(self.script(name, module, arguments)))
         return server.read_port(URL_LINE)
 
     def serve_baseline(self, name: str, reply: CannedReply) -> int:
-        return self.serve_script(f"baseline {name}", "baseline_server.py", [str(self.reply_file(name, reply))])
+        return self.serve_script(f"baseline {name}", "baseline_server", [str(self.reply_file(name, reply))])
 
     def gate(self, mode: str, cache_dir: Path, *, upstream: str | None = None) -> Child:
         """`python -m inference_gate <mode>` on a free port, with an empty config file so no user's applies."""
@@ -508,8 +674,8 @@ class BenchRun:
             argv += ["--upstream", upstream]
         return Child(f"gate {mode}", argv, log_dir=self.work_dir, cores=self.cores)
 
-    def script(self, name: str, script: str, arguments: list[str]) -> Child:
-        argv = [sys.executable, str(REPO_ROOT / "tools" / script), *arguments]
+    def script(self, name: str, module: str, arguments: list[str]) -> Child:
+        argv = [sys.executable, "-m", f"tools.{module}", *arguments]
         return Child(name, argv, log_dir=self.work_dir, cores=self.cores)
 
     def reply_file(self, name: str, reply: CannedReply) -> Path:
@@ -538,6 +704,7 @@ class BenchRun:
                     raise BenchError(f"record path: {measured.failed_count} requests to port {port} failed")
                 if round_index > 0:
                     result.latencies_s += measured.latencies_s
+                    result.first_byte_latencies_s += measured.first_byte_latencies_s
         expected = 2 + counters[gate_port]
         # The gate writes a cassette just after the response ends, so the last one may still be on its way.
         deadline = time.monotonic() + CASSETTE_WRITE_WAIT_S
@@ -561,17 +728,38 @@ class BenchRun:
         self.report.targets.append(
             Target("(e) record path adds at p50", f"{added_p50_ms:.2f} ms", "<= 1.00 ms", goal_met)
         )
+        added_first_byte_ms = (gated.first_byte_percentile_s(0.5) - direct.first_byte_percentile_s(0.5)) * 1000
+        self.report.rows.append(
+            Row(
+                "(e')",
+                "record path, the misses of (e): time to the first byte",
+                first_byte_text(gated),
+                f"{first_byte_text(direct)} (fake upstream direct)",
+                f"adds {added_first_byte_ms:+.2f} ms to the first byte, {added_p50_ms:+.2f} ms to the last, at p50",
+            )
+        )
+        self.report.targets.append(
+            Target(
+                "(e') record path adds to the first byte at p50",
+                f"{added_first_byte_ms:.2f} ms",
+                "<= 1.00 ms",
+                added_first_byte_ms <= 1.0,
+            )
+        )
 
     def replayed(self, replay_port: int, request: LoadRequest) -> CannedReply:
         response = fetch_now(replay_port, request)
         expect_outcome(response, b"hit", "replaying a recorded request")
         return canned(response)
 
-    def chat_hits(self, chat: LoadRequest, reply: CannedReply, replay_port: int, start_port: int) -> float:
-        """(b) and (d); returns the replay rate, for (f)."""
+    def chat_hits(
+        self, chat: LoadRequest, reply: CannedReply, replay_port: int, start_port: int, aimock: AimockReplay | None
+    ) -> float:
+        """(b), (d) and (i); returns the replay rate, for (f)."""
         baseline_port = self.serve_baseline("chat", reply)
         self.check_baseline(baseline_port, chat, reply)
-        baseline, replay, start = self.compare_throughput(chat, [baseline_port, replay_port, start_port])
+        ports = [baseline_port, replay_port, start_port] + ([aimock.port] if aimock else [])
+        baseline, replay, start, *aimock_figures = self.compare_throughput(chat, ports)
         scenario = f"chat answer of {len(reply.body):,} B"
         self.add_hit_row("(b)", f"replay hit, {scenario}", replay, baseline)
         self.add_hit_row("(d)", f"start-mode hit, {scenario}", start, baseline)
@@ -581,17 +769,58 @@ class BenchRun:
         self.report.add_ratio_target(
             "(d) start-mode hits vs baseline", start.requests_per_s / baseline.requests_per_s, 0.8
         )
+        if aimock is not None:
+            [aimock_rate] = aimock_figures
+            gate_ratio = replay.requests_per_s / aimock_rate.requests_per_s
+            self.report.rows.append(
+                Row(
+                    "(i)",
+                    f"aimock {aimock.version} replay, the answer of (b) in its own bytes, {len(aimock.chat.body):,} B",
+                    aimock_rate.text(),
+                    f"{baseline.text()} (baseline)",
+                    f"{aimock_rate.requests_per_s / baseline.requests_per_s:.2f}; gate (b) / aimock {gate_ratio:.2f}",
+                )
+            )
+            self.report.add_ratio_target("(b) replay hits vs aimock", gate_ratio, 1.0)
         return replay.requests_per_s
 
-    def stream_hits(self, stream: LoadRequest, reply: CannedReply, replay_port: int) -> None:
-        """(c)."""
+    def stream_hits(
+        self, stream: LoadRequest, reply: CannedReply, replay_port: int, aimock: AimockReplay | None
+    ) -> None:
+        """(c) and (c')."""
         baseline_port = self.serve_baseline("stream", reply)
         self.check_baseline(baseline_port, stream, reply)
-        baseline, replay = self.compare_throughput(stream, [baseline_port, replay_port])
+        ports = [baseline_port, replay_port]
+        if aimock is not None:
+            aimock_baseline_port = self.serve_baseline("aimock stream", aimock.stream)
+            self.check_baseline(aimock_baseline_port, stream, aimock.stream)
+            ports += [aimock.port, aimock_baseline_port]
+        baseline, replay, *aimock_figures = self.compare_throughput(stream, ports)
         scenario = f"replay hit, stream of {STREAM_EVENT_COUNT} SSE events, {len(reply.body):,} B"
         self.add_hit_row("(c)", scenario, replay, baseline)
         ratio = replay.requests_per_s / baseline.requests_per_s
         self.report.add_ratio_target("(c) streamed replay hits vs baseline", ratio, 0.8)
+        if aimock is None:
+            return
+        aimock_rate, aimock_baseline = aimock_figures
+        gate_shape, aimock_shape = StreamShape.of(reply.body), StreamShape.of(aimock.stream.body)
+        aimock_ratio = aimock_rate.requests_per_s / aimock_baseline.requests_per_s
+        if gate_shape.is_same_work_as(aimock_shape):
+            gate_ratio = replay.requests_per_s / aimock_rate.requests_per_s
+            comparison = f"{aimock_ratio:.2f}; gate (c) / aimock {gate_ratio:.2f}"
+            self.report.add_ratio_target("(c) streamed replay hits vs aimock", gate_ratio, 1.0)
+        else:
+            comparison = f"{aimock_ratio:.2f}; not the work of (c), which is {gate_shape.text()}"
+            self.report.add_ratio_target("(c) streamed replay hits vs baseline (aimock re-chunks)", ratio, 1.0)
+        self.report.rows.append(
+            Row(
+                "(c')",
+                f"aimock {aimock.version} replay of the stream of (c): {aimock_shape.text()}",
+                aimock_rate.text(),
+                f"{aimock_baseline.text()} (baseline sending aimock's bytes)",
+                comparison,
+            )
+        )
 
     def check_baseline(self, port: int, request: LoadRequest, reply: CannedReply) -> None:
         if canned(fetch_now(port, request)) != reply:
@@ -622,9 +851,8 @@ class BenchRun:
         try:
             mitm = self.mitmdump_throughput(chat, reply)
         except BenchError as error:
-            reason = str(error).splitlines()[0]
             print(f"skipping (f): {error}", flush=True)
-            self.report.rows.append(Row("(f)", "mitmdump --server-replay", f"skipped: {reason}"))
+            self.report.rows.append(Row("(f)", "mitmdump --server-replay", f"skipped: {first_line(error)}"))
             self.report.targets.append(Target("(b) replay hits vs mitmdump", "not measured", ">= 6x", None))
             return
         ratio = gate_rate / mitm.requests_per_s
@@ -640,7 +868,7 @@ class BenchRun:
         common = ["-q", "--listen-host", HOST, "--mode", f"reverse:http://{HOST}:{upstream_port}"]
         common += ["--set", "connection_strategy=lazy"]
         baseline_arguments = [str(self.reply_file("mitm", reply)), "--port", str(upstream_port)]
-        with running(self.script("baseline for mitmdump", "baseline_server.py", baseline_arguments)) as baseline:
+        with running(self.script("baseline for mitmdump", "baseline_server", baseline_arguments)) as baseline:
             baseline.read_port(URL_LINE)
             port = free_port()
             argv = [mitmdump, *common, "--listen-port", str(port), "--save-stream-file", str(flows)]
@@ -656,6 +884,172 @@ class BenchRun:
             if fetch_now(port, request).body != reply.body:
                 raise replayer.failure("did not replay the recorded answer")
             return self.compare_throughput(request, [port])[0]
+
+    def start_aimock(
+        self,
+        upstream_port: int,
+        chat: LoadRequest,
+        chat_reply: CannedReply,
+        stream: LoadRequest,
+        stream_reply: CannedReply,
+    ) -> AimockReplay | None:
+        """aimock replaying the chat and stream answers it recorded from the fake upstream, checked to carry the
+        same text as the gate's; None, with the rows and targets saying why, where it cannot be had."""
+        try:
+            port = self.serve_aimock(upstream_port, [chat, stream])
+            chat_answer, stream_answer = canned(fetch_now(port, chat)), canned(fetch_now(port, stream))
+            if chat_answer.status != 200 or message_content(chat_answer.body) != message_content(chat_reply.body):
+                raise BenchError("aimock did not replay the text of the recorded chat answer")
+            if (
+                stream_answer.status != 200
+                or StreamShape.of(stream_answer.body).content != StreamShape.of(stream_reply.body).content
+            ):
+                raise BenchError("aimock did not replay the text of the recorded stream")
+            return AimockReplay(port, aimock_version(), chat_answer, stream_answer)
+        except BenchError as error:
+            print(f"skipping (i) and (c'): {error}", flush=True)
+            reason = f"skipped: {first_line(error)}"
+            self.report.rows += [Row("(i)", "aimock replay", reason), Row("(c')", "aimock replay of a stream", reason)]
+            self.report.targets += [
+                Target("(b) replay hits vs aimock", "not measured", ">= 1.00", None),
+                Target("(c) streamed replay hits vs aimock", "not measured", ">= 1.00", None),
+            ]
+            return None
+
+    def serve_aimock(self, upstream_port: int, requests: list[LoadRequest]) -> int:
+        """aimock records `requests` while proxying to the fake upstream (it passes the client's key on), then
+        replays its fixtures alone, without the recorded stream timings, until the run's servers stop."""
+        llmock = str(aimock_executable())
+        fixtures = self.work_dir / "aimock-fixtures"
+        fixtures.mkdir()
+        port = free_port()
+        common = ["--host", HOST, "--fixtures", str(fixtures)]
+        argv = [llmock, *common, "--port", str(port), "--record", "--provider-openai", f"http://{HOST}:{upstream_port}"]
+        with running(Child("aimock recording", argv, log_dir=self.work_dir, cores=self.cores)) as recorder:
+            recorder.wait_until_listening(port)
+            for request in requests:
+                if fetch_now(port, request).status != 200:
+                    raise recorder.failure("did not pass the fake upstream's answer through")
+        recorded = sorted(fixtures.rglob("*.json"))
+        if len(recorded) != len(requests):
+            raise BenchError(f"aimock recorded {len(recorded)} fixture files for {len(requests)} requests")
+        for path in recorded:
+            path.write_bytes(without_recorded_timings(path.read_bytes()))
+        port = free_port()
+        argv = [llmock, *common, "--port", str(port), "--log-level", "silent"]  # its quickest setting
+        replayer = self._servers.enter_context(
+            running(Child("aimock replay", argv, log_dir=self.work_dir, cores=self.cores))
+        )
+        replayer.wait_until_listening(port)
+        return port
+
+    def sdk_calls(
+        self, chat: LoadRequest, content: str, replay_port: int, upstream_port: int, aimock: AimockReplay | None
+    ) -> None:
+        """(j): each side's best of `sdk_rounds` interleaved runs of tools/sdk_calls.py, each run a fresh process."""
+        try:
+            best = self.sdk_calls_per_side(chat, content, replay_port, upstream_port, aimock)
+        except BenchError as error:
+            print(f"skipping (j): {error}", flush=True)
+            self.report.rows.append(Row("(j)", "openai SDK, sequential calls", f"skipped: {first_line(error)}"))
+            self.report.targets += [
+                Target("(j) SDK calls: gate vs vcrpy", "not measured", ">= 0.92", None),
+                Target("(j) SDK calls: gate vs aimock", "not measured", ">= 1.10", None),
+            ]
+            return
+        gate, vcrpy = best["gate"], best["vcrpy"]
+        scenario = f"openai {gate.sdk_version}, {gate.calls} sequential calls on one client"
+        vcrpy_ratio = gate.calls_per_s / vcrpy.calls_per_s
+        self.report.rows += [
+            Row(
+                "(j)",
+                f"{scenario}, through the gate (replay)",
+                gate.text(),
+                f"{vcrpy.text()} (vcrpy)",
+                f"{vcrpy_ratio:.2f}",
+            ),
+            Row("(j)", f"{scenario}, vcrpy in-process (allow_playback_repeats)", vcrpy.text()),
+        ]
+        self.report.add_ratio_target("(j) SDK calls: gate vs vcrpy", vcrpy_ratio, 0.92)
+        if aimock is None:
+            self.report.rows.append(Row("(j)", f"{scenario}, through aimock", "skipped: aimock is not running"))
+            self.report.targets.append(Target("(j) SDK calls: gate vs aimock", "not measured", ">= 1.10", None))
+            return
+        aimock_ratio = gate.calls_per_s / best["aimock"].calls_per_s
+        row = Row("(j)", f"{scenario}, through aimock", best["aimock"].text(), "gate / aimock", f"{aimock_ratio:.2f}")
+        self.report.rows.append(row)
+        self.report.add_ratio_target("(j) SDK calls: gate vs aimock", aimock_ratio, 1.1)
+
+    def sdk_calls_per_side(
+        self, chat: LoadRequest, content: str, replay_port: int, upstream_port: int, aimock: AimockReplay | None
+    ) -> dict[str, SdkRun]:
+        python = str(sdk_python())
+        request_file = self.work_dir / "sdk-request.json"
+        request_file.write_bytes(chat.body)
+        vcr_cassette = self.work_dir / "sdk-vcrpy.yaml"
+        upstream_url = f"http://{HOST}:{upstream_port}/v1"
+        self.sdk_run(python, request_file, ["--base-url", upstream_url, "--vcr-record", str(vcr_cassette)], content)
+        sides = {
+            "gate": ["--base-url", f"http://{HOST}:{replay_port}/v1"],
+            "vcrpy": ["--base-url", upstream_url, "--vcr-replay", str(vcr_cassette)],
+        }
+        if aimock is not None:
+            sides["aimock"] = ["--base-url", f"http://{HOST}:{aimock.port}/v1"]
+        best: dict[str, SdkRun] = {}
+        for _ in range(self.profile.sdk_rounds):
+            for side, arguments in sides.items():
+                timing = ["--calls", str(self.profile.sdk_calls), "--warmup-calls", str(SDK_WARMUP_CALLS)]
+                run = self.sdk_run(python, request_file, [*arguments, *timing], content)
+                if side not in best or run.calls_per_s > best[side].calls_per_s:
+                    best[side] = run
+        return best
+
+    def sdk_run(self, python: str, request_file: Path, arguments: list[str], content: str) -> SdkRun:
+        """One run of tools/sdk_calls.py on the load generator's core, checked to have got the recorded text."""
+        argv = [python, str(REPO_ROOT / "tools" / "sdk_calls.py"), str(request_file), "--api-key", API_KEY, *arguments]
+        try:
+            completed = subprocess.run(
+                argv, capture_output=True, text=True, cwd=REPO_ROOT, env=child_environment(), timeout=COMMAND_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"tools/sdk_calls.py did not finish in {COMMAND_TIMEOUT_S:.0f} s") from None
+        if completed.returncode != 0:
+            last_line = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BenchError(f"tools/sdk_calls.py {' '.join(arguments[:2])} failed: {last_line}")
+        run = SdkRun.parse(completed.stdout)
+        if run.content != content:
+            raise BenchError(f"tools/sdk_calls.py {' '.join(arguments[:2])} got another answer: {run.content[:60]!r}")
+        return run
+
+    def slow_readers(self) -> None:
+        """(k): the gate's peak memory while `SLOW_READERS` clients fall behind one large replayed stream."""
+        cache_dir = self.work_dir / "large-stream"
+        request = write_large_stream_cassette(cache_dir, SLOW_STREAM_BYTES)
+        duration_s = self.profile.slow_read_s
+        with running(self.gate("replay", cache_dir)) as gate:
+            port = gate.read_port(GATE_BANNER)
+            whole = fetch_now(port, request)
+            expect_outcome(whole, b"hit", "replaying the large stream")
+            after_one_read_bytes = gate.peak_rss_bytes()
+            read_bytes = read_slowly_now(port, request, SLOW_READERS, duration_s)
+            peak_bytes = gate.peak_rss_bytes()
+        scenario = (
+            f"{SLOW_READERS} clients reading a {len(whole.body) / 1e6:.0f} MB replayed stream "
+            f"at {SLOW_READ_BYTES_PER_S / 1e6:.0f} MB/s for {duration_s:.0f} s"
+        )
+        peak_mb = peak_bytes / 1e6
+        self.report.rows.append(
+            Row(
+                "(k)",
+                scenario,
+                f"peak RSS {peak_mb:.0f} MB",
+                f"{after_one_read_bytes / 1e6:.0f} MB after one whole read",
+                f"each client read {min(read_bytes) / 1e6:.1f} to {max(read_bytes) / 1e6:.1f} MB",
+            )
+        )
+        self.report.targets.append(
+            Target("(k) slow readers: peak RSS", f"{peak_mb:.0f} MB", "<= 100 MB", peak_mb <= 100)
+        )
 
     def startup(self) -> None:
         """(g): seconds from process start to the first answer, and the peak RSS then; medians over the runs."""
@@ -709,25 +1103,59 @@ class BenchRun:
 
 
 def mitmdump_executable() -> Path:
-    """mitmdump from its own virtualenv under the bench cache, installed on first use; BenchError if it can't be."""
-    executable = MITM_VENV_DIR / "bin" / "mitmdump"
+    return bench_venv(MITM_VENV_DIR, ["mitmproxy"]) / "mitmdump"
+
+
+def sdk_python() -> Path:
+    return bench_venv(SDK_VENV_DIR, list(SDK_REQUIREMENTS)) / "python"
+
+
+def bench_venv(directory: Path, requirements: list[str]) -> Path:
+    """The bin folder of a virtualenv under the bench cache holding `requirements`, made on first use; BenchError
+    if it cannot be. Each tool gets its own, so that none of them reaches the project's environment."""
+    complete_marker = directory / ".complete"
+    if not complete_marker.exists():
+        print(f"installing {' '.join(requirements)} into {directory} (once)...", flush=True)
+        python = str(directory / "bin" / "python")
+        run_install_steps(
+            [
+                [sys.executable, "-m", "venv", "--clear", str(directory)],
+                [python, "-m", "pip", "install", "--quiet", *requirements],
+            ]
+        )
+        complete_marker.touch()
+    return directory / "bin"
+
+
+def aimock_executable() -> Path:
+    """aimock's `llmock` command from its npm folder under the bench cache, installed on first use."""
+    executable = AIMOCK_DIR / "node_modules" / ".bin" / "llmock"
     if executable.exists():
         return executable
-    print(f"installing mitmproxy into {MITM_VENV_DIR} (once)...", flush=True)
-    steps = [
-        [sys.executable, "-m", "venv", "--clear", str(MITM_VENV_DIR)],
-        [str(MITM_VENV_DIR / "bin" / "python"), "-m", "pip", "install", "--quiet", "mitmproxy"],
-    ]
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        raise BenchError(f"{' and '.join(missing)} not installed")
+    print(f"installing {AIMOCK_PACKAGE} into {AIMOCK_DIR} (once)...", flush=True)
+    AIMOCK_DIR.mkdir(parents=True, exist_ok=True)
+    run_install_steps([["npm", "install", "--no-audit", "--no-fund", "--prefix", str(AIMOCK_DIR), AIMOCK_PACKAGE]])
+    return executable
+
+
+def aimock_version() -> str:
+    package = orjson.loads((AIMOCK_DIR / "node_modules" / AIMOCK_PACKAGE / "package.json").read_bytes())
+    return package["version"]
+
+
+def run_install_steps(steps: list[list[str]]) -> None:
     for argv in steps:
         command = " ".join(argv[-3:])
         try:
-            completed = subprocess.run(argv, capture_output=True, text=True, timeout=MITM_INSTALL_TIMEOUT_S)
+            completed = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise BenchError(f"`{command}` did not finish in {MITM_INSTALL_TIMEOUT_S:.0f} s") from None
+            raise BenchError(f"`{command}` did not finish in {INSTALL_TIMEOUT_S:.0f} s") from None
         if completed.returncode != 0:
             last_line = (completed.stderr.strip().splitlines() or ["no output"])[-1]
             raise BenchError(f"`{command}` failed: {last_line}")
-    return executable
 
 
 def cassette_set(count: int) -> Path:
@@ -759,7 +1187,9 @@ def environment_line(cores: Cores, load_average_at_start: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the gate against a bare trio + h11 server and mitmdump.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the gate against a bare trio + h11 server, mitmdump, aimock and vcrpy."
+    )
     parser.add_argument("--quick", action="store_true", help="a short smoke run of every step; rough figures")
     arguments = parser.parse_args()
     profile = QUICK if arguments.quick else FULL
@@ -787,7 +1217,8 @@ def main() -> None:
             f"{time.perf_counter() - started:.0f} s",
             environment_line(cores, load_average_at_start),
             f"load generator: {load.name}",
-            f"(b) (c) (d) (f): {CONNECTIONS} keep-alive connections; {load_runs}",
+            f"(b) (c) (c') (d) (f) (i): {CONNECTIONS} keep-alive connections; {load_runs}",
+            f"(j): best of {profile.sdk_rounds} interleaved runs, each after {SDK_WARMUP_CALLS} untimed calls",
         ]
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import h11
 import trio
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
+SLOW_READ_BYTES = 16 * 1024
 RUN_GRACE_S = 30.0  # how long past its duration the command-line run may take before it is called hung
 
 
@@ -39,11 +41,13 @@ class LoadRequest:
 
 @dataclass(frozen=True, slots=True)
 class FetchedResponse:
-    """A response read in full; `headers` are as h11 delivers them (lower-case names), framing included."""
+    """A response read in full; `headers` are as h11 delivers them (lower-case names), framing included.
+    `first_byte_at_s` is the `time.perf_counter()` at which the response's first bytes arrived."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    first_byte_at_s: float = 0.0
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of the lower-case header `name`, or None."""
@@ -55,11 +59,13 @@ class FetchedResponse:
 
 @dataclass(slots=True)
 class LoadResult:
-    """What a run measured: one latency per completed request, and how many were not answered with 2xx."""
+    """What a run measured: per completed request, its latency to the last byte of the response and to the first
+    byte; and how many were not answered with 2xx."""
 
     latencies_s: list[float]
     elapsed_s: float
     failed_count: int = 0
+    first_byte_latencies_s: list[float] = field(default_factory=list)
 
     @property
     def request_count(self) -> int:
@@ -71,9 +77,16 @@ class LoadResult:
 
     def percentile_s(self, fraction: float) -> float:
         """The nearest-rank percentile of the latencies: `percentile_s(0.99)` is p99."""
-        ordered = sorted(self.latencies_s)
-        rank = max(1, math.ceil(fraction * len(ordered)))
-        return ordered[rank - 1]
+        return nearest_rank(self.latencies_s, fraction)
+
+    def first_byte_percentile_s(self, fraction: float) -> float:
+        return nearest_rank(self.first_byte_latencies_s, fraction)
+
+
+def nearest_rank(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
 
 
 class HttpClient:
@@ -89,30 +102,57 @@ class HttpClient:
         connection = self._h11
         if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
             connection.start_next_cycle()
-        headers = [
-            (b"host", self._host_header),
-            *request.headers,
-            (b"content-length", b"%d" % len(request.body)),
-        ]
-        head = h11.Request(method=request.method, target=request.target, headers=headers)
-        await self._stream.send_all(
-            connection.send(head) + connection.send(h11.Data(data=request.body)) + connection.send(h11.EndOfMessage())
-        )
+        await self._stream.send_all(request_bytes(connection, request, self._host_header))
         response: h11.Response | None = None
         parts: list[bytes] = []
+        first_byte_at_s = 0.0
         while True:
             event = connection.next_event()
             if event is h11.NEED_DATA:
                 connection.receive_data(await self._stream.receive_some(RECEIVE_BUFFER_BYTES))
+                first_byte_at_s = first_byte_at_s or time.perf_counter()
             elif type(event) is h11.Response:
                 response = event
             elif type(event) is h11.Data:
                 parts.append(event.data)
             elif type(event) is h11.EndOfMessage:
                 assert response is not None  # h11 ends a message only after its head
-                return FetchedResponse(response.status_code, list(response.headers), b"".join(parts))
+                return FetchedResponse(response.status_code, list(response.headers), b"".join(parts), first_byte_at_s)
             elif type(event) is h11.ConnectionClosed:
                 raise trio.BrokenResourceError("the server closed the connection before the response ended")
+
+
+def request_bytes(connection: h11.Connection, request: LoadRequest, host_header: bytes) -> bytes:
+    """The whole of `request` on the wire: head, body and end of message, for one `send_all`."""
+    headers = [(b"host", host_header), *request.headers, (b"content-length", b"%d" % len(request.body))]
+    head = h11.Request(method=request.method, target=request.target, headers=headers)
+    return connection.send(head) + connection.send(h11.Data(data=request.body)) + connection.send(h11.EndOfMessage())
+
+
+async def read_slowly(host: str, port: int, request: LoadRequest, *, bytes_per_s: int, duration_s: float) -> int:
+    """Send `request`, read its response at about `bytes_per_s` for `duration_s`, then close the connection: a
+    client that falls behind a large response. Returns how many bytes it read.
+
+    Its receive buffer is kept small, so that the kernel does not read far ahead of it and the server really
+    has to hold what this client has not read yet.
+    """
+    read_bytes = 0
+    with trio.socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_READ_BYTES)
+        await sock.connect((host, port))
+        stream = trio.SocketStream(sock)
+        await stream.send_all(request_bytes(h11.Connection(h11.CLIENT), request, f"{host}:{port}".encode()))
+        started = trio.current_time()
+        with trio.move_on_after(duration_s):
+            while True:
+                ahead_bytes = read_bytes + SLOW_READ_BYTES - bytes_per_s * (trio.current_time() - started)
+                if ahead_bytes > 0:
+                    await trio.sleep(ahead_bytes / bytes_per_s)
+                data = await stream.receive_some(SLOW_READ_BYTES)
+                if not data:
+                    break
+                read_bytes += len(data)
+    return read_bytes
 
 
 async def fetch(host: str, port: int, request: LoadRequest) -> FetchedResponse:
@@ -158,6 +198,7 @@ async def run_load(
                 sent = time.perf_counter()
                 response = await client.send(request)
                 result.latencies_s.append(time.perf_counter() - sent)
+                result.first_byte_latencies_s.append(response.first_byte_at_s - sent)
                 if not 200 <= response.status < 300:
                     result.failed_count += 1
 

@@ -75,6 +75,7 @@ def synthetic_cassette(index: int) -> tuple[CanonicalRequest, Cassette]:
         response,
         recorded_at=RECORDED_AT,
         headers={"content-type": "application/json"},
+        query=canonical.query,
         json_body=canonical.json_body,
     )
     return canonical, cassette

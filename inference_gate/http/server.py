@@ -389,7 +389,7 @@ class _Connection:
         except GateError as error:
             return error_response(error)
         except Exception as exc:
-            logger.exception("internal error while handling %s %s", request.method, request.target)
+            logger.exception("internal error while handling %s %s", request.method, request.path)
             return error_response(internal_error(exc))
 
     def _keeps_alive(self, request: HttpRequest) -> bool:

@@ -16,6 +16,7 @@ import orjson
 import trio
 
 from inference_gate import CassetteStore, Mode, Settings
+from tests.cassettes import read_all
 
 REPO_ROOT = Path(__file__).parents[2]
 STARTUP_TIMEOUT_S = 15.0
@@ -86,5 +87,4 @@ def assert_only_whole_cassettes(cache_dir: Path, count: int) -> None:
     """`count` cassettes that read back, and no other file: no temporary or partial one."""
     store = CassetteStore(cache_dir)
     assert files_under(cache_dir) == store.cassette_paths()
-    entries = list(store.entries())
-    assert [entry.error for entry in entries] == [None] * count
+    assert len(read_all(store)) == count

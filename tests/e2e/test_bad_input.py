@@ -26,6 +26,7 @@ from inference_gate import Mode, Settings
 from inference_gate.errors import GATE_ERROR_TYPE
 from inference_gate.keys import MAX_JSON_DEPTH
 from tests.e2e.conftest import running_gate
+from tests.plain_http import post_json
 from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
@@ -285,19 +286,31 @@ async def test_sdk_sending_a_body_over_the_limit_reads_413_instead_of_a_connecti
 
 @BOTH_MODES
 @pytest.mark.parametrize(
-    "body",
+    ("body", "problem"),
     [
-        pytest.param(b'{"model": "gpt-4o-mini", "messages": [', id="truncated"),
+        pytest.param(b'{"model": "gpt-4o-mini", "messages": [', "unexpected end of data", id="truncated"),
+        pytest.param(b'{"model": "gpt-4o-mini", "temperature": NaN}', "unexpected character", id="nan"),
     ],
 )
-async def test_invalid_json_gets_400_and_is_neither_forwarded_nor_recorded(record_settings, mode, body):
+async def test_invalid_json_gets_400_and_is_neither_forwarded_nor_recorded(record_settings, mode, body, problem):
     with trio.fail_after(TEST_TIMEOUT_S):
         async with gate_with_healthy_client(record_settings, mode) as gate, raw_client(gate.port) as client:
             await client.stream.send_all(chat_request(body))
             error = (await client.read_reply()).gate_error(400)
             gate.assert_nothing_forwarded_or_recorded()
     assert error["code"] == "invalid_json"
-    assert "not valid JSON" in error["message"]
+    assert "not valid JSON" in error["message"] and problem in error["message"]
+
+
+@pytest.mark.parametrize("number", [b"123456789012345678901234567890", b"1e400"])
+async def test_valid_json_with_a_number_orjson_cannot_represent_is_forwarded(record_settings, number):
+    body = b'{"model": "gpt-4o-mini", "seed": ' + number + b', "messages": [{"role": "user", "content": "n"}]}'
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with gate_with_healthy_client(record_settings, Mode.RECORD) as gate, raw_client(gate.port) as client:
+            await client.stream.send_all(chat_request(body))
+            reply = await client.read_reply()
+            assert gate.upstream.requests[-1].body == body
+    assert reply.headers[b"x-inference-gate"] != b"error"
 
 
 @BOTH_MODES
@@ -383,3 +396,31 @@ async def test_bad_multipart_gets_400_saying_what_is_wrong(record_settings, mode
             gate.assert_nothing_forwarded_or_recorded()
     assert error["code"] == "invalid_multipart"
     assert problem.decode() in error["message"]
+
+
+DOTTED_TARGETS = ["/v1/..", "/v1/../", "/..", "/v1/./x", "/.hidden", "/v1/../chat/completions", "/.x/chat/completions"]
+LONG_SEGMENT_TARGET = f"/v1/{'a' * 300}/chat/completions"
+
+
+async def test_no_request_path_writes_outside_the_cache_directory_or_into_a_dot_folder(tmp_path, record_settings):
+    """Each target is answered, in both modes; what is recorded lands in a plain folder of the cache directory."""
+    targets = [*DOTTED_TARGETS, LONG_SEGMENT_TARGET]
+    upstream = FakeUpstream()
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Where am I stored?"}]}
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate:
+                recorded = [await post_json(f"http://127.0.0.1:{gate.port}", target, body) for target in targets]
+            async with running_gate(settings, Mode.REPLAY) as gate:
+                replayed = [await post_json(f"http://127.0.0.1:{gate.port}", target, body) for target in targets]
+    assert [reply.status for reply in recorded] == [404] * 5 + [200] * 3
+    assert [reply.headers["x-inference-gate"] for reply in recorded] == ["passthrough"] * 5 + ["recorded"] * 3
+    assert [reply.headers["x-inference-gate"] for reply in replayed] == ["miss"] * 5 + ["hit"] * 3
+    cassettes = [reply.headers["x-inference-gate-cassette"] for reply in recorded[5:]]
+    assert cassettes == [reply.headers["x-inference-gate-cassette"] for reply in replayed[5:]]
+    assert list(tmp_path.iterdir()) == [settings.cache_dir]  # nothing one level up
+    folders = {path.name for path in settings.cache_dir.iterdir()}
+    assert folders == {cassette.split("/")[0] for cassette in cassettes}
+    assert "chat.completions" in folders and "x.chat.completions" in folders
+    assert all(len(folder) <= 255 and not folder.startswith(".") for folder in folders)

@@ -7,6 +7,7 @@ import os
 from dataclasses import replace
 
 import openai
+import orjson
 import pytest
 import trio
 
@@ -98,6 +99,41 @@ async def test_a_corrupt_cassette_is_recorded_again_in_record_mode(record_settin
         await record(record_settings, "first")
     assert path.read_bytes() == good
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+HAND_EDITS = {
+    "status-204": ({"status": 204}, "response.status 204"),
+    "status-99": ({"status": 99}, "response.status 99"),
+    "status-600": ({"status": 600}, "response.status 600"),
+    "crlf-in-header": ({"headers": {"x-request-id": "req\r\nx-injected: 1"}}, "response.headers.x-request-id"),
+    "deep-body": ({"body": [[[[]]]]}, "malformed cassette"),
+}
+
+
+def hand_edit(path, response_fields: dict) -> None:
+    document = orjson.loads(path.read_bytes())
+    document["response"].update(response_fields)
+    data = orjson.dumps(document)
+    path.write_bytes(data.replace(b"[[[[]]]]", b"[" * 600 + b"]" * 600))  # deeper than orjson writes
+
+
+@pytest.mark.parametrize("edit", HAND_EDITS)
+async def test_a_hand_edited_cassette_that_cannot_be_sent_is_reported_corrupt_then_recorded_again(
+    record_settings, edit
+):
+    response_fields, field = HAND_EDITS[edit]
+    with trio.fail_after(20):
+        await record(record_settings, "first")
+        (path,) = record_settings.cache_dir.rglob("*.json")
+        good = path.read_bytes()
+        hand_edit(path, response_fields)
+        async with running_gate(record_settings, Mode.REPLAY) as gate:
+            with pytest.raises(openai.InternalServerError) as raised:
+                await ask(gate.base_url, "first")
+        await record(record_settings, "first")
+    assert raised.value.body["code"] == "corrupt_cassette"
+    assert path.name in raised.value.body["message"] and field in raised.value.body["message"]
+    assert path.read_bytes() == good
 
 
 async def test_a_hit_says_so_and_names_its_cassette(record_settings):

@@ -124,7 +124,7 @@ async def test_concurrent_identical_streamed_misses_make_one_upstream_call(recor
                 upstream.hold.set()
     assert upstream.calls(CHAT) == 1
     assert len(results) == CLIENTS
-    assert {outcome for outcome, _ in results} == {"recorded"}
+    assert {outcome for outcome, _ in results} == {"recording"}  # a live stream's head promises the cassette
     assert all(events == results[0][1] for _, events in results)
     assert results[0][1][-1]["choices"][0]["finish_reason"] == "stop"
 
@@ -151,7 +151,7 @@ async def test_a_late_joiner_receives_the_whole_stream_from_its_first_event(reco
     assert len(whole_stream) > 3
     assert len(joiners) == LATE_JOINERS
     for outcome, events in joiners:
-        assert outcome == "recorded"  # joined the exchange in flight: the cassette did not exist yet
+        assert outcome == "recording"  # joined the exchange in flight: the cassette did not exist yet
         assert events == whole_stream
 
 

@@ -41,6 +41,7 @@ def record(store: CassetteStore, body: Any, *, target: str = CHAT, stored_body: 
         RecordedResponse(status=200, headers={}, body=b'{"ok":true}'),
         recorded_at="2026-11-27T10:00:00Z",
         headers={},
+        query=request.query,
         json_body=stored_body if stored_body is not None else request.json_body,
     )
     assert store.save(cassette, store.locate(request).path)
