@@ -129,6 +129,7 @@ class Gate:
             max_body_bytes=settings.max_body_bytes,
             request_timeout_s=settings.request_timeout_s,
             idle_timeout_s=settings.idle_timeout_s,
+            send_timeout_s=settings.send_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
         )
         try:
@@ -193,8 +194,12 @@ class Gate:
     ) -> None:
         """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
 
-        The log names the cassette, or for a miss the one that would answer (`slot`), else the reason.
+        The log names the cassette, or for a miss the one that would answer (`slot`), else the reason. When
+        neither is listening, as in a plain replay, no `Answer` is built.
         """
+        logging_answers = logger.isEnabledFor(logging.INFO)
+        if not logging_answers and self._on_answer is None:
+            return
         answer = Answer(
             request.method,
             request.path,
@@ -205,7 +210,7 @@ class Gate:
             request=described,
             closest=closest,
         )
-        if logger.isEnabledFor(logging.INFO):
+        if logging_answers:
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info(
                 "%s %s %s %d %.1fms %s",

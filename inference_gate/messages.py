@@ -48,6 +48,11 @@ class HttpResponse:
     yields it; if the iterator raises, the server aborts the connection so that the client can tell the body
     is incomplete. Otherwise `body` is sent whole in one write with the head: framed by Content-Length, or, with
     `chunked`, as a single chunk, which is how a replayed SSE stream keeps the framing a client saw live.
+
+    `keep_alive_wire` belongs to the server: the first time it sends a whole response it keeps there the bytes that
+    frame it for a keep-alive HTTP/1.1 exchange (empty when the response cannot keep a connection alive). A response
+    sent again and again as the same object, as a prepared reply is, is thus framed once, and every connection
+    sends that one buffer.
     """
 
     status: int
@@ -55,3 +60,4 @@ class HttpResponse:
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
     chunked: bool = False
+    keep_alive_wire: bytes | None = None

@@ -8,7 +8,7 @@ session with many distinct requests keeps a flat memory profile; an evicted repl
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inference_gate.cassette import Cassette
 from inference_gate.messages import Headers, HttpResponse
@@ -29,11 +29,13 @@ class PreparedReply:
     body: bytes
     streamed: bool
     name: str
+    _response: HttpResponse | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def size_bytes(self) -> int:
-        """Roughly what the reply holds in memory, for the cache's bound."""
-        return len(self.body) + sum(len(name) + len(value) for name, value in self.headers)
+        """Roughly what the reply holds in memory, for the cache's bound: the body twice, since the server keeps
+        it framed as well."""
+        return 2 * len(self.body) + sum(len(name) + len(value) for name, value in self.headers)
 
     @classmethod
     def from_cassette(cls, cassette: Cassette, name: str) -> PreparedReply:
@@ -53,9 +55,12 @@ class PreparedReply:
         )
 
     def response(self) -> HttpResponse:
-        """A recorded stream is sent chunked, as one chunk in the same write as its head; the SSE framing inside
-        is the original."""
-        return HttpResponse(self.status, self.headers, self.body, chunked=self.streamed)
+        """The same response object for every hit, so that the server frames it once (see
+        `HttpResponse.keep_alive_wire`). A recorded stream is sent chunked, as one chunk in the same write as its
+        head; the SSE framing inside is the original."""
+        if self._response is None:
+            self._response = HttpResponse(self.status, self.headers, self.body, chunked=self.streamed)
+        return self._response
 
 
 ExactRequest = tuple[str, str, bytes]

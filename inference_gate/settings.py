@@ -121,6 +121,10 @@ class Settings:
     )
     request_timeout_s: float = _setting(30.0, "Seconds a client has to send a whole request.", parse.duration_s)
     idle_timeout_s: float = _setting(60.0, "Seconds an idle keep-alive connection stays open.", parse.duration_s)
+    send_timeout_s: float = _setting(
+        30.0, "Seconds a client has to take each write of a response; one that stops reading is dropped.",
+        parse.duration_s,
+    )  # fmt: skip
     upstream_connect_timeout_s: float = _setting(
         10.0, "Seconds to wait while connecting to the upstream.", parse.duration_s
     )

@@ -6,14 +6,14 @@ def reply(size: int) -> PreparedReply:
 
 
 def test_the_least_recently_used_reply_goes_first_past_the_bound():
-    cache = ReplyCache(max_bytes=250)
+    cache = ReplyCache(max_bytes=500)
     cache.put("a", reply(100))
     cache.put("b", reply(100))
     assert cache.get("a") is not None  # "a" is now the most recently used
     cache.put("c", reply(100))
     assert cache.get("b") is None
     assert cache.get("a") is not None and cache.get("c") is not None
-    assert cache.total_bytes == 200 and len(cache) == 2
+    assert cache.total_bytes == 400 and len(cache) == 2
 
 
 def test_the_newest_reply_stays_even_when_it_alone_exceeds_the_bound():
@@ -26,14 +26,20 @@ def test_replacing_and_discarding_keep_the_byte_count_right():
     cache = ReplyCache(max_bytes=1000)
     cache.put("a", reply(100))
     cache.put("a", reply(300))
-    assert cache.total_bytes == 300
+    assert cache.total_bytes == 600
     cache.discard("a")
     cache.discard("absent")
     assert cache.total_bytes == 0 and cache.get("a") is None
 
 
-def test_size_counts_headers_and_body():
-    assert PreparedReply(200, [(b"ab", b"cd")], b"xyz", streamed=True, name="n").size_bytes == 7
+def test_size_counts_headers_and_the_body_twice_as_the_server_keeps_it_framed_too():
+    assert PreparedReply(200, [(b"ab", b"cd")], b"xyz", streamed=True, name="n").size_bytes == 10
+
+
+def test_every_hit_gets_the_same_response_object_so_the_server_frames_it_once():
+    prepared = reply(10)
+    assert prepared.response() is prepared.response()
+    assert prepared.response().body is prepared.body
 
 
 def test_the_exact_request_memo_finds_the_reply_and_counts_the_whole_request_against_its_cap():

@@ -27,6 +27,14 @@ Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
 
+# A whole response with a body at least this large goes out as head, then body, rather than joined into one new
+# buffer: one write fewer is worth a copy of a small body, not of a large one.
+JOIN_BODY_BELOW_BYTES = 64 * 1024
+
+# What the scratch h11 connection that frames a response for keep-alive (see `_Server.keep_alive_wire`) is told
+# the client asked: an HTTP/1.1 request that keeps the connection open, whose method changes no framing.
+_KEEP_ALIVE_REQUEST = b"GET / HTTP/1.1\r\nhost: gate\r\n\r\n"
+
 # After refusing a request, how long to keep discarding what the client still sends before closing. Closing a
 # TCP socket with unread data makes the kernel send a reset, which can destroy the error response before the
 # client has read it; an SDK that sent a too-large body would then see a connection error and retry instead
@@ -37,8 +45,8 @@ LINGER_S = 2.0
 # cassettes a test suite replays at once, and at a few KiB each, little memory.
 MAX_CACHED_HEADS = 1024
 
-# How often per idle timeout the server looks for keep-alive connections that have waited too long for their
-# next request (see `_Server.close_idle_connections`).
+# How often per idle (or send) timeout the server looks for connections that have waited too long for their next
+# request, or for their client to take a write (see `_Server.close_idle_connections`).
 IDLE_CHECKS_PER_TIMEOUT = 4
 
 
@@ -65,6 +73,7 @@ class ServerLimits:
     max_body_bytes: int = 32 * 1024 * 1024
     request_timeout_s: float = 30.0  # head and body must arrive within this once the request's first byte did
     idle_timeout_s: float = 60.0  # a keep-alive connection with no request for this long is closed (up to 1/4 later)
+    send_timeout_s: float = 30.0  # a client not taking a write for this long is dropped (up to 1/4 later)
     shutdown_grace_s: float = 5.0
 
 
@@ -130,6 +139,8 @@ class _Server:
         self._interruptible_waits: set[trio.CancelScope] = set()
         # Connections waiting for their next request: the scope that ends each one, and when it began to wait.
         self.waiting_since: dict[trio.CancelScope, float] = {}
+        # Connections waiting for their client to take a write: likewise.
+        self.sending_since: dict[trio.CancelScope, float] = {}
         self._heads: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
@@ -159,20 +170,56 @@ class _Server:
             head = self._heads[key] = h11.Response(status_code=status, headers=headers)
         return head
 
+    def whole_response_pieces(
+        self, connection: h11.Connection, response: HttpResponse, *, closing: bool
+    ) -> list[bytes]:
+        """What `connection` frames for a response whose body is all known: head, body and end, the body itself
+        among them (not copied). A chunked body goes as one chunk; any other by Content-Length."""
+        body = response.body
+        headers = response.headers if response.chunked else [*response.headers, (b"content-length", b"%d" % len(body))]
+        if closing:
+            headers = [*headers, (b"connection", b"close")]
+        pieces = [connection.send(self.response_head(response.status, headers))]
+        pieces += connection.send_with_data_passthrough(h11.Data(data=body)) or ()
+        pieces.append(connection.send(h11.EndOfMessage()))
+        return pieces
+
+    def keep_alive_wire(self, response: HttpResponse) -> bytes:
+        """A whole response's bytes as h11 frames it in a keep-alive HTTP/1.1 exchange, kept on the response.
+
+        They are framed by a scratch h11 connection, once per response object, so a prepared reply's hits send
+        one shared buffer and their own h11 connection frames nothing. Empty when the response itself closes
+        the connection; then each exchange frames it.
+        """
+        wire = response.keep_alive_wire
+        if wire is None:
+            scratch = h11.Connection(h11.SERVER)
+            scratch.receive_data(_KEEP_ALIVE_REQUEST)
+            while type(scratch.next_event()) is not h11.EndOfMessage:
+                pass
+            wire = b"".join(self.whole_response_pieces(scratch, response, closing=False))
+            if scratch.our_state is not h11.DONE:
+                wire = b""
+            response.keep_alive_wire = wire
+        return wire
+
     async def close_idle_connections(self) -> None:
-        """End every connection that has waited longer than the idle timeout for its next request.
+        """End every connection that has waited longer than the idle timeout for its next request, or longer than
+        the send timeout for its client to take a write (a client that stopped reading).
 
         One task looks a few times per timeout, rather than each wait having a timeout of its own: a trio
-        cancel scope per request costs about as much as all the rest of a cache hit. So an idle connection is
-        closed between 1 and 1 + 1/`IDLE_CHECKS_PER_TIMEOUT` idle timeouts after its last response.
+        cancel scope, or a deadline, per request costs about as much as all the rest of a cache hit. So such a
+        connection is closed between 1 and 1 + 1/`IDLE_CHECKS_PER_TIMEOUT` timeouts after its wait began.
         """
-        idle_timeout_s = self.limits.idle_timeout_s
+        limits = self.limits
+        waits = ((self.waiting_since, limits.idle_timeout_s), (self.sending_since, limits.send_timeout_s))
         while True:
-            await trio.sleep(idle_timeout_s / IDLE_CHECKS_PER_TIMEOUT)
-            waiting_since_limit = trio.current_time() - idle_timeout_s
-            for connection_scope, since in self.waiting_since.items():
-                if since <= waiting_since_limit:
-                    connection_scope.cancel()
+            await trio.sleep(min(limits.idle_timeout_s, limits.send_timeout_s) / IDLE_CHECKS_PER_TIMEOUT)
+            now = trio.current_time()
+            for since_by_scope, timeout_s in waits:
+                for connection_scope, since in since_by_scope.items():
+                    if since <= now - timeout_s:
+                        connection_scope.cancel()
 
     def begin_shutdown(self) -> None:
         """Stop connections that are only waiting: for a next request, or for a refused client to go."""
@@ -202,11 +249,15 @@ class _Connection:
         self._server = server
         self._limits = server.limits
         self._stream = stream
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=server.limits.max_head_bytes)
+        self._h11 = self._new_protocol()
         self._request_deadline_s = math.inf
-        # Cancelled by the server, only while the connection waits for its next request: when it has waited
-        # too long, or at shutdown. This ends the connection.
+        # Cancelled by the server, only while the connection waits: for its next request, when it has waited
+        # too long or at shutdown; for its client to take a write, when that takes too long. This ends the
+        # connection.
         self._scope = trio.CancelScope()
+
+    def _new_protocol(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_head_bytes)
 
     async def serve(self) -> None:
         with self._scope:
@@ -219,7 +270,14 @@ class _Connection:
                     return
                 if request is None:
                     return
-                await self._send_response(await self._answer(request))
+                response = await self._answer(request)
+                if response.stream is None and self._keeps_alive(request):
+                    wire = self._server.keep_alive_wire(response)
+                    if wire:
+                        await self._send(wire)
+                        self._begin_next_exchange()
+                        continue
+                await self._send_response(response)
                 if not self._may_continue():
                     return
                 self._h11.start_next_cycle()
@@ -231,11 +289,10 @@ class _Connection:
         arrive within the request timeout, however the client paces its bytes (slowloris). Raises GateError
         for a request the server refuses.
         """
+        unparsed, closed = self._h11.trailing_data
+        if not unparsed and not closed and not await self._receive_first_bytes():
+            return None
         event = self._next_event()
-        if event is h11.NEED_DATA and not self._h11.trailing_data[0]:
-            if not await self._receive_first_bytes():
-                return None
-            event = self._next_event()
         self._request_deadline_s = trio.current_time() + self._limits.request_timeout_s
         while event is h11.NEED_DATA:
             await self._receive_more()
@@ -270,7 +327,7 @@ class _Connection:
             raise _body_too_large(max_body_bytes)
         if self._h11.client_is_waiting_for_100_continue:
             # curl, among others, holds back a large body until told to go on, or for a second if not told.
-            await self._stream.send_all(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+            await self._send(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
         parts: list[bytes] = []
         received_bytes = 0
         while True:
@@ -335,29 +392,54 @@ class _Connection:
             logger.exception("internal error while handling %s %s", request.method, request.path)
             return error_response(internal_error(exc))
 
+    def _keeps_alive(self, request: HttpRequest) -> bool:
+        """Whether h11 would frame a whole response to `request` as it does in `_Server.keep_alive_wire`: an
+        HTTP/1.1 request that does not ask to close, with a method that does not change the framing, while the
+        server is not shutting down."""
+        return (
+            self._h11.their_http_version == b"1.1"
+            and request.method not in ("HEAD", "CONNECT")
+            and not self._server.shutting_down
+            and not _asks_to_close(request.headers)
+        )
+
+    def _begin_next_exchange(self) -> None:
+        """After a response h11 did not frame, wait for the next request on a fresh h11 connection, fed whatever
+        the client sent beyond the request just answered: the state `start_next_cycle` leaves after a keep-alive
+        exchange."""
+        data, closed = self._h11.trailing_data
+        self._h11 = self._new_protocol()
+        if data:
+            self._h11.receive_data(data)
+        if closed:
+            self._h11.receive_data(b"")
+
     async def _send_response(self, response: HttpResponse) -> None:
         if response.stream is None:
-            closing = self._server.shutting_down
-            await self._stream.send_all(self._whole_response_bytes(response, closing=closing))
+            await self._send_whole_response(response, closing=self._server.shutting_down)
         else:
             await self._send_streamed_response(response.status, response.headers, response.stream)
 
-    def _whole_response_bytes(self, response: HttpResponse, *, closing: bool) -> bytes:
-        """Head, body and end of a response whose body is all known, as one buffer, so that it goes out in one
-        write. A chunked body goes as one chunk (h11 frames it); any other by Content-Length.
-        """
-        body = response.body
-        headers = response.headers if response.chunked else [*response.headers, (b"content-length", b"%d" % len(body))]
-        if closing:
-            headers = [*headers, (b"connection", b"close")]
-        connection = self._h11
-        return b"".join(
-            (
-                connection.send(self._server.response_head(response.status, headers)),
-                connection.send(h11.Data(data=body)),
-                connection.send(h11.EndOfMessage()),
-            )
-        )
+    async def _send_whole_response(self, response: HttpResponse, *, closing: bool) -> None:
+        """A response whose body is all known, framed by this connection's h11; in one write unless the body is
+        large, which is then sent as it is rather than copied."""
+        pieces = self._server.whole_response_pieces(self._h11, response, closing=closing)
+        if len(response.body) < JOIN_BODY_BELOW_BYTES:
+            await self._send(b"".join(pieces))
+        else:
+            for piece in pieces:
+                if piece:
+                    await self._send(piece)
+
+    async def _send(self, data: bytes) -> None:
+        """Send `data`; a client that does not take it within the send timeout has stopped reading, and the
+        server ends the connection (see `_Server.close_idle_connections`)."""
+        sending_since = self._server.sending_since
+        sending_since[self._scope] = trio.current_time()
+        try:
+            await self._stream.send_all(data)
+        finally:
+            del sending_since[self._scope]
 
     async def _send_streamed_response(self, status: int, headers: Headers, chunks: AsyncIterator[bytes]) -> None:
         """Send each chunk as it comes; h11 frames them (chunked, or close-delimited for HTTP/1.0).
@@ -375,13 +457,13 @@ class _Connection:
         try:
             async for chunk in chunks:
                 if chunk:
-                    await self._stream.send_all(unsent + connection.send(h11.Data(data=chunk)))
+                    await self._send(unsent + connection.send(h11.Data(data=chunk)))
                     unsent = b""
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-        await self._stream.send_all(unsent + connection.send(h11.EndOfMessage()))
+        await self._send(unsent + connection.send(h11.EndOfMessage()))
 
     def _may_continue(self) -> bool:
         """Whether this connection may carry another request.
@@ -398,11 +480,19 @@ class _Connection:
         Refusals happen only while a request is being received, before any response to it has started, so
         h11 can always still send one.
         """
-        await self._stream.send_all(self._whole_response_bytes(error_response(error), closing=True))
+        await self._send_whole_response(error_response(error), closing=True)
         await self._stream.send_eof()
         with self._server.interruptible_wait(LINGER_S):
             while await self._stream.receive_some(RECEIVE_BUFFER_BYTES):
                 pass
+
+
+def _asks_to_close(headers: Headers) -> bool:
+    """Whether a request's `Connection` header has the `close` token, read as h11 reads it."""
+    return any(
+        name == b"connection" and b"close" in [token.strip().lower() for token in value.split(b",")]
+        for name, value in headers
+    )
 
 
 def _content_length(headers: Headers) -> int | None:

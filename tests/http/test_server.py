@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import trio
 import trio.testing
 
 from inference_gate.errors import GATE_ERROR_TYPE, GateError
-from inference_gate.http.server import ServerLimits, serve_http
+from inference_gate.http.server import ServerLimits, _Server, serve_http
 from inference_gate.messages import HttpRequest, HttpResponse
 
 TEST_TIMEOUT_S = 5.0
@@ -524,3 +525,85 @@ async def test_shutdown_closes_a_keep_alive_connection_when_its_stream_ends(nurs
         await client.assert_closed_by_server()
         await returned.wait()
         assert trio.current_time() - shutdown_started_s < limits.shutdown_grace_s
+
+
+class RecordingStream(trio.abc.HalfCloseableStream):
+    """A fake client connection: it hands the server `incoming`, then end of file, and keeps every object the
+    server sends, so a test can tell whether two sends are the same buffer."""
+
+    def __init__(self, incoming: bytes) -> None:
+        self.incoming = [incoming]
+        self.sent: list[bytes] = []
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint()
+        return self.incoming.pop() if self.incoming else b""
+
+    async def send_all(self, data: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        self.sent.append(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def send_eof(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+LARGE_BODY_BYTES = 4 * 1024 * 1024
+
+
+async def test_every_connection_sends_one_shared_buffer_for_a_response_given_again():
+    prepared = HttpResponse(200, [(b"content-type", b"application/json")], b"x" * LARGE_BODY_BYTES)
+
+    async def replaying(request: HttpRequest) -> HttpResponse:
+        return prepared
+
+    server = _Server(replaying, ServerLimits())
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nhost: gate\r\ncontent-length: 2\r\n\r\n{}"
+    connections = [RecordingStream(request * 2), RecordingStream(request)]
+    with trio.fail_after(TEST_TIMEOUT_S):
+        for stream in connections:
+            await server.serve_connection(stream)
+    sent = [data for stream in connections for data in stream.sent]
+    assert len(sent) == 3 and all(data is sent[0] for data in sent)
+    assert sent[0].startswith(b"HTTP/1.1 200 ") and sent[0].endswith(b"\r\n\r\n" + prepared.body)
+
+
+async def test_a_large_body_to_an_http_10_client_is_sent_as_it_is_not_copied():
+    body = b"x" * LARGE_BODY_BYTES
+
+    async def replaying(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, [], body)
+
+    stream = RecordingStream(b"POST /old HTTP/1.0\r\ncontent-length: 0\r\n\r\n")
+    with trio.fail_after(TEST_TIMEOUT_S):
+        await _Server(replaying, ServerLimits()).serve_connection(stream)
+    head, sent_body = stream.sent
+    assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head.lower()
+    assert sent_body is body
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(nursery, connect, autojump_clock):
+    # Larger than what the loopback's socket buffers can hold between the two ends.
+    unread = HttpResponse(200, [], b"x" * (64 * 1024 * 1024))
+
+    async def large_or_echo(request: HttpRequest) -> HttpResponse:
+        return unread if request.target == "/large" else await echo(request)
+
+    limits = ServerLimits(send_timeout_s=1.0)
+    with trio.fail_after(TEST_TIMEOUT_S):
+        port = await start_server(nursery, large_or_echo, limits)
+        stalled = await connect(port)
+        await stalled.stream.send_all(b"GET /large HTTP/1.1\r\nhost: gate\r\n\r\n")
+        await assert_still_serving(port)
+        await trio.sleep(2 * limits.send_timeout_s)  # the mock clock's time: no real wait
+        received = 0
+        with contextlib.suppress(trio.BrokenResourceError):
+            while data := await stalled.stream.receive_some(1024 * 1024):
+                received += len(data)
+        assert 0 < received < len(unread.body)
+        await assert_still_serving(port)
