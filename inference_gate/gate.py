@@ -219,17 +219,13 @@ class Gate:
     async def _answer_uncached(
         self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot
     ) -> HttpResponse:
-        try:
-            cassette = self.store.load(slot.path, canonical.key)
-            lookup = Lookup.FOUND if cassette is not None else Lookup.MISSING
-            problem = None
-        except CassetteError as error:
-            cassette, lookup, problem = None, Lookup.CORRUPT, str(error)
+        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
+        lookup, reply, problem = await trio.to_thread.run_sync(self._load_reply, slot, canonical.key)
+        if problem is not None:
             logger.warning("corrupt cassette: %s", problem)
         action = decide(self.mode, lookup)
         if action is Action.REPLAY_CASSETTE:
-            assert cassette is not None
-            reply = PreparedReply.from_cassette(cassette, slot.name)
+            assert reply is not None
             self._replies.put(canonical.key, reply)
             self._report(request, started, reply.status, Outcome.HIT, cassette=slot.name)
             return reply.response()
@@ -257,6 +253,16 @@ class Gate:
         assert self._exchanges is not None, "Gate.handle needs Gate.run"
         self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
         return await self._join(request, started, exchange)
+
+    def _load_reply(self, slot: Slot, key: str) -> tuple[Lookup, PreparedReply | None, str | None]:
+        """The slot's cassette as a prepared reply, or why there is none (the problem of a corrupt one)."""
+        try:
+            cassette = self.store.load(slot.path, key)
+        except CassetteError as error:
+            return Lookup.CORRUPT, None, str(error)
+        if cassette is None:
+            return Lookup.MISSING, None, None
+        return Lookup.FOUND, PreparedReply.from_cassette(cassette, slot.name), None
 
     async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
