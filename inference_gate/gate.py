@@ -51,6 +51,10 @@ from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
 
+# Worker threads that explain misses. Concurrent first misses in one folder wait for one index build; their own
+# small pool keeps those waits from taking the threads that load cassettes for hits.
+NEAREST_THREADS = 2
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -83,6 +87,7 @@ class Gate:
         self._clock = clock
         self._on_answer = on_answer
         self._nearest = NearestRequests(self.store)
+        self._nearest_threads = trio.CapacityLimiter(NEAREST_THREADS)
         self._replies = ReplyCache()
         self._inflight: dict[str, InflightExchange] = {}
         self._exchanges: trio.Nursery | None = None
@@ -239,7 +244,7 @@ class Gate:
             )
         if action is Action.REPORT_MISS:
             # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
-            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical)
+            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical, limiter=self._nearest_threads)
             raise CacheMiss(
                 canonical.method,
                 canonical.path,
