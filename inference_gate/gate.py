@@ -253,10 +253,13 @@ class Gate:
                 request=describe_request(canonical.path, canonical.json_body),
                 closest=closest,
             )
-        exchange = InflightExchange()
-        self._inflight[canonical.key] = exchange
-        assert self._exchanges is not None, "Gate.handle needs Gate.run"
-        self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
+        # An identical request may have started its exchange while this one's cassette was looked for.
+        exchange = self._inflight.get(canonical.key)
+        if exchange is None:
+            exchange = InflightExchange(self.settings.max_recorded_bytes)
+            self._inflight[canonical.key] = exchange
+            assert self._exchanges is not None, "Gate.handle needs Gate.run"
+            self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
         return await self._join(request, started, exchange)
 
     def _load_reply(self, slot: Slot, key: str) -> tuple[Lookup, PreparedReply | None, str | None]:
@@ -272,31 +275,44 @@ class Gate:
     async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
 
-        A whole (non-SSE) body waits for that decision, so its outcome header is exact. A stream's head goes out
-        before the body is known to be complete and recorded, so it claims `recorded` for a 2xx; the log line and
-        `on_answer` still report the decided outcome, and the end of the body still waits for the write.
+        A whole (non-SSE) body waits for that decision, so its outcome header is exact, unless the body grows past
+        the recording cap: then it is streamed as it comes, as `passthrough`. A stream's head goes out before the
+        body is known to be complete and recorded, so it claims `recorded` for a 2xx; the log line and `on_answer`
+        still report the decided outcome, and the end of the body still waits for the write.
         """
-        status, headers = await exchange.head()
-        exchange.when_finished(
-            lambda done: self._report(
-                request,
-                started,
-                status,
-                done.outcome,
-                cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
-                reason=done.reason,
+        body = exchange.body()  # before any await, so that the exchange keeps every chunk for this reader
+        try:
+            status, headers = await exchange.head()
+            exchange.when_finished(
+                lambda done: self._report(
+                    request,
+                    started,
+                    status,
+                    done.outcome,
+                    cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
+                    reason=done.reason,
+                )
             )
-        )
-        if not exchange.streamed:
-            await exchange.finished()
-            if not exchange.broken:
-                outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
-                return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
-        elif 200 <= status < 300:
-            headers = [*headers, *self._outcome_headers(Outcome.RECORDED, None, exchange.cassette)]
-        else:
-            headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
-        return HttpResponse(status, headers, stream=exchange.body())
+            if not exchange.streamed:
+                await exchange.over_cap_or_finished()
+                if not exchange.over_cap and not exchange.broken:
+                    body.close()
+                    outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
+                    return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
+            if exchange.over_cap:
+                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, self._over_cap_reason, None)]
+            elif 200 <= status < 300:
+                headers = [*headers, *self._outcome_headers(Outcome.RECORDED, None, exchange.cassette)]
+            else:
+                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
+        except BaseException:
+            body.close()
+            raise
+        return HttpResponse(status, headers, stream=body)
+
+    @property
+    def _over_cap_reason(self) -> str:
+        return f"the response is larger than max_recorded_bytes ({self.settings.max_recorded_bytes} bytes)"
 
     @staticmethod
     def _outcome_headers(outcome: Outcome, reason: str | None, cassette: str | None) -> Headers:
@@ -336,8 +352,21 @@ class Gate:
                 events: list[SSEEvent] = []
                 async for chunk in upstream.body_chunks():
                     exchange.append(chunk)
-                    if parser is not None:
+                    if exchange.over_cap and self._inflight.get(canonical.key) is exchange:
+                        # Readers who join from now on could not get the start: they get their own exchange.
+                        del self._inflight[canonical.key]
+                        parser, events = None, []
+                        logger.warning(
+                            "%s %s: %s; passing it through unrecorded",
+                            request.method,
+                            request.path,
+                            self._over_cap_reason,
+                        )
+                    elif parser is not None:
                         events.extend(parser.feed(chunk))
+            if exchange.over_cap:
+                exchange.finish(Outcome.PASSTHROUGH, self._over_cap_reason)
+                return
             completed = parser is None or not parser.has_partial_event
             if not is_recordable(status, completed=completed):
                 reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
@@ -370,7 +399,8 @@ class Gate:
             logger.exception("recording %s %s failed", request.method, request.path)
             exchange.fail(internal_error(exc))
         finally:
-            self._inflight.pop(canonical.key, None)
+            if self._inflight.get(canonical.key) is exchange:
+                del self._inflight[canonical.key]
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 

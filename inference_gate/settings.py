@@ -99,6 +99,11 @@ class Settings:
     max_body_bytes: int = _setting(
         32 * 1024 * 1024, "Largest body the gate accepts, in bytes.", parse.size_bytes
     )
+    max_recorded_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "Largest response the gate records, in bytes; a larger one is passed through to the client unrecorded.",
+        parse.size_bytes,
+    )
     request_timeout_s: float = _setting(30.0, "Seconds a client has to send a whole request.", parse.duration_s)
     idle_timeout_s: float = _setting(60.0, "Seconds an idle keep-alive connection stays open.", parse.duration_s)
     upstream_connect_timeout_s: float = _setting(
