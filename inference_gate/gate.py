@@ -110,6 +110,7 @@ class Gate:
             request_timeout_s=settings.request_timeout_s,
             idle_timeout_s=settings.idle_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
+            max_connections=settings.max_connections,
         )
         try:
             async with trio.open_nursery() as exchanges:

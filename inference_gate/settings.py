@@ -104,6 +104,12 @@ class Settings:
         "Largest response the gate records, in bytes; a larger one is passed through to the client unrecorded.",
         parse.size_bytes,
     )
+    max_connections: int = _setting(
+        1000,
+        "Most client connections served at once; more wait in the kernel's backlog until one closes. Keep it "
+        "under half the open files limit (the gate raises its soft limit to the hard one at start-up).",
+        parse.positive_int,
+    )
     request_timeout_s: float = _setting(30.0, "Seconds a client has to send a whole request.", parse.duration_s)
     idle_timeout_s: float = _setting(60.0, "Seconds an idle keep-alive connection stays open.", parse.duration_s)
     upstream_connect_timeout_s: float = _setting(
