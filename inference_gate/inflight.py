@@ -44,7 +44,6 @@ class InflightExchange:
         self._done = False
         self._error: GateError | None = None
         self._on_finish: list[Callable[[InflightExchange], None]] = []
-        self._finished = trio.Event()
 
     def set_head(self, status: int, headers: Headers) -> None:
         self.status = status
@@ -82,7 +81,6 @@ class InflightExchange:
         self._head_ready.set()
         self._over_cap_or_finished.set()
         self._wake_readers()
-        self._finished.set()
         for callback in self._on_finish:
             callback(self)
 
@@ -92,9 +90,6 @@ class InflightExchange:
             callback(self)
         else:
             self._on_finish.append(callback)
-
-    async def finished(self) -> None:
-        await self._finished.wait()
 
     async def over_cap_or_finished(self) -> None:
         """Wait until the body is whole (`finish`) or will never be kept whole (`over_cap`)."""
