@@ -123,6 +123,7 @@ class InflightExchange:
 
         Call it when the reader joins, before any await, so that no chunk it needs can be dropped meanwhile.
         """
+        assert not self._dropped_chunks, "a reader joined after the start of the body was dropped"
         reader = ExchangeBody(self)
         self._readers.add(reader)
         return reader
