@@ -60,6 +60,10 @@ from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
 
+# Worker threads that explain misses. Concurrent first misses in one folder wait for one index build; their own
+# small pool keeps those waits from taking the threads that load cassettes for hits.
+NEAREST_THREADS = 2
+
 
 # orjson's errors for numbers that are valid JSON but that it cannot represent (older orjson refuses integers wider
 # than 64 bits; every version refuses a number beyond a double's range). Such a body is keyed by its bytes.
@@ -108,6 +112,7 @@ class Gate:
         self._clock = clock
         self._on_answer = on_answer
         self._nearest = NearestRequests(self.store, self.key_rules)
+        self._nearest_threads = trio.CapacityLimiter(NEAREST_THREADS)
         self._replies = ReplyCache()
         self._inflight: dict[str, InflightExchange] = {}
         self._exchanges: trio.Nursery | None = None
@@ -131,6 +136,7 @@ class Gate:
             idle_timeout_s=settings.idle_timeout_s,
             send_timeout_s=settings.send_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
+            max_connections=settings.max_connections,
         )
         try:
             async with trio.open_nursery() as exchanges:
@@ -249,17 +255,13 @@ class Gate:
     async def _answer_uncached(
         self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot
     ) -> HttpResponse:
-        try:
-            cassette = self.store.load(slot.path, canonical.key)
-            lookup = Lookup.FOUND if cassette is not None else Lookup.MISSING
-            problem = None
-        except CassetteError as error:
-            cassette, lookup, problem = None, Lookup.CORRUPT, str(error)
+        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
+        lookup, reply, problem = await trio.to_thread.run_sync(self._load_reply, slot, canonical.key)
+        if problem is not None:
             logger.warning("corrupt cassette: %s", problem)
         action = decide(self.mode, lookup)
         if action is Action.REPLAY_CASSETTE:
-            assert cassette is not None
-            reply = PreparedReply.from_cassette(cassette, slot.name)
+            assert reply is not None
             self._replies.put(canonical.key, reply)
             self._report(request, started, reply.status, Outcome.HIT, cassette=slot.name)
             return reply.response()
@@ -273,7 +275,7 @@ class Gate:
             )
         if action is Action.REPORT_MISS:
             # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
-            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical)
+            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical, limiter=self._nearest_threads)
             raise CacheMiss(
                 canonical.method,
                 canonical.path,
@@ -282,41 +284,67 @@ class Gate:
                 request=describe_request(canonical.path, canonical.json_body),
                 closest=closest,
             )
-        exchange = InflightExchange()
-        self._inflight[canonical.key] = exchange
-        assert self._exchanges is not None, "Gate.handle needs Gate.run"
-        self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
+        # An identical request may have started its exchange while this one's cassette was looked for.
+        exchange = self._inflight.get(canonical.key)
+        if exchange is None:
+            exchange = InflightExchange(self.settings.max_recorded_bytes)
+            self._inflight[canonical.key] = exchange
+            assert self._exchanges is not None, "Gate.handle needs Gate.run"
+            self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
         return await self._join(request, started, exchange)
+
+    def _load_reply(self, slot: Slot, key: str) -> tuple[Lookup, PreparedReply | None, str | None]:
+        """The slot's cassette as a prepared reply, or why there is none (the problem of a corrupt one)."""
+        try:
+            cassette = self.store.load(slot.path, key)
+        except CassetteError as error:
+            return Lookup.CORRUPT, None, str(error)
+        if cassette is None:
+            return Lookup.MISSING, None, None
+        return Lookup.FOUND, PreparedReply.from_cassette(cassette, slot.name), None
 
     async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
 
-        A whole (non-SSE) body waits for that decision, so its outcome header is exact. A stream's head goes out
-        before the body is known to be complete and recorded, so for a 2xx it says `recording`, a promise (see
-        outcome.py); the log line and `on_answer` report the decided outcome, and the end of the body still waits
-        for the write, ending with a comment when the cassette was not written.
+        A whole (non-SSE) body waits for that decision, so its outcome header is exact, unless the body grows past
+        the recording cap: then it is streamed as it comes, as `passthrough`. A stream's head goes out before the
+        body is known to be complete and recorded, so for a 2xx it says `recording`, a promise (see outcome.py);
+        the log line and `on_answer` report the decided outcome, and the end of the body still waits for the
+        write, ending with a comment when the cassette was not written.
         """
-        status, headers = await exchange.head()
-        exchange.when_finished(
-            lambda done: self._report(
-                request,
-                started,
-                status,
-                done.outcome,
-                cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
-                reason=done.reason,
+        body = exchange.body()  # before any await, so that the exchange keeps every chunk for this reader
+        try:
+            status, headers = await exchange.head()
+            exchange.when_finished(
+                lambda done: self._report(
+                    request,
+                    started,
+                    status,
+                    done.outcome,
+                    cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
+                    reason=done.reason,
+                )
             )
-        )
-        if not exchange.streamed:
-            await exchange.finished()
-            if not exchange.broken:
-                outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
-                return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
-        elif 200 <= status < 300:
-            headers = [*headers, (OUTCOME_HEADER, RECORDING)]
-        else:
-            headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
-        return HttpResponse(status, headers, stream=exchange.body())
+            if not exchange.streamed:
+                await exchange.over_cap_or_finished()
+                if not exchange.over_cap and not exchange.broken:
+                    body.close()
+                    outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
+                    return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
+            if exchange.over_cap:
+                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, self._over_cap_reason, None)]
+            elif 200 <= status < 300:
+                headers = [*headers, (OUTCOME_HEADER, RECORDING)]
+            else:
+                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
+        except BaseException:
+            body.close()
+            raise
+        return HttpResponse(status, headers, stream=body)
+
+    @property
+    def _over_cap_reason(self) -> str:
+        return f"the response is larger than max_recorded_bytes ({self.settings.max_recorded_bytes} bytes)"
 
     @staticmethod
     def _outcome_headers(outcome: Outcome, reason: str | None, cassette: str | None) -> Headers:
@@ -356,8 +384,21 @@ class Gate:
                 events: list[SSEEvent] = []
                 async for chunk in upstream.body_chunks():
                     exchange.append(chunk)
-                    if parser is not None:
+                    if exchange.over_cap and self._inflight.get(canonical.key) is exchange:
+                        # Readers who join from now on could not get the start: they get their own exchange.
+                        del self._inflight[canonical.key]
+                        parser, events = None, []
+                        logger.warning(
+                            "%s %s: %s; passing it through unrecorded",
+                            request.method,
+                            request.path,
+                            self._over_cap_reason,
+                        )
+                    elif parser is not None:
                         events.extend(parser.feed(chunk))
+            if exchange.over_cap:
+                exchange.finish(Outcome.PASSTHROUGH, self._over_cap_reason)
+                return
             completed = parser is None or not parser.has_partial_event
             if not is_recordable(status, completed=completed):
                 reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
@@ -394,7 +435,8 @@ class Gate:
             logger.exception("recording %s %s failed", request.method, request.path)
             exchange.fail(internal_error(exc))
         finally:
-            self._inflight.pop(canonical.key, None)
+            if self._inflight.get(canonical.key) is exchange:
+                del self._inflight[canonical.key]
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 

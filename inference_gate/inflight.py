@@ -5,11 +5,16 @@ start, however late it joined, because every chunk is kept until the exchange en
 cassette anyway). If the exchange fails before the response head, every reader gets the same error; if it breaks
 midway, every reader's body breaks too. The end of every body waits for `finish`, which the gate calls only once
 the outcome (recorded or not) is decided, so no reader holds a whole body before its cassette is on disk.
+
+A response larger than `max_kept_bytes` cannot be recorded, and keeping it whole would cost its size in memory.
+From the chunk that crosses the cap the exchange is `over_cap`: it keeps a chunk only until every reader that
+joined has taken it, so memory is bounded by the slowest reader rather than by the response. A reader that
+has not joined by then could not get the start of the body, so the gate stops letting new readers join.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import trio
 
@@ -19,10 +24,17 @@ from inference_gate.outcome import Outcome
 
 
 class InflightExchange:
-    def __init__(self) -> None:
+    def __init__(self, max_kept_bytes: int) -> None:
         self.status = 0
         self.headers: Headers = []
+        # The kept chunks; once over the cap, the first ones every reader has taken are dropped.
         self.chunks: list[bytes] = []
+        self._dropped_chunks = 0
+        self._received_bytes = 0
+        self.max_kept_bytes = max_kept_bytes
+        self.over_cap = False
+        self._over_cap_or_finished = trio.Event()
+        self._readers: set[ExchangeBody] = set()
         self._head_ready = trio.Event()
         self._changed = trio.Event()
         self.streamed = False
@@ -32,7 +44,6 @@ class InflightExchange:
         self._done = False
         self._error: GateError | None = None
         self._on_finish: list[Callable[[InflightExchange], None]] = []
-        self._finished = trio.Event()
 
     def set_head(self, status: int, headers: Headers) -> None:
         self.status = status
@@ -41,7 +52,24 @@ class InflightExchange:
 
     def append(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
+        self._received_bytes += len(chunk)
+        if not self.over_cap and self._received_bytes > self.max_kept_bytes:
+            self.over_cap = True
+            self._over_cap_or_finished.set()
+        self._drop_taken_chunks()
         self._wake_readers()
+
+    def _drop_taken_chunks(self) -> None:
+        if not self.over_cap:
+            return
+        taken = min((reader.position for reader in self._readers), default=self.chunk_count)
+        del self.chunks[: taken - self._dropped_chunks]
+        self._dropped_chunks = taken
+
+    @property
+    def chunk_count(self) -> int:
+        """How many chunks have arrived, kept or not."""
+        return self._dropped_chunks + len(self.chunks)
 
     def finish(self, outcome: Outcome | None = None, reason: str | None = None) -> None:
         """End the exchange; `outcome` and `reason` are what every reader's answer reports."""
@@ -51,8 +79,8 @@ class InflightExchange:
             self.outcome, self.reason = outcome, reason
         self._done = True
         self._head_ready.set()
+        self._over_cap_or_finished.set()
         self._wake_readers()
-        self._finished.set()
         for callback in self._on_finish:
             callback(self)
 
@@ -63,8 +91,9 @@ class InflightExchange:
         else:
             self._on_finish.append(callback)
 
-    async def finished(self) -> None:
-        await self._finished.wait()
+    async def over_cap_or_finished(self) -> None:
+        """Wait until the body is whole (`finish`) or will never be kept whole (`over_cap`)."""
+        await self._over_cap_or_finished.wait()
 
     @property
     def broken(self) -> bool:
@@ -89,21 +118,55 @@ class InflightExchange:
             raise self._error
         return self.status, self.headers
 
-    async def body(self) -> AsyncIterator[bytes]:
-        """Every chunk from the first, as they arrive; raises the error if the exchange broke midway.
+    def body(self) -> ExchangeBody:
+        """A reader of every chunk from the first; the chunks it has not taken are kept until it is closed.
 
-        Chunks that arrived while this reader was busy writing are yielded joined, so a reader that falls behind
-        catches up in one write instead of one write per upstream read (an SSE stream arrives in many small ones).
+        Call it when the reader joins, before any await, so that no chunk it needs can be dropped meanwhile.
         """
-        sent = 0
+        assert not self._dropped_chunks, "a reader joined after the start of the body was dropped"
+        reader = ExchangeBody(self)
+        self._readers.add(reader)
+        return reader
+
+    def _close_reader(self, reader: ExchangeBody) -> None:
+        self._readers.discard(reader)
+        self._drop_taken_chunks()
+
+
+class ExchangeBody:
+    """One reader's body of an exchange: every chunk from the first, as they arrive; raises the exchange's error if
+    it broke midway.
+
+    Chunks that arrived while this reader was busy writing are yielded joined, so a reader that falls behind
+    catches up in one write instead of one write per upstream read (an SSE stream arrives in many small ones).
+    """
+
+    def __init__(self, exchange: InflightExchange) -> None:
+        self._exchange = exchange
+        self.position = 0  # the number of the next chunk to take
+
+    def __aiter__(self) -> ExchangeBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        exchange = self._exchange
         while True:
-            available = len(self.chunks)
-            if sent < available:
-                yield self.chunks[sent] if available - sent == 1 else b"".join(self.chunks[sent:available])
-                sent = available
-                continue
-            if self._done:
-                if self._error is not None:
-                    raise self._error
-                return
-            await self._changed.wait()
+            available = exchange.chunk_count
+            if self.position < available:
+                pending = exchange.chunks[self.position - exchange._dropped_chunks :]
+                self.position = available
+                exchange._drop_taken_chunks()
+                return pending[0] if len(pending) == 1 else b"".join(pending)
+            if exchange._done:
+                self.close()
+                if exchange._error is not None:
+                    raise exchange._error
+                raise StopAsyncIteration
+            await exchange._changed.wait()
+
+    def close(self) -> None:
+        """Stop reading; the exchange no longer keeps chunks for this reader."""
+        self._exchange._close_reader(self)
+
+    async def aclose(self) -> None:
+        self.close()

@@ -22,6 +22,7 @@ import trio
 
 from inference_gate.address import host_and_port
 from inference_gate.gate import Gate
+from inference_gate.http.server import raise_open_files_limit
 from inference_gate.outcome import Answer
 from inference_gate.policy import Mode
 from inference_gate.redact import MIN_CREDENTIAL_CHARS, is_credential_length
@@ -84,6 +85,7 @@ def run_gate(
     connections; `on_answer` with each request's `Answer`, on the gate's thread. Must be called from the main
     thread, which is where Python delivers signals. Raises `ListenError` when the socket cannot be opened.
     """
+    raise_open_files_limit()
     gate = Gate(settings, mode, on_answer=on_answer)
     listening = False
 

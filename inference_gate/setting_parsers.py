@@ -49,6 +49,13 @@ def size_bytes(value: object) -> int:
     return number
 
 
+def positive_int(value: object) -> int:
+    number = _integer(value)
+    if number is None or number <= 0:
+        raise InvalidValue("a positive integer")
+    return number
+
+
 def duration_s(value: object) -> float:
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -119,6 +119,17 @@ class Settings:
     max_body_bytes: int = _setting(
         32 * 1024 * 1024, "Largest body the gate accepts, in bytes.", parse.size_bytes
     )
+    max_recorded_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "Largest response the gate records, in bytes; a larger one is passed through to the client unrecorded.",
+        parse.size_bytes,
+    )
+    max_connections: int = _setting(
+        1000,
+        "Most client connections served at once; more wait in the kernel's backlog until one closes. Keep it "
+        "under half the open files limit (the gate raises its soft limit to the hard one at start-up).",
+        parse.positive_int,
+    )
     request_timeout_s: float = _setting(30.0, "Seconds a client has to send a whole request.", parse.duration_s)
     idle_timeout_s: float = _setting(60.0, "Seconds an idle keep-alive connection stays open.", parse.duration_s)
     send_timeout_s: float = _setting(

@@ -5,6 +5,8 @@ import trio.testing
 from inference_gate.errors import GateError
 from inference_gate.inflight import InflightExchange
 
+KEPT_BYTES = 1024
+
 
 async def collect(exchange: InflightExchange, into: list[bytes]) -> None:
     async for chunk in exchange.body():
@@ -12,7 +14,7 @@ async def collect(exchange: InflightExchange, into: list[bytes]) -> None:
 
 
 async def test_a_late_reader_receives_the_whole_body():
-    exchange = InflightExchange()
+    exchange = InflightExchange(max_kept_bytes=KEPT_BYTES)
     early: list[bytes] = []
     late: list[bytes] = []
     with trio.fail_after(5):
@@ -32,7 +34,7 @@ async def test_a_late_reader_receives_the_whole_body():
 
 
 async def test_a_failure_before_the_head_reaches_every_reader():
-    exchange = InflightExchange()
+    exchange = InflightExchange(max_kept_bytes=KEPT_BYTES)
     error = GateError(502, "down", code="upstream_unreachable")
     seen: list[GateError] = []
 
@@ -52,7 +54,7 @@ async def test_a_failure_before_the_head_reaches_every_reader():
 
 
 async def test_a_break_midway_raises_after_the_chunks_so_far():
-    exchange = InflightExchange()
+    exchange = InflightExchange(max_kept_bytes=KEPT_BYTES)
     exchange.set_head(200, [])
     exchange.append(b"part")
     exchange.fail(GateError(502, "reset", code="upstream_disconnected"))
@@ -60,3 +62,38 @@ async def test_a_break_midway_raises_after_the_chunks_so_far():
     with pytest.raises(GateError, match="reset"):
         await collect(exchange, received)
     assert received == [b"part"]
+
+
+async def test_over_the_cap_a_chunk_is_kept_only_until_every_reader_has_taken_it():
+    exchange = InflightExchange(max_kept_bytes=4)
+    exchange.set_head(200, [])
+    fast, slow = exchange.body(), exchange.body()
+    with trio.fail_after(5):
+        exchange.append(b"abc")
+        assert await fast.__anext__() == b"abc"
+        exchange.append(b"def")
+        assert exchange.over_cap
+        await exchange.over_cap_or_finished()
+        assert await fast.__anext__() == b"def"
+        assert exchange.chunks == [b"abc", b"def"]  # the slow reader has taken neither
+        assert await slow.__anext__() == b"abcdef"
+        assert exchange.chunks == []
+        exchange.append(b"ghi")
+        slow.close()
+        assert exchange.chunks == [b"ghi"]  # the fast reader has yet to take it
+        assert await fast.__anext__() == b"ghi"
+        assert exchange.chunks == []
+        exchange.finish()
+        assert [chunk async for chunk in fast] == []
+
+
+async def test_under_the_cap_every_chunk_is_kept_for_the_cassette():
+    exchange = InflightExchange(max_kept_bytes=6)
+    exchange.set_head(200, [])
+    reader = exchange.body()
+    exchange.append(b"abc")
+    exchange.append(b"def")
+    reader.close()
+    exchange.finish()
+    assert not exchange.over_cap
+    assert exchange.chunks == [b"abc", b"def"]

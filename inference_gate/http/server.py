@@ -10,8 +10,10 @@ connection's failure ends that connection only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
+import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
@@ -50,6 +52,12 @@ MAX_CACHED_HEADS = 1024
 IDLE_CHECKS_PER_TIMEOUT = 4
 
 
+# Accept failures that mean "out of a resource, try again soon" (file descriptors, socket buffers, memory), and
+# how long the accept loop waits before it tries again. The connection waits in the kernel's backlog meanwhile.
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_RETRY_S = 0.1
+
+
 # How connections end in normal life: the client went away, the stream being relayed broke (the client must see
 # its connection close), or the peer broke the protocol mid-response. Anything else is a bug worth a traceback.
 EXPECTED_CONNECTION_ENDINGS = (
@@ -75,6 +83,19 @@ class ServerLimits:
     idle_timeout_s: float = 60.0  # a keep-alive connection with no request for this long is closed (up to 1/4 later)
     send_timeout_s: float = 30.0  # a client not taking a write for this long is dropped (up to 1/4 later)
     shutdown_grace_s: float = 5.0
+    max_connections: int = 1000  # connections beyond this wait in the kernel's backlog until one closes
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit.
+
+    Each connection costs a file descriptor (two while it is being recorded), and many systems start processes
+    with a soft limit of 1024 although the hard limit is far higher; no privilege is needed to raise it.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        logger.debug("raised the open files limit from %d to %d", soft, hard)
 
 
 async def serve_http(
@@ -124,9 +145,9 @@ async def _accept_connections(
     with accepting:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.close_idle_connections)
-            await trio.serve_listeners(
-                server.serve_connection, listeners, handler_nursery=connections, task_status=task_status
-            )
+            for listener in listeners:
+                nursery.start_soon(server.accept_from, listener, connections)
+            task_status.started()
 
 
 class _Server:
@@ -142,9 +163,44 @@ class _Server:
         # Connections waiting for their client to take a write: likewise.
         self.sending_since: dict[trio.CancelScope, float] = {}
         self._heads: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
+        self._connection_slots = trio.Semaphore(limits.max_connections)
+        self._failed_accepts = 0  # in the current burst of accept failures; 0 once an accept succeeds
+
+    async def accept_from(self, listener: trio.SocketListener, connections: trio.Nursery) -> None:
+        """Accept connections into `connections`, at most `max_connections` at a time.
+
+        At the cap the loop stops accepting, so a new client waits in the kernel's backlog until a connection
+        closes, rather than being accepted only to be dropped. An accept that fails for want of a resource (no
+        file descriptor left) is retried shortly, and each burst of failures is logged once, when it begins. The
+        listener is closed when the loop ends, so that new clients are refused at once.
+        """
+        async with listener:
+            await self._accept_until_cancelled(listener, connections)
+
+    async def _accept_until_cancelled(self, listener: trio.SocketListener, connections: trio.Nursery) -> None:
+        while True:
+            await self._connection_slots.acquire()
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                self._connection_slots.release()
+                if exc.errno not in ACCEPT_RESOURCE_ERRORS:
+                    raise
+                if not self._failed_accepts:
+                    logger.error("cannot accept connections (%s); retrying until a connection closes", exc.strerror)
+                self._failed_accepts += 1
+                await trio.sleep(ACCEPT_RETRY_S)
+                continue
+            except BaseException:
+                self._connection_slots.release()
+                raise
+            if self._failed_accepts:
+                logger.info("accepting connections again, after %d failed attempts", self._failed_accepts)
+                self._failed_accepts = 0
+            connections.start_soon(self.serve_connection, stream)
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
-        """Serve one client; whatever goes wrong ends this connection only, quietly."""
+        """Serve one client; whatever goes wrong ends this connection only, quietly. Frees its slot at the end."""
         try:
             await _Connection(self, stream).serve()
         except EXPECTED_CONNECTION_ENDINGS as exc:
@@ -152,6 +208,7 @@ class _Server:
         except Exception:
             logger.exception("connection ended by an internal error")
         finally:
+            self._connection_slots.release()
             await trio.aclose_forcefully(stream)
 
     def response_head(self, status: int, headers: Headers) -> h11.Response:

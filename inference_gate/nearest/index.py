@@ -5,6 +5,7 @@ folder's mtime says a file was added, removed or replaced. The comparison itself
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,9 @@ class NearestRequests:
 
     Each endpoint folder is indexed on its first miss and the index is reused until the folder's mtime
     changes; recorded bodies are flattened once, when they are indexed. The first miss in a folder of
-    thousands of cassettes reads them all, which is blocking file I/O.
+    thousands of cassettes reads them all, which is blocking file I/O, so callers run it in worker threads. One
+    lock per folder makes concurrent first misses share that one build: the first reads, the others wait for it
+    and reuse its index, rather than each reading (and holding) every cassette of the folder again.
     """
 
     def __init__(self, store: CassetteStore, rules: KeyRules | None = None) -> None:
@@ -82,6 +85,8 @@ class NearestRequests:
         self.store = store
         self.rules = rules or KeyRules.default()
         self._folders: dict[Path, _FolderIndex] = {}
+        self._folder_locks: dict[Path, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def describe(self, request: CanonicalRequest) -> str | None:
         """Which cassette is closest to `request` and where they first differ; None without a candidate."""
@@ -91,6 +96,12 @@ class NearestRequests:
         return explain(closest(candidates, MissedRequest(request)), request)
 
     def _candidates(self, folder: Path) -> list[IndexedRequest]:
+        with self._locks_lock:
+            folder_lock = self._folder_locks.setdefault(folder, threading.Lock())
+        with folder_lock:
+            return self._fresh_candidates(folder)
+
+    def _fresh_candidates(self, folder: Path) -> list[IndexedRequest]:
         try:
             mtime_ns = folder.stat().st_mtime_ns
             index = self._folders.get(folder)

@@ -14,10 +14,13 @@ from inference_gate.outcome import Answer, Outcome
 from inference_gate.store import CassetteStore
 from tests.e2e.conftest import running_gate
 from tests.servers import running_upstream
+from tools.fake_replies import reply_text
 from tools.fake_upstream import FakeUpstream
 
 CLIENT_KEY = "sk-client-key-for-tests-9876543210"
 MESSAGES = [{"role": "user", "content": "Hello there"}]
+# Smaller than any chat completion the fake upstream sends, streamed or not.
+MAX_RECORDED_BYTES = 64
 
 
 def client(base_url: str) -> openai.AsyncOpenAI:
@@ -122,3 +125,36 @@ async def test_start_up_removes_the_temp_files_an_interrupted_write_left(record_
     assert not leftover.exists()
     assert keep.exists()
     assert "removed 1 temp file(s)" in caplog.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_response_over_the_recording_cap_is_passed_through_whole_and_not_recorded(
+    record_settings, stream, caplog
+):
+    upstream = FakeUpstream()
+    answers: list[Answer] = []
+    with trio.fail_after(20):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url, max_recorded_bytes=MAX_RECORDED_BYTES)
+            async with (
+                running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate,
+                client(gate.base_url) as sdk,
+            ):
+                for _ in range(2):
+                    raw = await sdk.chat.completions.with_raw_response.create(
+                        model="gpt-4o-mini", messages=MESSAGES, stream=stream
+                    )
+                    parsed = raw.parse()
+                    if stream:
+                        # A stream's head may go out before the body crosses the cap; only its answer is exact.
+                        text = "".join([chunk.choices[0].delta.content or "" async for chunk in parsed])
+                    else:
+                        text = parsed.choices[0].message.content
+                        assert raw.headers["x-inference-gate"] == "passthrough"
+                        assert "max_recorded_bytes" in raw.headers["x-inference-gate-reason"]
+                    assert text == reply_text(MESSAGES[0]["content"])
+    assert cassettes(settings) == []
+    assert [answer.outcome for answer in answers] == [Outcome.PASSTHROUGH, Outcome.PASSTHROUGH]
+    assert all(f"max_recorded_bytes ({MAX_RECORDED_BYTES} bytes)" in answer.reason for answer in answers)
+    warnings = [record for record in caplog.records if "passing it through unrecorded" in record.getMessage()]
+    assert len(warnings) == 2  # one per exchange, not one per chunk

@@ -155,6 +155,30 @@ async def test_a_late_joiner_receives_the_whole_stream_from_its_first_event(reco
         assert events == whole_stream
 
 
+async def test_a_joiner_after_the_recording_cap_gets_its_own_upstream_call(record_settings: Settings):
+    upstream = FakeUpstream()
+    upstream.hold = trio.Event()
+    first: list[tuple[str, list[Any]]] = []
+    later: list[tuple[str, list[Any]]] = []
+    first_events, first_events_arrived = trio.open_memory_channel[None](2)
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            # The first event alone is over the cap: the exchange keeps no chunk a late joiner would need.
+            settings = replace(record_settings, upstream=upstream.url, max_recorded_bytes=16)
+            async with running_gate(settings, Mode.RECORD) as gate, trio.open_nursery() as clients:
+                clients.start_soon(ask_streamed, gate.base_url, first, first_events)
+                await first_events_arrived.receive()
+                clients.start_soon(ask_streamed, gate.base_url, later, first_events)
+                await first_events_arrived.receive()
+                upstream.hold.set()
+    assert upstream.calls(CHAT) == 2
+    [(_, whole_stream)] = first
+    [(_, later_stream)] = later
+    assert len(whole_stream) > 3
+    assert later_stream == whole_stream
+    assert cassette_files(settings) == []
+
+
 @pytest.fixture
 async def dropping_upstream():
     """A TCP server that reads each request and then closes the connection without answering, once told to.

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import h11
 import orjson
@@ -18,6 +22,7 @@ from inference_gate.http.server import ServerLimits, _Server, serve_http
 from inference_gate.messages import HttpRequest, HttpResponse
 
 TEST_TIMEOUT_S = 5.0
+SETTLE_S = 0.1
 FAST_LIMITS = ServerLimits(max_head_bytes=1024, max_body_bytes=1024, request_timeout_s=2.0, idle_timeout_s=2.0)
 
 
@@ -607,3 +612,115 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(nur
                 received += len(data)
         assert 0 < received < len(unread.body)
         await assert_still_serving(port)
+async def test_a_connection_over_the_cap_waits_until_one_closes(nursery, connect):
+    answered: list[str] = []
+
+    async def counting(request: HttpRequest) -> HttpResponse:
+        answered.append(request.target)
+        return await echo(request)
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        port = await start_server(nursery, counting, replace(FAST_LIMITS, max_connections=2))
+        first, second, waiting = await connect(port), await connect(port), await connect(port)
+        await first.request(target="/first")
+        await second.request(target="/second")
+        await waiting.stream.send_all(b"GET /waiting HTTP/1.1\r\nHost: gate\r\n\r\n")
+        await trio.testing.wait_all_tasks_blocked(cushion=SETTLE_S)
+        assert answered == ["/first", "/second"]
+        await first.stream.aclose()
+        reply = await waiting.read_response()
+    assert reply.headers[b"x-target"] == b"/waiting"
+    assert answered == ["/first", "/second", "/waiting"]
+
+
+# A server in a child process with few file descriptors: it prints its port, and logs to stderr.
+LOW_FD_SERVER = """
+import logging, resource, sys
+import trio
+from inference_gate.http.server import ServerLimits, serve_http
+from inference_gate.messages import HttpResponse
+
+resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit}))
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+
+async def answer(request):
+    return HttpResponse(200, [], b"ok")
+
+async def main():
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve_http, answer, "127.0.0.1", 0, ServerLimits(max_connections=10_000))
+        print(port, flush=True)
+
+trio.run(main)
+"""
+LOW_FD_LIMIT = 64
+LOG_POLL_S = 0.05
+
+
+def test_out_of_file_descriptors_the_server_logs_once_and_serves_again_once_connections_close(tmp_path):
+    resource = pytest.importorskip("resource")
+    idle_connections = 2 * LOW_FD_LIMIT
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < idle_connections + 64:
+        pytest.skip("this process cannot open enough connections to exhaust the child's descriptors")
+    log_file = tmp_path / "server.log"
+    with log_file.open("w") as log_sink:
+        server = subprocess.Popen(
+            [sys.executable, "-c", LOW_FD_SERVER.format(limit=LOW_FD_LIMIT)],
+            stdout=subprocess.PIPE,
+            stderr=log_sink,
+            text=True,
+        )
+    try:
+        port = int(server.stdout.readline())
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=TEST_TIMEOUT_S) for _ in range(idle_connections)]
+        probe = socket.create_connection(("127.0.0.1", port), timeout=TEST_TIMEOUT_S)
+        probe.sendall(b"GET / HTTP/1.1\r\nHost: gate\r\nConnection: close\r\n\r\n")
+        wait_for_line(log_file, "cannot accept connections")
+        for connection in idle:
+            connection.close()
+        with probe:
+            answer = probe.makefile("rb").read()
+    finally:
+        server.terminate()
+        server.communicate(timeout=TEST_TIMEOUT_S)
+    log = log_file.read_text()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"ok")
+    assert len([line for line in log.splitlines() if "cannot accept connections" in line]) == 1, log
+    assert "Too many open files" in log
+    assert len([line for line in log.splitlines() if "accepting connections again" in line]) == 1, log
+
+
+def wait_for_line(log_file, text: str) -> None:
+    """Return once the log has a line containing `text`; fail if it has none within TEST_TIMEOUT_S."""
+    for _ in range(int(TEST_TIMEOUT_S / LOG_POLL_S)):
+        if text in log_file.read_text():
+            return
+        time.sleep(LOG_POLL_S)
+    pytest.fail(f"the server never logged {text!r}: {log_file.read_text()}")
+
+
+RAISE_LIMIT = """
+import resource
+from inference_gate.http.server import raise_open_files_limit
+
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, ({low}, hard))
+raise_open_files_limit()
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+print(soft == hard, soft > {low})
+"""
+
+
+def test_the_open_files_soft_limit_is_raised_to_the_hard_limit():
+    resource = pytest.importorskip("resource")
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] <= LOW_FD_LIMIT:
+        pytest.skip("the hard limit on open files is no higher than the low soft limit this test sets")
+    result = subprocess.run(
+        [sys.executable, "-c", RAISE_LIMIT.format(low=LOW_FD_LIMIT)],
+        capture_output=True,
+        text=True,
+        timeout=TEST_TIMEOUT_S * 4,
+        check=True,
+    )
+    assert result.stdout.split() == ["True", "True"]

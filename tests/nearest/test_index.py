@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +20,9 @@ from inference_gate.store import CassetteStore, relative_cassette_path
 
 CHAT = "/v1/chat/completions"
 AN_HOUR_AGO_S = 3600
+DEADLINE_S = 10
+SETTLE_S = 0.2
+CONCURRENT_MISSES = 8
 
 
 def chat_body(prompt: str = "the quick brown fox", **settings: Any) -> dict[str, Any]:
@@ -266,3 +271,40 @@ def test_recorded_bodies_are_read_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(index, "_read_folder", no_more_listing)
     assert gate.describe(missed) == expected
+
+
+def test_concurrent_first_misses_in_one_folder_share_one_index_build(tmp_path, monkeypatch):
+    store = CassetteStore(tmp_path)
+    name = record(store, chat_body("the quick brown fox"))
+    age_folder(store, "chat.completions")
+    nearest = NearestRequests(store)
+    builds: list[Path] = []
+    building, release = threading.Event(), threading.Event()
+    real_read_folder = index._read_folder
+
+    def held_read_folder(folder, mtime_ns, previous, rules):
+        builds.append(folder)
+        building.set()
+        release.wait(DEADLINE_S)
+        return real_read_folder(folder, mtime_ns, previous, rules)
+
+    monkeypatch.setattr(index, "_read_folder", held_read_folder)
+    answers: list[str | None] = []
+
+    def miss() -> None:
+        answers.append(nearest.describe(request_for(chat_body("the quick brown cat"))))
+
+    first = threading.Thread(target=miss)
+    first.start()
+    assert building.wait(DEADLINE_S)
+    others = [threading.Thread(target=miss) for _ in range(CONCURRENT_MISSES - 1)]
+    for thread in others:
+        thread.start()
+    # Let the others reach the build (or, as they should, its lock) while the first one is still building.
+    others[-1].join(SETTLE_S)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(DEADLINE_S)
+    assert len(builds) == 1
+    assert len(answers) == CONCURRENT_MISSES
+    assert all(answer is not None and answer.startswith(name) for answer in answers)
