@@ -7,6 +7,10 @@ and a Python user start the same object:
     gate = Gate(Settings(cache_dir=Path("cassettes")), Mode.REPLAY)
     trio.run(gate.run)
 
+Identical requests are counted per gate process (`reset_take_counters` starts a new count, for example per
+test): the k-th one is answered by the cassette's k-th take, recorded first if the cassette has fewer than the
+`takes` setting, and once the takes run out the last one repeats.
+
 Upstream calls run in the gate's own nursery, not in the client's connection task. A client that disconnects
 midway therefore does not cancel the call: the exchange completes and is recorded, because the tokens are paid
 for either way and the next run should not pay again. The call is still bounded by the upstream read timeout,
@@ -15,6 +19,7 @@ and on shutdown by the grace period.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
@@ -43,13 +48,17 @@ from inference_gate.redact import (
     stored_request_headers,
     stored_response_headers,
 )
-from inference_gate.replies import PreparedReply, ReplyCache
+from inference_gate.replies import PreparedTakes, ReplyCache
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser
-from inference_gate.store import CassetteStore, SecretLeakError, Slot
+from inference_gate.store import CassetteStore, SecretLeakError, Slot, TakeWrite
 from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
+
+
+# What a cassette counts as in the refresh summary when several of its takes were refreshed: the strongest.
+REFRESH_PRECEDENCE = (TakeWrite.UNCHANGED, TakeWrite.CHANGED, TakeWrite.NEW)
 
 
 def utc_now() -> datetime:
@@ -77,15 +86,28 @@ class Gate:
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 read_timeout_s=settings.upstream_read_timeout_s,
             )
-            if mode is Mode.RECORD
+            if mode.calls_upstream
             else None
         )
         self._clock = clock
         self._on_answer = on_answer
         self._nearest = NearestRequests(self.store)
         self._replies = ReplyCache()
-        self._inflight: dict[str, InflightExchange] = {}
+        self._inflight: dict[tuple[str, int], InflightExchange] = {}  # by request key and take index
         self._exchanges: trio.Nursery | None = None
+        self._take_counts: collections.Counter[str] = collections.Counter()
+        self.refreshed: dict[str, TakeWrite] = {}  # refresh mode: each cassette's name and what was done to it
+
+    def reset_take_counters(self) -> None:
+        """Start counting identical requests afresh: the next one is answered by the first take again."""
+        self._take_counts.clear()
+
+    def refresh_summary(self) -> str:
+        """What refresh mode did so far, per cassette: a cassette refreshed several times (takes) counts once,
+        as `new` if it was created, else `changed` if any take changed."""
+        counts = collections.Counter(self.refreshed.values())
+        parts = [f"{counts[write]} {write.value}" for write in REFRESH_PRECEDENCE]
+        return f"refreshed {len(self.refreshed)} cassette(s): {', '.join(parts)}"
 
     async def run(
         self, *, shutdown: trio.Event | None = None, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -115,6 +137,8 @@ class Gate:
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
             self._exchanges = None
+            if self.mode is Mode.REFRESH:
+                logger.info("%s", self.refresh_summary())
             if self.upstream is not None:
                 with trio.CancelScope(shield=True):
                     await self.upstream.aclose()
@@ -125,18 +149,23 @@ class Gate:
         exact_request = (request.method, request.target, request.body)
         slot_name = ""  # for the log line of a miss
         try:
-            reply = self._replies.for_exact_request(exact_request)
-            if reply is None:
-                canonical = self._canonicalize(request)
-                reply = self._replies.get(canonical.key)
-                if reply is not None:
-                    self._replies.remember_request(exact_request, canonical.key)
-                elif canonical.key in self._inflight:
-                    return await self._join(request, started, self._inflight[canonical.key])
-                else:
-                    slot = self.store.locate(canonical)
-                    slot_name = slot.name
-                    return await self._answer_uncached(request, started, canonical, slot)
+            key = self._replies.key_of_exact_request(exact_request)
+            canonical = self._canonicalize(request) if key is None else None
+            key = key or canonical.key
+            take_index = self._take_counts[key]
+            self._take_counts[key] += 1
+            takes = self._replies.get(key)
+            if takes is not None and self._serves(takes, take_index):
+                if canonical is not None:
+                    self._replies.remember_request(exact_request, key)
+                reply = takes.take(take_index)
+            elif (flight := self._inflight.get((key, self._flight_take(take_index)))) is not None:
+                return await self._join(request, started, flight)
+            else:
+                canonical = canonical or self._canonicalize(request)
+                slot = self.store.locate(canonical)
+                slot_name = slot.name
+                return await self._answer_uncached(request, started, canonical, slot, take_index)
         except GateError as error:
             response = error_response(error, dialect=route_of(request.path).dialect)
             self._report(
@@ -152,6 +181,18 @@ class Gate:
             return response
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
         return reply.response()
+
+    def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
+        """Whether prepared takes answer the `take_index`-th identical request without a look at the disk."""
+        decision = decide(
+            self.mode, Lookup.FOUND, take_index=take_index, takes_found=len(takes), takes_wanted=self.settings.takes
+        )
+        return decision is Action.REPLAY_CASSETTE
+
+    def _flight_take(self, take_index: int) -> int:
+        """The take an upstream exchange for the `take_index`-th identical request records: requests past the
+        last wanted take join the exchange for that take, so identical requests make at most `takes` calls."""
+        return min(take_index, self.settings.takes - 1)
 
     def _report(
         self,
@@ -217,7 +258,7 @@ class Gate:
         return canonical
 
     async def _answer_uncached(
-        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot
+        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot, take_index: int
     ) -> HttpResponse:
         try:
             cassette = self.store.load(slot.path, canonical.key)
@@ -226,11 +267,15 @@ class Gate:
         except CassetteError as error:
             cassette, lookup, problem = None, Lookup.CORRUPT, str(error)
             logger.warning("corrupt cassette: %s", problem)
-        action = decide(self.mode, lookup)
+        takes_found = len(cassette.takes) if cassette is not None else 0
+        action = decide(
+            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
+        )
         if action is Action.REPLAY_CASSETTE:
             assert cassette is not None
-            reply = PreparedReply.from_cassette(cassette, slot.name)
-            self._replies.put(canonical.key, reply)
+            takes = PreparedTakes.from_cassette(cassette, slot.name)
+            self._replies.put(canonical.key, takes)
+            reply = takes.take(take_index)
             self._report(request, started, reply.status, Outcome.HIT, cassette=slot.name)
             return reply.response()
         if action is Action.REPORT_CORRUPT:
@@ -253,9 +298,10 @@ class Gate:
                 closest=closest,
             )
         exchange = InflightExchange()
-        self._inflight[canonical.key] = exchange
+        flight = (canonical.key, self._flight_take(take_index))
+        self._inflight[flight] = exchange
         assert self._exchanges is not None, "Gate.handle needs Gate.run"
-        self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
+        self._exchanges.start_soon(self._record, exchange, flight, request, canonical, slot, lookup is Lookup.CORRUPT)
         return await self._join(request, started, exchange)
 
     async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
@@ -299,6 +345,7 @@ class Gate:
     async def _record(
         self,
         exchange: InflightExchange,
+        flight: tuple[str, int],
         request: HttpRequest,
         canonical: CanonicalRequest,
         slot: Slot,
@@ -347,11 +394,8 @@ class Gate:
                 headers=stored_headers,
                 json_body=stored_json_body,
             )
-            not_recorded = await self._save(cassette, slot, request, replace_corrupt)
-            if not_recorded is None:
-                exchange.finish(Outcome.RECORDED)
-            else:
-                exchange.finish(Outcome.PASSTHROUGH, not_recorded)
+            recorded, how = await self._save(cassette, slot, request, replace_corrupt, take_index=flight[1])
+            exchange.finish(Outcome.RECORDED if recorded else Outcome.PASSTHROUGH, how)
         except GateError as error:
             logger.warning("%s %s: %s", request.method, request.path, error.message)
             exchange.fail(error)
@@ -359,27 +403,46 @@ class Gate:
             logger.exception("recording %s %s failed", request.method, request.path)
             exchange.fail(internal_error(exc))
         finally:
-            self._inflight.pop(canonical.key, None)
+            self._inflight.pop(flight, None)
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
     async def _save(
-        self, cassette: Cassette, slot: Slot, request: HttpRequest, replace_corrupt: bool
-    ) -> str | None:
-        """Write the cassette and keep its reply in memory; returns why it was not recorded, or None if it was."""
+        self, cassette: Cassette, slot: Slot, request: HttpRequest, replace_corrupt: bool, *, take_index: int
+    ) -> tuple[bool, str | None]:
+        """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
+        and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
         secrets = [secret for secret in (self.settings.api_key, bearer_token(request.headers)) if secret]
-        save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
+        refresh = self.mode is Mode.REFRESH
         try:
-            written = await trio.to_thread.run_sync(save)
+            if refresh or self.settings.takes > 1:
+                put = functools.partial(
+                    self.store.put_take,
+                    cassette,
+                    slot.path,
+                    take_index=take_index,
+                    takes_wanted=self.settings.takes,
+                    refresh=refresh,
+                    secrets=secrets,
+                )
+                write, on_disk = await trio.to_thread.run_sync(put)
+            else:
+                save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
+                written = await trio.to_thread.run_sync(save)
+                write, on_disk = (TakeWrite.NEW, cassette) if written else (TakeWrite.FULL, None)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
-            return "a credential is in the exchange"
+            return False, "a credential is in the exchange"
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
-            return f"the cassette could not be written: {error.strerror or error}"
-        reply = cassette
-        if not written:
+            return False, f"the cassette could not be written: {error.strerror or error}"
+        if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
-            reply = self.store.load(slot.path, cassette.key) or cassette
-        self._replies.put(cassette.key, PreparedReply.from_cassette(reply, slot.name))
-        return None
+            on_disk = self.store.load(slot.path, cassette.key) if on_disk is None else on_disk
+        self._replies.put(cassette.key, PreparedTakes.from_cassette(on_disk or cassette, slot.name))
+        if refresh:
+            self.refreshed[slot.name] = max(
+                write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
+            )
+            return True, write.value
+        return True, None

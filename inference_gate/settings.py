@@ -93,6 +93,13 @@ class Settings:
         'for example [headers.openai-organization, "body.messages[*].content"].',
         parse.redact_rules,
     )
+    takes: int = _setting(
+        1,
+        "How many answers `start` records for identical requests: the first N identical requests of a run each "
+        "go upstream once and are kept in order in one cassette; replay serves them in order, then the last "
+        "repeats.",
+        parse.take_count,
+    )
     max_head_bytes: int = _setting(
         64 * 1024, "Largest request line plus headers the gate accepts, in bytes.", parse.size_bytes
     )

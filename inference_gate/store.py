@@ -9,11 +9,17 @@ was recorded. The full key is inside the file and is checked on every read.
 Writes go to a temporary file in the same folder, are flushed to disk, and are then linked into place. Linking
 fails if the name exists, so two gates recording into one directory never write two different contents under one
 name: the first complete recording wins. Only a cassette known to be corrupt is replaced, with `os.replace`.
+
+A cassette that gains a take, or is refreshed, is read, changed and replaced whole while its folder is locked
+(`fcntl.flock` on the folder itself, so no lock file is left next to the cassettes), so two gates adding takes
+to one file never lose one. A refresh whose material view (volatile.py) is unchanged leaves the file as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
+import fcntl
 import os
 import re
 import tempfile
@@ -22,11 +28,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from inference_gate.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
 from inference_gate.dialects import endpoint_name
 from inference_gate.keys import CanonicalRequest
 from inference_gate.redact import leaked_secret, redact_body
 from inference_gate.summary import prompt_text
+from inference_gate.volatile import material_view
 
 KEY_PREFIX_CHARS = 16
 SLUG_MAX_CHARS = 48
@@ -70,6 +79,15 @@ class Slot:
 
 class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
+
+
+class TakeWrite(enum.Enum):
+    """What `CassetteStore.put_take` did with the file."""
+
+    NEW = "new"  # there was no (readable) cassette: it is written with this one take
+    CHANGED = "changed"  # the take was added or replaced, and the file rewritten
+    UNCHANGED = "unchanged"  # the take replaced one equal in every material value: the file is left byte for byte
+    FULL = "full"  # the cassette already has every take wanted (another writer's): the file is left as it was
 
 
 @dataclass(slots=True)
@@ -117,13 +135,63 @@ class CassetteStore:
         SecretLeakError refuses to write bytes that contain any of `secrets` (the API keys in play).
         """
         data = cassette_to_bytes(cassette)
+        self._refuse_secrets(cassette, path, data, secrets)
+        return write_atomically(path, data, replace=replace)
+
+    @staticmethod
+    def _refuse_secrets(cassette: Cassette, path: Path, data: bytes, secrets: Sequence[str]) -> None:
         if leaked_secret(data, secrets):
             # Not named by its file name: the name's slug comes from the prompt, which holds the key.
             raise SecretLeakError(
                 f"refused to write the cassette for key {cassette.key[:KEY_PREFIX_CHARS]} in {path.parent}: "
                 "it contains an API key"
             )
-        return write_atomically(path, data, replace=replace)
+
+    def put_take(
+        self,
+        recorded: Cassette,
+        path: Path,
+        *,
+        take_index: int,
+        takes_wanted: int,
+        refresh: bool,
+        secrets: Sequence[str] = (),
+    ) -> tuple[TakeWrite, Cassette]:
+        """Store `recorded`'s one take as take `take_index` of the cassette at `path`; returns what was done and
+        the cassette as it now is on disk.
+
+        A new take is appended while the cassette has fewer than `takes_wanted`. With `refresh` an existing take
+        at that index (or, past the end of a full cassette, the last one) is replaced, and the request as just
+        sent replaces the stored one; the file is only rewritten when the material view changed. An unreadable
+        file is replaced. Raises SecretLeakError like `save`.
+        """
+        with _locked_folder(path.parent):
+            try:
+                old_bytes = path.read_bytes()
+                existing: Cassette | None = cassette_from_bytes(old_bytes)
+            except (FileNotFoundError, CassetteError):
+                old_bytes, existing = b"", None
+            if existing is None or existing.key != recorded.key:
+                self._write_whole(recorded, path, secrets)
+                return TakeWrite.NEW, recorded
+            takes = existing.takes
+            if len(takes) < takes_wanted and take_index >= len(takes):
+                takes.append(recorded.takes[0])
+            elif refresh:
+                takes[min(take_index, len(takes) - 1)] = recorded.takes[0]
+            else:
+                return TakeWrite.FULL, existing
+            updated = (recorded if refresh else existing).with_takes(takes)
+            new_bytes = cassette_to_bytes(updated)
+            if material_view(orjson.loads(new_bytes)) == material_view(orjson.loads(old_bytes)):
+                return TakeWrite.UNCHANGED, existing
+            self._write_whole(updated, path, secrets, data=new_bytes)
+            return TakeWrite.CHANGED, updated
+
+    def _write_whole(self, cassette: Cassette, path: Path, secrets: Sequence[str], data: bytes | None = None) -> None:
+        data = cassette_to_bytes(cassette) if data is None else data
+        self._refuse_secrets(cassette, path, data, secrets)
+        write_atomically(path, data, replace=True)
 
     def cassette_paths(self) -> list[Path]:
         """Every file named like a cassette, in a stable (sorted) order."""
@@ -196,6 +264,19 @@ def folder_cassettes(folder: str | os.PathLike[str]) -> Iterator[os.DirEntry[str
     reviewing and the nearest-request index all read."""
     with os.scandir(folder) as files:
         yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+
+
+@contextlib.contextmanager
+def _locked_folder(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if missing) against every other writer of takes, in this
+    process (each call opens its own descriptor) and in others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def write_atomically(path: Path, data: bytes, *, replace: bool) -> bool:

@@ -69,7 +69,7 @@ def test_round_trip_of_a_json_response():
     assert loaded.key == cassette.key
     assert loaded.request.json_body == REQUEST_BODY
     assert loaded.request.headers == {"openai-beta": "x"}
-    assert orjson.loads(loaded.response_body_bytes()) == orjson.loads(body)
+    assert orjson.loads(loaded.takes[0].response_body_bytes()) == orjson.loads(body)
     assert loaded.summary == cassette.summary
 
 
@@ -78,7 +78,7 @@ def test_a_stream_is_stored_as_events_with_parsed_data_and_replays_the_same_even
     stored = orjson.loads(cassette_to_bytes(cassette))
     assert stored["response"]["events"][1] == {"data": {"choices": [{"delta": {"content": "Bonjour "}, "index": 0}]}}
     assert stored["response"]["events"][-1] == {"data": "[DONE]"}
-    replayed = SSEParser().feed(cassette_from_bytes(cassette_to_bytes(cassette)).response_body_bytes())
+    replayed = SSEParser().feed(cassette_from_bytes(cassette_to_bytes(cassette)).takes[0].response_body_bytes())
     assert [orjson.loads(e.data) for e in replayed[:-1]] == [orjson.loads(e.data) for e in stream_events()[:-1]]
     assert replayed[-1].data == "[DONE]"
     assert cassette.summary["reply"] == "Bonjour à tous 🌍"
