@@ -157,13 +157,14 @@ class CassetteStore:
         refresh: bool,
         secrets: Sequence[str] = (),
     ) -> tuple[TakeWrite, Cassette]:
-        """Store `recorded`'s one take as take `take_index` of the cassette at `path`; returns what was done and
-        the cassette as it now is on disk.
+        """Add `recorded`'s one take to the cassette at `path`; returns what was done and the cassette as it now
+        is on disk.
 
-        A new take is appended while the cassette has fewer than `takes_wanted`. With `refresh` an existing take
-        at that index (or, past the end of a full cassette, the last one) is replaced, and the request as just
-        sent replaces the stored one; the file is only rewritten when the material view changed. An unreadable
-        file is replaced. Raises SecretLeakError like `save`.
+        The take is appended while the cassette has fewer than `takes_wanted`, whatever index it was recorded
+        for: another gate may have appended meanwhile, and an answer paid for is kept. With `refresh` it
+        replaces take `take_index` instead (or, past the end of a full cassette, the last one), the request as
+        just sent replaces the stored one, and the file is only rewritten when the material view changed. An
+        unreadable file is replaced. Raises SecretLeakError like `save`.
         """
         with _locked_folder(path.parent):
             try:
@@ -174,11 +175,13 @@ class CassetteStore:
             if existing is None or existing.key != recorded.key:
                 self._write_whole(recorded, path, secrets)
                 return TakeWrite.NEW, recorded
-            takes = existing.takes
-            if len(takes) < takes_wanted and take_index >= len(takes):
-                takes.append(recorded.takes[0])
+            takes, take = existing.takes, recorded.takes[0]
+            if refresh and take_index < len(takes):
+                takes[take_index] = take
+            elif len(takes) < takes_wanted:
+                takes.append(take)
             elif refresh:
-                takes[min(take_index, len(takes) - 1)] = recorded.takes[0]
+                takes[-1] = take
             else:
                 return TakeWrite.FULL, existing
             updated = (recorded if refresh else existing).with_takes(takes)

@@ -7,6 +7,7 @@ from inference_gate.cassette import (
     CassetteError,
     RecordedRequest,
     RecordedResponse,
+    Take,
     cassette_from_bytes,
     cassette_to_bytes,
     event_data_value,
@@ -14,6 +15,7 @@ from inference_gate.cassette import (
 )
 from inference_gate.keys import canonicalize
 from inference_gate.sse import SSEEvent, SSEParser
+from tests.cassettes import EXAMPLES
 
 REQUEST_BODY = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "Say hé"}]}
 
@@ -143,3 +145,52 @@ def test_record_exchange_keeps_the_canonical_request_and_the_stored_headers_and_
     )
     assert cassette.response is response
     assert cassette.summary["model"] == "gpt-4o-mini"
+
+
+def chat_body(text: str, *, response_id: str = "chatcmpl-1") -> bytes:
+    return orjson.dumps({"id": response_id, "choices": [{"index": 0, "message": {"content": text}}]})
+
+
+def three_takes() -> Cassette:
+    first = chat_cassette(body=chat_body("one"))
+    later = [
+        Take("2026-11-27T10:00:0%dZ" % second, RecordedResponse(200, {"content-type": "application/json"}, body))
+        for second, body in ((1, chat_body("two")), (2, chat_body("three")))
+    ]
+    return first.with_takes([*first.takes, *later])
+
+
+def test_a_one_take_file_keeps_the_shape_without_a_takes_list():
+    stored = orjson.loads(cassette_to_bytes(chat_cassette(body=chat_body("one"))))
+    assert "takes" not in stored
+    assert stored["recorded_at"] == "2026-11-27T10:00:00Z" and stored["response"]["status"] == 200
+
+
+def test_several_takes_round_trip_in_order_each_with_its_recorded_at():
+    data = cassette_to_bytes(three_takes())
+    stored = orjson.loads(data)
+    assert "response" not in stored and "recorded_at" not in stored
+    assert [take["recorded_at"] for take in stored["takes"]] == [
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T10:00:01Z",
+        "2026-11-27T10:00:02Z",
+    ]
+    loaded = cassette_from_bytes(data)
+    texts = [orjson.loads(take.response_body_bytes())["choices"][0]["message"]["content"] for take in loaded.takes]
+    assert texts == ["one", "two", "three"]
+    assert cassette_to_bytes(loaded) == data
+
+
+def test_a_version_1_file_written_before_takes_reads_as_one_take():
+    (file,) = (EXAMPLES / "chat.completions").glob("say-hello-in-french.*.json")
+    data = file.read_bytes()
+    cassette = cassette_from_bytes(data)
+    assert len(cassette.takes) == 1 and cassette.takes[0].recorded_at == orjson.loads(data)["recorded_at"]
+    assert cassette_to_bytes(cassette) == data
+
+
+def test_an_empty_takes_list_is_a_malformed_cassette():
+    stored = orjson.loads(cassette_to_bytes(three_takes()))
+    stored["takes"] = []
+    with pytest.raises(CassetteError, match="takes"):
+        cassette_from_bytes(orjson.dumps(stored))
