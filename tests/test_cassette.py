@@ -154,7 +154,7 @@ def chat_body(text: str, *, response_id: str = "chatcmpl-1") -> bytes:
 def three_takes() -> Cassette:
     first = chat_cassette(body=chat_body("one"))
     later = [
-        Take("2026-11-27T10:00:0%dZ" % second, RecordedResponse(200, {"content-type": "application/json"}, body))
+        Take(f"2026-11-27T10:00:0{second}Z", RecordedResponse(200, {"content-type": "application/json"}, body))
         for second, body in ((1, chat_body("two")), (2, chat_body("three")))
     ]
     return first.with_takes([*first.takes, *later])
