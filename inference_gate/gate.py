@@ -429,7 +429,8 @@ class Gate:
             else:
                 save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
                 written = await trio.to_thread.run_sync(save)
-                write, on_disk = (TakeWrite.NEW, cassette) if written else (TakeWrite.FULL, None)
+                write = TakeWrite.NEW if written else TakeWrite.FULL
+                on_disk = cassette if written else self.store.load(slot.path, cassette.key)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
             return False, "a credential is in the exchange"
@@ -438,7 +439,6 @@ class Gate:
             return False, f"the cassette could not be written: {error.strerror or error}"
         if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
-            on_disk = self.store.load(slot.path, cassette.key) if on_disk is None else on_disk
         self._replies.put(cassette.key, PreparedTakes.from_cassette(on_disk or cassette, slot.name))
         if refresh:
             self.refreshed[slot.name] = max(

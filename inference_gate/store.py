@@ -135,17 +135,13 @@ class CassetteStore:
         SecretLeakError refuses to write bytes that contain any of `secrets` (the API keys in play).
         """
         data = cassette_to_bytes(cassette)
-        self._refuse_secrets(cassette, path, data, secrets)
-        return write_atomically(path, data, replace=replace)
-
-    @staticmethod
-    def _refuse_secrets(cassette: Cassette, path: Path, data: bytes, secrets: Sequence[str]) -> None:
         if leaked_secret(data, secrets):
             # Not named by its file name: the name's slug comes from the prompt, which holds the key.
             raise SecretLeakError(
                 f"refused to write the cassette for key {cassette.key[:KEY_PREFIX_CHARS]} in {path.parent}: "
                 "it contains an API key"
             )
+        return write_atomically(path, data, replace=replace)
 
     def put_take(
         self,
@@ -170,10 +166,10 @@ class CassetteStore:
             try:
                 old_bytes = path.read_bytes()
                 existing: Cassette | None = cassette_from_bytes(old_bytes)
-            except (FileNotFoundError, CassetteError):
+            except (FileNotFoundError, NotADirectoryError, CassetteError):
                 old_bytes, existing = b"", None
             if existing is None or existing.key != recorded.key:
-                self._write_whole(recorded, path, secrets)
+                self.save(recorded, path, replace=True, secrets=secrets)
                 return TakeWrite.NEW, recorded
             takes, take = existing.takes, recorded.takes[0]
             if refresh and take_index < len(takes):
@@ -185,16 +181,10 @@ class CassetteStore:
             else:
                 return TakeWrite.FULL, existing
             updated = (recorded if refresh else existing).with_takes(takes)
-            new_bytes = cassette_to_bytes(updated)
-            if material_view(orjson.loads(new_bytes)) == material_view(orjson.loads(old_bytes)):
+            if material_view(orjson.loads(cassette_to_bytes(updated))) == material_view(orjson.loads(old_bytes)):
                 return TakeWrite.UNCHANGED, existing
-            self._write_whole(updated, path, secrets, data=new_bytes)
+            self.save(updated, path, replace=True, secrets=secrets)
             return TakeWrite.CHANGED, updated
-
-    def _write_whole(self, cassette: Cassette, path: Path, secrets: Sequence[str], data: bytes | None = None) -> None:
-        data = cassette_to_bytes(cassette) if data is None else data
-        self._refuse_secrets(cassette, path, data, secrets)
-        write_atomically(path, data, replace=True)
 
     def cassette_paths(self) -> list[Path]:
         """Every file named like a cassette, in a stable (sorted) order."""
