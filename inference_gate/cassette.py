@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from inference_gate.keys import CanonicalRequest
+from inference_gate.multipart import stored_form
 from inference_gate.sse import SSEEvent, serialize_events
 from inference_gate.summary import summarize
 
@@ -38,7 +39,12 @@ class CassetteError(ValueError):
 
 @dataclass(slots=True)
 class RecordedRequest:
-    """The request as stored: `headers` holds only the non-secret headers that matter for replay review."""
+    """The request as stored: `headers` holds only the non-secret headers that matter for replay review.
+
+    A multipart/form-data request is stored as its `form` (multipart.stored_form: text fields as text, files by
+    name, size and SHA-256) instead of its body, whose boundary is random and whose files are usually committed
+    already; its `body` is then empty.
+    """
 
     method: str
     path: str
@@ -47,6 +53,7 @@ class RecordedRequest:
     body: bytes
     json_body: Any = None
     is_json: bool = False
+    form: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +110,7 @@ class Cassette:
             [event_data_value(event.data) for event in self.response.events]
             if self.response.events is not None
             else None,
+            form=self.request.form,
         )
         return self
 
@@ -113,17 +121,21 @@ def record_exchange(
     recorded_at: str,
     headers: dict[str, str],
     json_body: Any,
+    store_file_contents: bool = False,
 ) -> Cassette:
     """The cassette of one exchange, with its summary. `headers` and `json_body` are the request's as stored
-    (already filtered and redacted); everything else comes from the canonical request that named the cassette."""
+    (already filtered and redacted); everything else comes from the canonical request that named the cassette.
+    An uploaded file's bytes are stored only with `store_file_contents`."""
+    form = request.form
     stored_request = RecordedRequest(
         method=request.method,
         path=request.path,
         query=[list(pair) for pair in request.query],
         headers=headers,
-        body=request.body,
+        body=request.body if form is None else b"",
         json_body=json_body,
         is_json=request.is_json,
+        form=None if form is None else stored_form(form, store_file_contents=store_file_contents),
     )
     return Cassette(key=request.key, recorded_at=recorded_at, request=stored_request, response=response).with_summary()
 
@@ -222,6 +234,8 @@ def cassette_to_dict(cassette: Cassette) -> dict[str, Any]:
         "headers": request.headers,
         **_body_fields(request.body, request.json_body, request.is_json),
     }
+    if request.form is not None:
+        stored_request["form"] = request.form
     takes = [{"recorded_at": take.recorded_at, "response": _response_to_dict(take.response)} for take in cassette.takes]
     answers = takes[0] if len(takes) == 1 else {"takes": takes}
     return {
@@ -287,6 +301,7 @@ def cassette_from_bytes(data: bytes) -> Cassette:
                 body=request_body,
                 json_body=request_json,
                 is_json=request_is_json,
+                form=request.get("form"),
             ),
             response=first.response,
             summary=dict(stored.get("summary") or {}),

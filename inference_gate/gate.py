@@ -36,6 +36,7 @@ from inference_gate.forwarding import client_response_headers, upstream_request_
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
+from inference_gate.key_rules import KeyRules
 from inference_gate.keys import CanonicalRequest, JsonTooDeepError, canonicalize
 from inference_gate.messages import Headers, HttpRequest, HttpResponse
 from inference_gate.multipart import MultipartError
@@ -80,6 +81,7 @@ class Gate:
         self._on_answer = on_answer
         self.mode = mode
         self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self.upstream = (
             UpstreamPool(
                 settings.upstream,
@@ -91,7 +93,7 @@ class Gate:
         )
         self._clock = clock
         self._on_answer = on_answer
-        self._nearest = NearestRequests(self.store)
+        self._nearest = NearestRequests(self.store, self.key_rules)
         self._replies = ReplyCache()
         self._inflight: dict[tuple[str, int], InflightExchange] = {}  # by request key and take index
         self._exchanges: trio.Nursery | None = None
@@ -239,7 +241,11 @@ class Gate:
         content_type = request.header(b"content-type") or b""
         try:
             canonical = canonicalize(
-                request.method, request.target, request.body, content_type=content_type.decode("latin-1")
+                request.method,
+                request.target,
+                request.body,
+                content_type=content_type.decode("latin-1"),
+                rules=self.key_rules,
             )
         except JsonTooDeepError as error:
             raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
@@ -393,6 +399,7 @@ class Gate:
                 recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
                 headers=stored_headers,
                 json_body=stored_json_body,
+                store_file_contents=self.settings.store_file_contents,
             )
             recorded, how = await self._save(cassette, slot, request, replace_corrupt, take_index=flight[1])
             exchange.finish(Outcome.RECORDED if recorded else Outcome.PASSTHROUGH, how)

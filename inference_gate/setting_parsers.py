@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from inference_gate.key_rules import KeyRuleError, KeyRules
 from inference_gate.upstream_url import UpstreamURL
 
 
@@ -118,3 +119,24 @@ def text_list(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise InvalidValue("a list of non-empty strings")
     return list(value)
+
+
+def _key_rule_list(value: object, kind: str, what: str) -> list[object]:
+    """The list of `ignore` or `normalize` rules once KeyRules accepts it; the error names the bad rule."""
+    if not isinstance(value, list):
+        raise InvalidValue(f"a list of {what}")
+    try:
+        KeyRules.from_config(**{kind: value})
+    except KeyRuleError as error:
+        raise InvalidValue(f"valid key rules ({error})") from None
+    return list(value)
+
+
+def ignore_rules(value: object) -> list[object]:
+    """`body.<json path>` or `query.<name>` paths left out of the request key (key_rules.py)."""
+    return _key_rule_list(value, "ignore", "'body.<json path>' or 'query.<name>' strings")
+
+
+def normalize_rules(value: object) -> list[object]:
+    """`{path, pattern, replace}` regex replacements in the key's copy of a request (key_rules.py)."""
+    return _key_rule_list(value, "normalize", "{path, pattern, replace} mappings")

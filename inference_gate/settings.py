@@ -100,6 +100,25 @@ class Settings:
         "repeats.",
         parse.take_count,
     )
+    ignore: list[str] = _setting(
+        [],
+        "Request values left out of the key, so a request still matches when they change: 'body.<json path>' "
+        "or 'query.<name>', for example [body.metadata, body.user]. The cassette keeps the real request.",
+        parse.ignore_rules,
+    )
+    normalize: list[dict[str, str]] = _setting(
+        [],
+        "Regex replacements in the key's copy of a value, each {path, pattern, replace}, for example "
+        "{path: 'body.messages[*].content', pattern: '\\d{4}-\\d{2}-\\d{2}', replace: '<date>'}. "
+        "Tool-call ids are numbered by order of appearance without a rule.",
+        parse.normalize_rules,
+    )
+    store_file_contents: bool = _setting(
+        False,
+        "Store the bytes of uploaded files (base64) in cassettes; by default a file is stored by name, size "
+        "and SHA-256, which is enough to match it.",
+        parse.boolean,
+    )
     max_head_bytes: int = _setting(
         64 * 1024, "Largest request line plus headers the gate accepts, in bytes.", parse.size_bytes
     )

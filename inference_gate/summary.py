@@ -231,11 +231,24 @@ def reply_text(endpoint: str, body: Any, stream_data: list[Any] | None) -> str:
     return ""
 
 
-def summarize(path: str, request_body: Any, response_body: Any, stream_data: list[Any] | None) -> dict[str, Any]:
-    """The `summary` block of a cassette; `stream_data` is the parsed data of each event of a stream."""
+def form_text_fields(form: list[dict[str, Any]]) -> dict[str, str]:
+    """The text fields of a stored multipart form (multipart.stored_form) by name, read like a JSON body's."""
+    return {entry["name"]: entry["text"] for entry in form if "text" in entry}
+
+
+def summarize(
+    path: str,
+    request_body: Any,
+    response_body: Any,
+    stream_data: list[Any] | None,
+    *,
+    form: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The `summary` block of a cassette; `stream_data` is the parsed data of each event of a stream, and `form`
+    the stored fields of a multipart request (its model is a text field, its files are named)."""
     route = route_of(path)
     endpoint = route.endpoint
-    request = request_body if isinstance(request_body, dict) else {}
+    request = request_body if isinstance(request_body, dict) else form_text_fields(form or [])
     summary: dict[str, Any] = {
         "endpoint": endpoint,
         "model": request.get("model") or route.path_model,
@@ -250,6 +263,9 @@ def summarize(path: str, request_body: Any, response_body: Any, stream_data: lis
     tools = [_tool_name(tool) for tool in given_tools if isinstance(tool, dict)]
     if tools:
         summary["tools"] = tools
+    files = [entry["filename"] for entry in form or [] if entry.get("filename")]
+    if files:
+        summary["files"] = files
     if endpoint in ("chat.completions", "responses", ANTHROPIC_MESSAGES, *GEMINI_GENERATE):
         summary["prompt"] = truncate(prompt_text(endpoint, request), PROMPT_PREVIEW_CHARS)
         summary["reply"] = truncate(reply_text(endpoint, response_body, stream_data), REPLY_PREVIEW_CHARS)

@@ -1,3 +1,5 @@
+import hashlib
+
 import orjson
 import pytest
 
@@ -14,8 +16,10 @@ from inference_gate.cassette import (
     record_exchange,
 )
 from inference_gate.keys import canonicalize
+from inference_gate.multipart import FormField
 from inference_gate.sse import SSEEvent, SSEParser
 from tests.cassettes import EXAMPLES
+from tests.forms import content_type_for, form_body
 
 REQUEST_BODY = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "Say hé"}]}
 
@@ -194,3 +198,57 @@ def test_an_empty_takes_list_is_a_malformed_cassette():
     stored["takes"] = []
     with pytest.raises(CassetteError, match="takes"):
         cassette_from_bytes(orjson.dumps(stored))
+
+
+# multipart uploads
+
+
+WAV_BYTES = b"RIFF\x00\x01wave"
+
+
+def upload_cassette(*, store_file_contents: bool = False) -> Cassette:
+    fields = [
+        FormField("file", "hello.wav", "audio/wav", WAV_BYTES),
+        FormField("model", None, None, b"whisper-1"),
+    ]
+    canonical = canonicalize(
+        "POST", "/v1/audio/transcriptions", form_body(fields, "b0und"), content_type=content_type_for("b0und")
+    )
+    response = RecordedResponse(status=200, headers={"content-type": "application/json"}, body=b'{"text":"hi"}')
+    return record_exchange(
+        canonical,
+        response,
+        recorded_at="2026-11-27T10:00:00Z",
+        headers={"content-type": "multipart/form-data"},
+        json_body=None,
+        store_file_contents=store_file_contents,
+    )
+
+
+def test_an_upload_is_stored_as_its_fields_not_its_body():
+    stored = orjson.loads(cassette_to_bytes(upload_cassette()))["request"]
+    assert "body_text" not in stored and "body_base64" not in stored
+    assert stored["form"] == [
+        {
+            "name": "file",
+            "filename": "hello.wav",
+            "content_type": "audio/wav",
+            "size_bytes": 10,
+            "sha256": hashlib.sha256(WAV_BYTES).hexdigest(),
+        },
+        {"name": "model", "text": "whisper-1"},
+    ]
+
+
+def test_an_uploads_file_bytes_are_stored_only_when_asked():
+    stored = orjson.loads(cassette_to_bytes(upload_cassette(store_file_contents=True)))["request"]
+    assert stored["form"][0]["content_base64"] == "UklGRgABd2F2ZQ=="
+
+
+def test_an_uploads_summary_names_its_model_and_files_and_the_form_reads_back():
+    cassette = upload_cassette()
+    assert cassette.summary["model"] == "whisper-1"
+    assert cassette.summary["files"] == ["hello.wav"]
+    again = cassette_from_bytes(cassette_to_bytes(cassette))
+    assert again.request.form == cassette.request.form
+    assert cassette_to_bytes(again) == cassette_to_bytes(cassette)

@@ -291,3 +291,42 @@ def test_default_config_explains_every_key():
     assert [key for _, key in keys] == [name for name in ALL_FIELDS if name != "api_key"]
     for index, key in keys:
         assert lines[index - 1].startswith("# "), f"{key} has no comment above it"
+
+
+# key rules
+
+
+def test_ignore_and_normalize_rules_are_read_from_the_file(tmp_path):
+    path = write_config(
+        tmp_path / "c.yaml",
+        "ignore: [body.metadata, query.request_id]\n"
+        "normalize:\n  - {path: 'body.messages[*].content', pattern: '\\d+', replace: '<n>'}\n",
+    )
+    settings = load_settings(config_path=path, environ={}).settings
+    assert settings.ignore == ["body.metadata", "query.request_id"]
+    assert settings.normalize == [{"path": "body.messages[*].content", "pattern": "\\d+", "replace": "<n>"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("ignore: [headers.x-trace]", "ignore rule 1: headers are not part of the request key"),
+        ("ignore: [body.a, user]", "ignore rule 2: `user` is not a key path"),
+        ("normalize: [{path: body.a, pattern: '(', replace: x}]", "normalize rule 1 (body.a): bad regex '('"),
+        ("normalize: [{path: body.a, pattern: a, replace: '\\1'}]", "normalize rule 1 (body.a): bad replacement"),
+        ("normalize: [{path: body.a}]", "normalize rule 1: expected a mapping with exactly `path`"),
+    ],
+)
+def test_a_bad_key_rule_is_one_line_naming_the_file_and_the_rule(tmp_path, text, named):
+    path = write_config(tmp_path / "c.yaml", text + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_path=path, environ={})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {text.partition(':')[0]}: expected valid key rules ({named}")
+    assert "\n" not in message
+
+
+def test_key_rules_that_are_not_a_list_are_refused(tmp_path):
+    path = write_config(tmp_path / "c.yaml", "ignore: body.user\n")
+    with pytest.raises(ConfigError, match=r"ignore: expected a list of 'body\.<json path>'"):
+        load_settings(config_path=path, environ={})

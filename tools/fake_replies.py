@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import email.message
+import email.parser
+import email.policy
 import gzip
 import hashlib
 import struct
@@ -46,7 +49,14 @@ CHAT_COMPLETIONS = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 EMBEDDINGS = "/v1/embeddings"
 MODELS = "/v1/models"
-ROUTES = (("POST", CHAT_COMPLETIONS), ("POST", RESPONSES), ("POST", EMBEDDINGS), ("GET", MODELS))
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+ROUTES = (
+    ("POST", CHAT_COMPLETIONS),
+    ("POST", RESPONSES),
+    ("POST", EMBEDDINGS),
+    ("GET", MODELS),
+    ("POST", TRANSCRIPTIONS),
+)
 LISTED_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 
 JSON_CONTENT_TYPE = b"application/json"
@@ -580,6 +590,8 @@ def build_reply(request: ReceivedRequest, *, expected_api_key: str | None) -> Re
         return error_reply(request, 404, invalid_request_payload(message))
     if route == MODELS:
         return json_reply(request, 200, models_list())
+    if route == TRANSCRIPTIONS:
+        return transcription_reply(request)
     body = request.json
     if not isinstance(body, dict):
         return error_reply(request, 400, invalid_request_payload(INVALID_JSON_MESSAGE))
@@ -587,6 +599,28 @@ def build_reply(request: ReceivedRequest, *, expected_api_key: str | None) -> Re
         return _fault_reply(request, route, body) or _success_reply(request, route, body)
     except InvalidRequest as invalid:
         return error_reply(request, 400, invalid_request_payload(invalid.message, param=invalid.param))
+
+
+def _form_parts(request: ReceivedRequest) -> list[email.message.Message]:
+    """The parts of a multipart/form-data body, read by the stdlib (not the gate's parser, which it tests)."""
+    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode("latin-1")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    return list(message.iter_parts()) if message.is_multipart() else []
+
+
+def transcription_reply(request: ReceivedRequest) -> Reply:
+    """`audio.transcriptions.create`: multipart in (`file` and `model` required), `{"text": ...}` out.
+
+    The text names the file and its size, so a different upload gets a different transcript.
+    """
+    parts = {part.get_param("name", header="content-disposition"): part for part in _form_parts(request)}
+    audio, model = parts.get("file"), parts.get("model")
+    if audio is None or audio.get_filename() is None:
+        return error_reply(request, 400, invalid_request_payload("Missing required parameter: 'file'.", param="file"))
+    if model is None:
+        return error_reply(request, 400, invalid_request_payload("Missing required parameter: 'model'.", param="model"))
+    content = audio.get_payload(decode=True) or b""
+    return json_reply(request, 200, {"text": f"Transcript of {audio.get_filename()} ({len(content)} bytes)."})
 
 
 def _fault_reply(request: ReceivedRequest, route: str, body: dict[str, Any]) -> Reply | None:

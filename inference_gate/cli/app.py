@@ -20,6 +20,7 @@ from inference_gate.cli.cache_commands import (
     CacheInfoCommand,
     CacheListCommand,
     CachePruneCommand,
+    CacheRekeyCommand,
     CacheShowCommand,
 )
 from inference_gate.cli.common import CONFIG_OPTION, write_error
@@ -42,6 +43,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CacheShowCommand,
     CacheAuditCommand,
     CachePruneCommand,
+    CacheRekeyCommand,
 )
 
 

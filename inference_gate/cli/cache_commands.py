@@ -1,9 +1,10 @@
-"""`cache list`, `cache info`, `cache clear`, `cache prune`, `cache diff`, `cache show` and `cache audit`.
+"""`cache list`, `cache info`, `cache clear`, `cache prune`, `cache rekey`, `cache diff`, `cache show` and
+`cache audit`.
 
-What was recorded, how much of it, starting over, and reviewing a change. The data comes from `review.py`,
-`revision_diff.py`, `cassette_view.py` and `audit.py`; this module only lays it out. `cache list` is a table
-for a person (one line per cassette, previews cut to the terminal's width) or, with `--json`, an array for a
-script.
+What was recorded, how much of it, starting over, moving to new key rules, and reviewing a change. The data
+comes from `review.py`, `revision_diff.py`, `cassette_view.py`, `rekey.py` and `audit.py`; this module only lays
+it out. `cache list` is a table for a person (one line per cassette, previews cut to the terminal's width) or,
+with `--json`, an array for a script.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from inference_gate.cassette import CassetteError, cassette_document
 from inference_gate.cassette_view import view_lines, view_of
 from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_error
 from inference_gate.git_tree import GitError
+from inference_gate.key_rules import KeyRules
 from inference_gate.ledger import Ledger, LedgerError, RunState, prune_plan
 from inference_gate.prune import cassette_names, delete_cassettes
+from inference_gate.rekey import Move, RekeyPlan, apply_rekey, plan_rekey
 from inference_gate.review import CassetteReview, StoreInfo, review_cassettes, store_info
 from inference_gate.revision_diff import diff_revisions
 from inference_gate.store import CassetteStore
@@ -185,6 +188,51 @@ class CachePruneCommand(Command):
             )
         return 0
 
+
+
+class CacheRekeyCommand(Command):
+    name = "cache rekey"
+    description = (
+        "Recompute every cassette's key under the key rules in force (after a rule change, an SDK upgrade or an "
+        "old key version); only lists the moves unless --apply."
+    )
+    options: ClassVar[list[Option]] = [
+        *setting_options("cache_dir"),
+        option("apply", description="Move the cassettes to their new names and write the new keys into them."),
+    ]
+
+    def handle(self) -> int:
+        settings = settings_from_io(self.io).settings
+        cache_dir = settings.cache_dir.absolute()
+        store = CassetteStore(cache_dir, redact_rules=settings.redact)
+        plan = plan_rekey(store, KeyRules.from_config(settings.ignore, settings.normalize))
+        blocked = apply_rekey(plan) if self.option("apply") else []
+        _write_lines(self.io, rekey_lines(plan, blocked, cache_dir, applied=self.option("apply")))
+        return 1 if blocked else 0
+
+
+def rekey_lines(plan: RekeyPlan, blocked: list[Move], cache_dir: Path, *, applied: bool) -> list[str]:
+    """One line per move, then what was left as it is and why, then the count."""
+    lines = [f"{move.old.name} -> {move.new.name}" for move in plan.moves]
+    lines += [
+        f"kept both: {collision.left} now has the key of {collision.kept_as} "
+        f"({collision.kept}, which takes that name); {collision.left} is left as it is"
+        for collision in plan.collisions
+    ]
+    lines += [
+        f"not rekeyed: {name} stores a redacted request, so its key cannot be recomputed" for name in plan.redacted
+    ]
+    lines += [f"not rekeyed: {name} is unreadable ({error})" for name, error in plan.unreadable]
+    lines += [f"not moved: {move.new.name} already exists; {move.old.name} is left as it is" for move in blocked]
+    count = cassette_count_text(len(plan.moves) - len(blocked))
+    if applied:
+        lines.append(f"moved {count} in {cache_dir}; {plan.unchanged} already had their key")
+    else:
+        lines.append(
+            f"{count} would move in {cache_dir} ({plan.unchanged} already have their key); "
+            "run again with --apply to move them"
+        )
+    return lines
 
 
 class CacheShowCommand(Command):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import yaml
 from cleo.commands.command import Command
 from cleo.helpers import option
 from cleo.io.inputs.option import Option
@@ -73,5 +74,10 @@ def _format_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "[" + ", ".join(value) + "]"
+        return "[" + ", ".join(item if isinstance(item, str) else _flow_yaml(item) for item in value) + "]"
     return str(value)
+
+
+def _flow_yaml(value: object) -> str:
+    """A `normalize` rule on one line, in YAML flow style: `{path: body.x, pattern: a+, replace: b}`."""
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=2**31).strip()

@@ -14,6 +14,11 @@ set intersections done in C, which keeps a miss fast with thousands of cassettes
 the same distance are ranked by how alike their differing strings are (in a suite whose cassettes differ only
 in their prompts, an edited prompt is one difference away from all of them), then by name.
 
+Both sides are compared as the key sees them, after the key rules (key_rules.py): a value an `ignore` rule
+drops or a `normalize` rule rewrites does not count, so the message points at a difference that still does.
+Where a rule hid a difference between the real requests, the message says so, since a rule that hides too
+much (or a cassette recorded under other rules, which `cache rekey` mends) is then the thing to look at.
+
 Values masked by the `redact` setting are stored as `<redacted>`; the real value is gone, so such a leaf
 counts as present with an unknown value. It is never reported as a difference, which would be wrong and would
 also echo the secret into the error message.
@@ -30,11 +35,14 @@ from urllib.parse import urlencode
 import orjson
 
 from inference_gate.cassette import Cassette
+from inference_gate.key_rules import KeyRules
 from inference_gate.keys import CanonicalRequest
+from inference_gate.multipart import stored_form
 from inference_gate.redact import REDACTED
 from inference_gate.summary import truncate
 
 VALUE_PREVIEW_CHARS = 80
+HIDDEN_PATHS_SHOWN = 3
 CONTEXT_BEFORE_DIFFERENCE_CHARS = 30
 
 ABSENT: Final = object()
@@ -146,7 +154,9 @@ def _body_distance(recorded: _FlatBody, received: _FlatBody) -> int:
 class IndexedRequest:
     """What the index keeps of a cassette: its name and the request it answers, flattened once.
 
-    `raw_body` is kept only for a body that is not JSON.
+    `query` and `json_body` are the key's copies, after the key rules; `stored_query` and `stored_json_body`
+    the request as the cassette stores it, and `rule_changes` where the rules changed it. `raw_body` is kept
+    only for a body that is not JSON.
     """
 
     name: str
@@ -156,19 +166,45 @@ class IndexedRequest:
     json_body: Any
     raw_body: bytes
     flat: _FlatBody | None
+    stored_query: tuple[tuple[str, str], ...] = ()
+    stored_json_body: Any = None
+    rule_changes: tuple[str, ...] = ()
 
     @classmethod
-    def from_cassette(cls, name: str, cassette: Cassette) -> IndexedRequest:
+    def from_cassette(cls, name: str, cassette: Cassette, rules: KeyRules | None = None) -> IndexedRequest:
         request = cassette.request
+        stored_query = tuple((str(field), str(value)) for field, value in request.query)
+        stored_json_body = request.json_body if request.is_json else None
+        keyed = (rules or KeyRules.default()).apply(stored_json_body, stored_query)
+        structured = request.is_json or request.form is not None
+        body = keyed.json_body if request.form is None else _comparable_form(request.form)
         return cls(
             name=name,
             method=request.method,
             path=request.path,
-            query=tuple((str(field), str(value)) for field, value in request.query),
-            json_body=request.json_body if request.is_json else None,
-            raw_body=b"" if request.is_json else request.body,
-            flat=_recorded_flat_body(request.json_body) if request.is_json else None,
+            query=keyed.query,
+            json_body=body,
+            raw_body=b"" if structured else request.body,
+            flat=_recorded_flat_body(body) if structured else None,
+            stored_query=stored_query,
+            stored_json_body=stored_json_body,
+            rule_changes=keyed.changed_paths,
         )
+
+
+def _comparable_form(form: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stored form without file bytes: the hash stands for them, whether or not they were stored."""
+    return [{name: value for name, value in entry.items() if name != "content_base64"} for entry in form]
+
+
+def compared_body(request: CanonicalRequest) -> tuple[bool, Any]:
+    """(True, what is compared) for a JSON body (the key's copy) or a form (its fields as stored), else
+    (False, None): such a body is compared as bytes."""
+    if request.is_json:
+        return True, request.key_json_body
+    if request.form is not None:
+        return True, _comparable_form(stored_form(request.form))
+    return False, None
 
 
 class MissedRequest:
@@ -180,7 +216,8 @@ class MissedRequest:
 
     def __init__(self, request: CanonicalRequest) -> None:
         self.request = request
-        self.flat = _flat_body(flatten_json(request.json_body)) if request.is_json else None
+        self.structured, self.body = compared_body(request)
+        self.flat = _flat_body(flatten_json(self.body)) if self.structured else None
         values = self.flat.values if self.flat is not None else {}
         self.strings = [(path, value) for path, value in values.items() if isinstance(value, str)]
         self._masked: dict[tuple[str, ...], tuple[_FlatBody, int]] = {}
@@ -195,7 +232,7 @@ class MissedRequest:
 def _request_distance(recorded: IndexedRequest, missed: MissedRequest) -> int:
     request = missed.request
     distance = int(recorded.method != request.method) + int(recorded.path != request.path)
-    distance += int(recorded.query != request.query)
+    distance += int(recorded.query != request.key_query)
     if recorded.flat is None or missed.flat is None:
         both_raw = recorded.flat is None and missed.flat is None
         return distance + int(not (both_raw and recorded.raw_body == request.body))
@@ -330,23 +367,49 @@ def _body_as_text(body: bytes) -> str:
 
 
 def _request_differences(recorded: IndexedRequest, request: CanonicalRequest) -> list[Difference]:
-    """Every difference, request line first (method, path, query), then the body."""
+    """Every difference between the key's copies, request line first (method, path, query), then the body."""
     found = [
         Difference(name, recorded_value, received_value)
         for name, recorded_value, received_value in (
             ("method", recorded.method, request.method),
             ("path", recorded.path, request.path),
-            ("query", urlencode(recorded.query), urlencode(request.query)),
+            ("query", urlencode(recorded.query), urlencode(request.key_query)),
         )
         if recorded_value != received_value
     ]
-    if recorded.flat is not None and request.is_json:
-        return found + json_differences(recorded.json_body, request.json_body)
+    structured, body = compared_body(request)
+    if recorded.flat is not None and structured:
+        return found + json_differences(recorded.json_body, body)
     recorded_body = recorded.json_body if recorded.flat is not None else _body_as_text(recorded.raw_body)
-    received_body = request.json_body if request.is_json else _body_as_text(request.body)
-    if recorded.flat is not None or request.is_json or recorded.raw_body != request.body:
+    received_body = body if structured else _body_as_text(request.body)
+    if recorded.flat is not None or structured or recorded.raw_body != request.body:
         found.append(Difference(BODY, recorded_body, received_body))
     return found
+
+
+def _hidden_by_rules(recorded: IndexedRequest, request: CanonicalRequest, counted: list[Difference]) -> list[str]:
+    """Where the real requests differ but a key rule made the key's copies alike."""
+    changed = (*recorded.rule_changes, *request.rule_changes)
+    if not changed:
+        return []
+    hidden = []
+    if "query" not in {difference.location for difference in counted} and recorded.stored_query != request.query:
+        hidden.append("query")
+    if recorded.flat is not None and request.is_json:
+        body_changes = [path.removeprefix("body.") for path in changed if path.startswith("body.")]
+        counted_locations = {difference.location for difference in counted}
+        hidden.extend(
+            difference.location
+            for difference in json_differences(recorded.stored_json_body, request.json_body)
+            if difference.location not in counted_locations
+            and any(_is_under(difference.location, path) for path in body_changes)
+        )
+    return hidden
+
+
+def _hidden_note(hidden: list[str]) -> str:
+    shown = ", ".join(hidden[:HIDDEN_PATHS_SHOWN]) + (", …" if len(hidden) > HIDDEN_PATHS_SHOWN else "")
+    return f"a key rule hid the difference{'s' if len(hidden) > 1 else ''} at {shown}"
 
 
 # --- the message --------------------------------------------------------------------------------------------
@@ -384,6 +447,12 @@ def _format_values(recorded: Any, received: Any) -> tuple[str, str]:
 def explain(recorded: IndexedRequest, request: CanonicalRequest) -> str:
     """`<cassette> differs at <path>: recorded <value>, got <value> (and N more differences)`."""
     found = _request_differences(recorded, request)
+    hidden = _hidden_by_rules(recorded, request, found)
+    if not found and hidden:
+        return (
+            f"{recorded.name}, which differs only where {_hidden_note(hidden)}: it was keyed under other key "
+            f"rules; `inference-gate cache rekey --apply` renames it under the rules in force"
+        )
     if not found:
         return (
             f"{recorded.name}, which shows no difference: the request differs from it only in values the "
@@ -395,6 +464,8 @@ def explain(recorded: IndexedRequest, request: CanonicalRequest) -> str:
     more = len(found) - 1
     if more:
         message += f" (and {more} more difference{'s' if more > 1 else ''})"
+    if hidden:
+        message += f"; {_hidden_note(hidden)}"
     return message
 
 

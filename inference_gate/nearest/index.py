@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_gate.cassette import CassetteError, cassette_from_bytes
+from inference_gate.key_rules import KeyRules
 from inference_gate.keys import CanonicalRequest
 from inference_gate.nearest.diff import IndexedRequest, MissedRequest, closest, explain
 from inference_gate.store import CassetteStore, folder_cassettes
@@ -37,7 +38,7 @@ class _FolderIndex:
     requests: list[IndexedRequest]
 
 
-def _read_folder(folder: Path, mtime_ns: int, previous: _FolderIndex | None) -> _FolderIndex:
+def _read_folder(folder: Path, mtime_ns: int, previous: _FolderIndex | None, rules: KeyRules) -> _FolderIndex:
     """Index `folder`, reading only the files new or replaced since `previous`; corrupt ones are skipped.
 
     A file that cannot be read or parsed is left out rather than raised: this index only improves the message
@@ -46,14 +47,16 @@ def _read_folder(folder: Path, mtime_ns: int, previous: _FolderIndex | None) -> 
     known = previous.files if previous is not None else {}
     files: dict[str, _IndexedFile] = {}
     for entry in folder_cassettes(folder):
-        indexed = _index_file(entry, folder.name, known.get(entry.name))
+        indexed = _index_file(entry, folder.name, known.get(entry.name), rules)
         if indexed is not None:
             files[entry.name] = indexed
     trusted = time.time_ns() - mtime_ns > RACY_MTIME_WINDOW_NS
     return _FolderIndex(mtime_ns if trusted else None, files, [indexed.request for indexed in files.values()])
 
 
-def _index_file(entry: os.DirEntry[str], folder_name: str, known: _IndexedFile | None) -> _IndexedFile | None:
+def _index_file(
+    entry: os.DirEntry[str], folder_name: str, known: _IndexedFile | None, rules: KeyRules
+) -> _IndexedFile | None:
     """The file's entry: `known` if the file is unchanged, else read again; None if it is gone or corrupt."""
     try:
         stat = entry.stat()
@@ -63,7 +66,7 @@ def _index_file(entry: os.DirEntry[str], folder_name: str, known: _IndexedFile |
         cassette = cassette_from_bytes(Path(entry.path).read_bytes())
     except (OSError, CassetteError):
         return None
-    return _IndexedFile(signature, IndexedRequest.from_cassette(f"{folder_name}/{entry.name}", cassette))
+    return _IndexedFile(signature, IndexedRequest.from_cassette(f"{folder_name}/{entry.name}", cassette, rules))
 
 
 class NearestRequests:
@@ -74,8 +77,10 @@ class NearestRequests:
     thousands of cassettes reads them all, which is blocking file I/O.
     """
 
-    def __init__(self, store: CassetteStore) -> None:
+    def __init__(self, store: CassetteStore, rules: KeyRules | None = None) -> None:
+        """`rules` are the key rules in force: recorded requests are compared as the key sees them."""
         self.store = store
+        self.rules = rules or KeyRules.default()
         self._folders: dict[Path, _FolderIndex] = {}
 
     def describe(self, request: CanonicalRequest) -> str | None:
@@ -90,7 +95,7 @@ class NearestRequests:
             mtime_ns = folder.stat().st_mtime_ns
             index = self._folders.get(folder)
             if index is None or index.mtime_ns != mtime_ns:
-                index = _read_folder(folder, mtime_ns, index)
+                index = _read_folder(folder, mtime_ns, index, self.rules)
                 self._folders[folder] = index
         except FileNotFoundError:
             return []

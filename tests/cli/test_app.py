@@ -33,6 +33,7 @@ def test_help_on_a_namespace_lists_its_commands(home, args):
         ["cache", "info"],
         ["cache", "list"],
         ["cache", "prune"],
+        ["cache", "rekey"],
         ["cache", "show"],
     ]
 

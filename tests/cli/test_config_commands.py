@@ -135,6 +135,17 @@ def test_config_show_reports_each_layer_and_masks_the_key(home, tmp_path, monkey
     assert API_KEY[:-4] not in output
 
 
+def test_config_show_writes_key_rules_as_the_file_would(home, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "ignore: [body.user]\nnormalize: [{path: 'body.messages[*].content', pattern: '\\d+', replace: <n>}]\n",
+        encoding="utf-8",
+    )
+    rows = show_table(run(f"--config {path} config show").io.fetch_output())
+    assert rows["ignore"] == ("file", "[body.user]")
+    assert rows["normalize"] == ("file", "[{path: 'body.messages[*].content', pattern: \\d+, replace: <n>}]")
+
+
 def test_config_show_cli_key_beats_env_and_stays_masked(home, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     tester = run("config show --api-key sk-from-the-command-line -p 9100 -v")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import orjson
 
-from inference_gate.cassette import RecordedResponse, record_exchange
-from inference_gate.keys import canonicalize
+from inference_gate.cassette import Cassette, RecordedResponse, record_exchange
+from inference_gate.key_rules import KeyRules
+from inference_gate.keys import CanonicalRequest, canonicalize
+from inference_gate.multipart import FormField
 from inference_gate.nearest.diff import (
     Difference,
     IndexedRequest,
@@ -16,20 +18,23 @@ from inference_gate.nearest.diff import (
     json_differences,
     shared_prefix_length,
 )
+from tests.forms import content_type_for, form_body
 
 CHAT = "/v1/chat/completions"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
 
 
 def request_for(body: dict):
     return canonicalize("POST", CHAT, orjson.dumps(body))
 
 
-def recorded(name: str, body: dict) -> IndexedRequest:
+def recorded_cassette(body: dict) -> Cassette:
     response = RecordedResponse(status=200, headers={}, body=b"{}")
-    cassette = record_exchange(
-        request_for(body), response, recorded_at="2026-11-27T10:00:00Z", headers={}, json_body=body
-    )
-    return IndexedRequest.from_cassette(name, cassette)
+    return record_exchange(request_for(body), response, recorded_at="2026-11-27T10:00:00Z", headers={}, json_body=body)
+
+
+def recorded(name: str, body: dict) -> IndexedRequest:
+    return IndexedRequest.from_cassette(name, recorded_cassette(body))
 
 
 def test_the_closest_candidate_is_the_one_with_fewest_differences():
@@ -65,3 +70,57 @@ def test_shared_prefix_length():
     assert shared_prefix_length("abc", "abcdef") == 3
     assert shared_prefix_length("", "abc") == 0
     assert shared_prefix_length("x" * 10_000 + "a", "x" * 10_000 + "b") == 10_000
+
+
+# key rules
+
+
+IGNORE_USER = KeyRules.from_config(["body.user"])
+
+
+def test_the_explanation_skips_what_a_rule_hid_and_says_it_did():
+    missed = canonicalize(
+        "POST", CHAT, orjson.dumps({"user": "trace-2", "model": "gpt-4o", "seed": 1}), rules=IGNORE_USER
+    )
+    cassette = IndexedRequest.from_cassette(
+        "chat.completions/a.json", recorded_cassette({"user": "trace-1", "model": "gpt-4o", "seed": 2}), IGNORE_USER
+    )
+    assert explain(cassette, missed) == (
+        "chat.completions/a.json differs at seed: recorded 2, got 1; a key rule hid the difference at user"
+    )
+
+
+def test_a_cassette_alike_but_for_hidden_values_was_keyed_under_other_rules():
+    missed = canonicalize("POST", CHAT, orjson.dumps({"user": "trace-2", "model": "gpt-4o"}), rules=IGNORE_USER)
+    cassette = IndexedRequest.from_cassette(
+        "chat.completions/a.json", recorded_cassette({"user": "trace-1", "model": "gpt-4o"}), IGNORE_USER
+    )
+    assert explain(cassette, missed) == (
+        "chat.completions/a.json, which differs only where a key rule hid the difference at user: it was keyed "
+        "under other key rules; `inference-gate cache rekey --apply` renames it under the rules in force"
+    )
+
+
+def test_the_closest_candidate_is_found_after_the_rules():
+    missed = canonicalize("POST", CHAT, orjson.dumps({"user": "u2", "model": "gpt-4o", "seed": 1}), rules=IGNORE_USER)
+    candidates = [
+        IndexedRequest.from_cassette(name, recorded_cassette(body), IGNORE_USER)
+        for name, body in [
+            ("chat.completions/same-user.json", {"user": "u2", "model": "gpt-4", "seed": 2}),
+            ("chat.completions/other-user.json", {"user": "u1", "model": "gpt-4o", "seed": 1}),
+        ]
+    ]
+    assert closest(candidates, MissedRequest(missed)).name == "chat.completions/other-user.json"
+
+
+def test_an_upload_is_compared_by_its_fields():
+    def upload(model: str, audio: bytes) -> CanonicalRequest:
+        fields = [FormField("model", None, None, model.encode()), FormField("file", "a.wav", "audio/wav", audio)]
+        return canonicalize("POST", TRANSCRIPTIONS, form_body(fields, "b1"), content_type=content_type_for("b1"))
+
+    response = RecordedResponse(status=200, headers={}, body=b"{}")
+    stored = record_exchange(upload("whisper-1", b"RIFF"), response, recorded_at="t", headers={}, json_body=None)
+    cassette = IndexedRequest.from_cassette("audio.transcriptions/a.json", stored)
+    assert explain(cassette, upload("whisper-2", b"RIFF")) == (
+        'audio.transcriptions/a.json differs at [0].text: recorded "whisper-1", got "whisper-2"'
+    )
