@@ -7,6 +7,13 @@ same exchange always gives the same bytes.
 
 Only `recorded_at` changes when the same request is recorded again; it sits on one line of its own, so a
 re-recording that changed nothing shows up in a diff as that one line.
+
+A cassette holds one or more takes: answers recorded for the same request, served in recorded order (see the
+`takes` setting). A one-take file keeps today's shape, `recorded_at` and `response` at the top level, so the
+common case reads as it always has and no existing file changes. A file of several takes holds them instead
+as `takes: [{"recorded_at": ..., "response": ...}, ...]`. Both are format version 1: the version names what a
+reader must understand, and a reader of either shape reads both; an older gate refuses a several-take file
+as malformed rather than serving one take of it as if it were the only one.
 """
 
 from __future__ import annotations
@@ -66,12 +73,39 @@ class RecordedResponse:
 
 
 @dataclass(slots=True)
+class Take:
+    """One recorded answer to a cassette's request."""
+
+    recorded_at: str
+    response: RecordedResponse
+
+    def response_body_bytes(self) -> bytes:
+        """The bytes to send back on replay: the SSE stream re-framed, or the body."""
+        if self.response.events is not None:
+            return serialize_events(self.response.events)
+        return self.response.body
+
+
+@dataclass(slots=True)
 class Cassette:
+    """`recorded_at` and `response` are the first take, which names the cassette in reviews and summaries;
+    `later_takes` are the ones recorded after it, in order."""
+
     key: str
     recorded_at: str
     request: RecordedRequest
     response: RecordedResponse
     summary: dict[str, Any] = field(default_factory=dict)
+    later_takes: list[Take] = field(default_factory=list)
+
+    @property
+    def takes(self) -> list[Take]:
+        return [Take(self.recorded_at, self.response), *self.later_takes]
+
+    def with_takes(self, takes: list[Take]) -> Cassette:
+        """This cassette's request with `takes` (at least one) as its answers, its summary computed again."""
+        first, *later = takes
+        return Cassette(self.key, first.recorded_at, self.request, first.response, later_takes=later).with_summary()
 
     def with_summary(self) -> Cassette:
         """This cassette with its review summary computed from the exchange."""
@@ -85,13 +119,6 @@ class Cassette:
             form=self.request.form,
         )
         return self
-
-    def response_body_bytes(self) -> bytes:
-        """The bytes to send back on replay: the SSE stream re-framed, or the body."""
-        if self.response.events is not None:
-            return serialize_events(self.response.events)
-        return self.response.body
-
 
 def record_exchange(
     request: CanonicalRequest,
@@ -185,9 +212,28 @@ def _event_from_record(record: dict[str, Any]) -> SSEEvent:
     )
 
 
+def _response_to_dict(response: RecordedResponse) -> dict[str, Any]:
+    stored_response: dict[str, Any] = {"status": response.status, "headers": response.headers}
+    if response.events is not None:
+        stored_response["events"] = [_event_to_record(event) for event in response.events]
+    else:
+        is_json_body = parse_json_or_none(response.body)
+        stored_response.update(_body_fields(response.body, is_json_body, is_json_body is not None))
+    return stored_response
+
+
+def _response_from_dict(response: dict[str, Any]) -> RecordedResponse:
+    events = response.get("events")
+    return RecordedResponse(
+        status=int(response["status"]),
+        headers={str(name): str(value) for name, value in response.get("headers", {}).items()},
+        body=b"" if events is not None else _body_from_fields(response)[0],
+        events=[_event_from_record(record) for record in events] if events is not None else None,
+    )
+
+
 def cassette_to_dict(cassette: Cassette) -> dict[str, Any]:
     request = cassette.request
-    response = cassette.response
     stored_request: dict[str, Any] = {
         "method": request.method,
         "path": request.path,
@@ -197,19 +243,14 @@ def cassette_to_dict(cassette: Cassette) -> dict[str, Any]:
     }
     if request.form is not None:
         stored_request["form"] = request.form
-    stored_response: dict[str, Any] = {"status": response.status, "headers": response.headers}
-    if response.events is not None:
-        stored_response["events"] = [_event_to_record(event) for event in response.events]
-    else:
-        is_json_body = parse_json_or_none(response.body)
-        stored_response.update(_body_fields(response.body, is_json_body, is_json_body is not None))
+    takes = [{"recorded_at": take.recorded_at, "response": _response_to_dict(take.response)} for take in cassette.takes]
+    answers = takes[0] if len(takes) == 1 else {"takes": takes}
     return {
         "format_version": FORMAT_VERSION,
         "key": cassette.key,
-        "recorded_at": cassette.recorded_at,
         "request": stored_request,
-        "response": stored_response,
         "summary": cassette.summary,
+        **answers,
     }
 
 
@@ -235,23 +276,30 @@ def cassette_document(data: bytes) -> dict[str, Any]:
     return stored
 
 
+def document_takes(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """A cassette document's takes, each `{"recorded_at", "response"}`, in recorded order, whichever shape the
+    file has. A `takes` list must hold at least one take; anything else raises ValueError."""
+    takes = document.get("takes")
+    if takes is None:
+        return [{"recorded_at": document.get("recorded_at", ""), "response": document["response"]}]
+    if not isinstance(takes, list) or not takes or not all(isinstance(take, dict) for take in takes):
+        raise ValueError("`takes` must be a non-empty list of objects")
+    return takes
+
+
 def cassette_from_bytes(data: bytes) -> Cassette:
     """Read a cassette file's content; CassetteError says what is wrong with a bad one."""
     stored = cassette_document(data)
     try:
         request = stored["request"]
-        response = stored["response"]
         request_body, request_json, request_is_json = _body_from_fields(request)
-        events = response.get("events")
-        if events is not None:
-            response_events: list[SSEEvent] | None = [_event_from_record(record) for record in events]
-            response_body = b""
-        else:
-            response_events = None
-            response_body = _body_from_fields(response)[0]
+        first, *later = [
+            Take(str(take.get("recorded_at", "")), _response_from_dict(take["response"]))
+            for take in document_takes(stored)
+        ]
         cassette = Cassette(
             key=str(stored["key"]),
-            recorded_at=str(stored.get("recorded_at", "")),
+            recorded_at=first.recorded_at,
             request=RecordedRequest(
                 method=str(request["method"]),
                 path=str(request["path"]),
@@ -262,19 +310,16 @@ def cassette_from_bytes(data: bytes) -> Cassette:
                 is_json=request_is_json,
                 form=request.get("form"),
             ),
-            response=RecordedResponse(
-                status=int(response["status"]),
-                headers={str(name): str(value) for name, value in response.get("headers", {}).items()},
-                body=response_body,
-                events=response_events,
-            ),
+            response=first.response,
             summary=dict(stored.get("summary") or {}),
+            later_takes=later,
         )
     except orjson.JSONEncodeError:  # read, but nested deeper than orjson writes: not a cassette the gate wrote
         raise CassetteError("malformed cassette (a body nests too deep to be sent again)") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CassetteError(f"malformed cassette ({type(error).__name__}: {error})") from None
-    check_replayable(cassette.response)
+    for response in (cassette.response, *(take.response for take in cassette.later_takes)):
+        check_replayable(response)
     return cassette
 
 

@@ -147,7 +147,32 @@ def request_differences(old: dict[str, Any], new: dict[str, Any]) -> list[FieldC
 
 
 def reply_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
-    """How the answer changed, between two material views: named fields first, then what they do not show."""
+    """How the answers changed, between two material views: take by take when either has several takes, then
+    how many takes each has."""
+    old_takes, new_takes = _one_take_views(old), _one_take_views(new)
+    if len(old_takes) == len(new_takes) == 1:
+        return _answer_changes(old_takes[0], new_takes[0])
+    changes = [
+        FieldChange(f"take {number} {change.field}", change.old, change.new)
+        for number, (old_take, new_take) in enumerate(zip(old_takes, new_takes, strict=False), 1)
+        for change in _answer_changes(old_take, new_take)
+    ]
+    if len(old_takes) != len(new_takes):
+        changes.append(FieldChange("takes", len(old_takes), len(new_takes)))
+    return changes
+
+
+def _one_take_views(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """A document of several takes as one one-take document per take, so that each reads like a cassette."""
+    takes = document.get("takes")
+    if not isinstance(takes, list):
+        return [document]
+    rest = {name: value for name, value in document.items() if name != "takes"}
+    return [{**rest, **take} for take in takes if isinstance(take, dict)] or [rest]
+
+
+def _answer_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    """How one answer changed: named fields first, then what they do not show."""
     old_reply, new_reply = view_of("", old).reply, view_of("", new).reply
     changes = [
         FieldChange(field, old_value, new_value)

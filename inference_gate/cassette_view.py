@@ -76,13 +76,14 @@ class CassetteView:
 def view_of(name: str, document: dict[str, Any]) -> CassetteView:
     """The readable view of a cassette document; a malformed part reads as empty rather than failing."""
     request = _dict(document.get("request"))
-    response = _dict(document.get("response"))
+    takes = document.get("takes")
+    first_take = _dict(takes[0]) if isinstance(takes, list) and takes else document
+    response = _dict(first_take.get("response"))
     path = _text(request.get("path")) or ""
     endpoint = endpoint_name(path)
     body = _dict(request.get("body"))
     events = response.get("events")
     stream_data = [_dict(event).get("data") for event in events] if isinstance(events, list) else None
-    takes = document.get("takes")
     return CassetteView(
         name=name,
         method=_text(request.get("method")) or "",
@@ -95,8 +96,8 @@ def view_of(name: str, document: dict[str, Any]) -> CassetteView:
         turns=tuple(_turns(endpoint, body)),
         tools=tuple(_tool_names(body.get("tools"))),
         reply=_reply(endpoint, response.get("body"), stream_data),
-        takes=len(takes) if isinstance(takes, list) else takes if isinstance(takes, int) else 1,
-        recorded_at=_text(document.get("recorded_at")),
+        takes=len(takes) if isinstance(takes, list) else 1,
+        recorded_at=_text(first_take.get("recorded_at")),
     )
 
 

@@ -7,6 +7,10 @@ and a Python user start the same object:
     gate = Gate(Settings(cache_dir=Path("cassettes")), Mode.REPLAY)
     trio.run(gate.run)
 
+Identical requests are counted per gate process (`reset_take_counters` starts a new count, for example per
+test): the k-th one is answered by the cassette's k-th take, recorded first if the cassette has fewer than the
+`takes` setting, and once the takes run out the last one repeats.
+
 Upstream calls run in the gate's own nursery, not in the client's connection task. A client that disconnects
 midway therefore does not cancel the call: the exchange completes and is recorded, because the tokens are paid
 for either way and the next run should not pay again. The call is still bounded by the upstream read timeout,
@@ -15,6 +19,7 @@ and on shutdown by the grace period.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import time
@@ -52,10 +57,10 @@ from inference_gate.redact import (
     stored_request_headers,
     stored_response_headers,
 )
-from inference_gate.replies import PreparedReply, ReplyCache
+from inference_gate.replies import PreparedTakes, ReplyCache
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser, comment_line
-from inference_gate.store import CassetteStore, SecretLeakError, Slot
+from inference_gate.store import CassetteStore, SecretLeakError, Slot, TakeWrite
 from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
@@ -78,6 +83,10 @@ def json_problem(body: bytes) -> str | None:
     except orjson.JSONDecodeError as error:
         return None if any(marker in str(error) for marker in _UNREPRESENTABLE_NUMBER) else str(error)
     return None
+
+
+# What a cassette counts as in the refresh summary when several of its takes were refreshed: the strongest.
+REFRESH_PRECEDENCE = (TakeWrite.UNCHANGED, TakeWrite.CHANGED, TakeWrite.NEW)
 
 
 def utc_now() -> datetime:
@@ -106,7 +115,7 @@ class Gate:
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 read_timeout_s=settings.upstream_read_timeout_s,
             )
-            if mode is Mode.RECORD
+            if mode.calls_upstream
             else None
         )
         self._clock = clock
@@ -114,8 +123,21 @@ class Gate:
         self._nearest = NearestRequests(self.store, self.key_rules)
         self._nearest_threads = trio.CapacityLimiter(NEAREST_THREADS)
         self._replies = ReplyCache()
-        self._inflight: dict[str, InflightExchange] = {}
+        self._inflight: dict[tuple[str, int], InflightExchange] = {}  # by request key and take index
         self._exchanges: trio.Nursery | None = None
+        self._take_counts: collections.Counter[str] = collections.Counter()
+        self.refreshed: dict[str, TakeWrite] = {}  # refresh mode: each cassette's name and what was done to it
+
+    def reset_take_counters(self) -> None:
+        """Start counting identical requests afresh: the next one is answered by the first take again."""
+        self._take_counts.clear()
+
+    def refresh_summary(self) -> str:
+        """What refresh mode did so far, per cassette: a cassette refreshed several times (takes) counts once,
+        as `new` if it was created, else `changed` if any take changed."""
+        counts = collections.Counter(self.refreshed.values())
+        parts = [f"{counts[write]} {write.value}" for write in REFRESH_PRECEDENCE]
+        return f"refreshed {len(self.refreshed)} cassette(s): {', '.join(parts)}"
 
     async def run(
         self, *, shutdown: trio.Event | None = None, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -147,6 +169,8 @@ class Gate:
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
             self._exchanges = None
+            if self.mode is Mode.REFRESH:
+                logger.info("%s", self.refresh_summary())
             if self.upstream is not None:
                 with trio.CancelScope(shield=True):
                     await self.upstream.aclose()
@@ -157,18 +181,23 @@ class Gate:
         exact_request = (request.method, request.target, request.body)
         slot_name = ""  # for the log line of a miss
         try:
-            reply = self._replies.for_exact_request(exact_request)
-            if reply is None:
-                canonical = self._canonicalize(request)
-                reply = self._replies.get(canonical.key)
-                if reply is not None:
-                    self._replies.remember_request(exact_request, canonical.key)
-                elif canonical.key in self._inflight:
-                    return await self._join(request, started, self._inflight[canonical.key])
-                else:
-                    slot = self.store.locate(canonical)
-                    slot_name = slot.name
-                    return await self._answer_uncached(request, started, canonical, slot)
+            key = self._replies.key_of_exact_request(exact_request)
+            canonical = self._canonicalize(request) if key is None else None
+            key = key or canonical.key
+            take_index = self._take_counts[key]
+            self._take_counts[key] += 1
+            takes = self._replies.get(key)
+            if takes is not None and self._serves(takes, take_index):
+                if canonical is not None:
+                    self._replies.remember_request(exact_request, key)
+                reply = takes.take(take_index)
+            elif (flight := self._inflight.get((key, self._flight_take(take_index)))) is not None:
+                return await self._join(request, started, flight)
+            else:
+                canonical = canonical or self._canonicalize(request)
+                slot = self.store.locate(canonical)
+                slot_name = slot.name
+                return await self._answer_uncached(request, started, canonical, slot, take_index)
         except GateError as error:
             response = error_response(error, dialect=route_of(request.path).dialect)
             self._report(
@@ -184,6 +213,18 @@ class Gate:
             return response
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
         return reply.response()
+
+    def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
+        """Whether prepared takes answer the `take_index`-th identical request without a look at the disk."""
+        decision = decide(
+            self.mode, Lookup.FOUND, take_index=take_index, takes_found=len(takes), takes_wanted=self.settings.takes
+        )
+        return decision is Action.REPLAY_CASSETTE
+
+    def _flight_take(self, take_index: int) -> int:
+        """The take an upstream exchange for the `take_index`-th identical request records: requests past the
+        last wanted take join the exchange for that take, so identical requests make at most `takes` calls."""
+        return min(take_index, self.settings.takes - 1)
 
     def _report(
         self,
@@ -253,16 +294,20 @@ class Gate:
         return canonical
 
     async def _answer_uncached(
-        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot
+        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot, take_index: int
     ) -> HttpResponse:
         # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
-        lookup, reply, problem = await trio.to_thread.run_sync(self._load_reply, slot, canonical.key)
+        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
         if problem is not None:
             logger.warning("corrupt cassette: %s", problem)
-        action = decide(self.mode, lookup)
+        takes_found = len(takes) if takes is not None else 0
+        action = decide(
+            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
+        )
         if action is Action.REPLAY_CASSETTE:
-            assert reply is not None
-            self._replies.put(canonical.key, reply)
+            assert takes is not None
+            self._replies.put(canonical.key, takes)
+            reply = takes.take(take_index)
             self._report(request, started, reply.status, Outcome.HIT, cassette=slot.name)
             return reply.response()
         if action is Action.REPORT_CORRUPT:
@@ -285,23 +330,26 @@ class Gate:
                 closest=closest,
             )
         # An identical request may have started its exchange while this one's cassette was looked for.
-        exchange = self._inflight.get(canonical.key)
+        flight = (canonical.key, self._flight_take(take_index))
+        exchange = self._inflight.get(flight)
         if exchange is None:
             exchange = InflightExchange(self.settings.max_recorded_bytes)
-            self._inflight[canonical.key] = exchange
+            self._inflight[flight] = exchange
             assert self._exchanges is not None, "Gate.handle needs Gate.run"
-            self._exchanges.start_soon(self._record, exchange, request, canonical, slot, lookup is Lookup.CORRUPT)
+            self._exchanges.start_soon(
+                self._record, exchange, flight, request, canonical, slot, lookup is Lookup.CORRUPT
+            )
         return await self._join(request, started, exchange)
 
-    def _load_reply(self, slot: Slot, key: str) -> tuple[Lookup, PreparedReply | None, str | None]:
-        """The slot's cassette as a prepared reply, or why there is none (the problem of a corrupt one)."""
+    def _load_takes(self, slot: Slot, key: str) -> tuple[Lookup, PreparedTakes | None, str | None]:
+        """The slot's cassette as prepared takes, or why there is none (the problem of a corrupt one)."""
         try:
             cassette = self.store.load(slot.path, key)
         except CassetteError as error:
             return Lookup.CORRUPT, None, str(error)
         if cassette is None:
             return Lookup.MISSING, None, None
-        return Lookup.FOUND, PreparedReply.from_cassette(cassette, slot.name), None
+        return Lookup.FOUND, PreparedTakes.from_cassette(cassette, slot.name), None
 
     async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
@@ -358,6 +406,7 @@ class Gate:
     async def _record(
         self,
         exchange: InflightExchange,
+        flight: tuple[str, int],
         request: HttpRequest,
         canonical: CanonicalRequest,
         slot: Slot,
@@ -384,9 +433,9 @@ class Gate:
                 events: list[SSEEvent] = []
                 async for chunk in upstream.body_chunks():
                     exchange.append(chunk)
-                    if exchange.over_cap and self._inflight.get(canonical.key) is exchange:
+                    if exchange.over_cap and self._inflight.get(flight) is exchange:
                         # Readers who join from now on could not get the start: they get their own exchange.
-                        del self._inflight[canonical.key]
+                        del self._inflight[flight]
                         parser, events = None, []
                         logger.warning(
                             "%s %s: %s; passing it through unrecorded",
@@ -421,13 +470,15 @@ class Gate:
                 json_body=stored_json_body,
                 store_file_contents=self.settings.store_file_contents,
             )
-            not_recorded = await self._save(cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt)
-            if not_recorded is None:
-                exchange.finish(Outcome.RECORDED)
+            recorded, how = await self._save(
+                cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt, take_index=flight[1]
+            )
+            if recorded:
+                exchange.finish(Outcome.RECORDED, how)
                 return
             if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
-                exchange.append(comment_line(NOT_RECORDED_COMMENT + not_recorded))
-            exchange.finish(Outcome.PASSTHROUGH, not_recorded)
+                exchange.append(comment_line(NOT_RECORDED_COMMENT + str(how)))
+            exchange.finish(Outcome.PASSTHROUGH, how)
         except GateError as error:
             logger.warning("%s %s: %s", request.method, request.path, error.message)
             exchange.fail(error)
@@ -435,8 +486,8 @@ class Gate:
             logger.exception("recording %s %s failed", request.method, request.path)
             exchange.fail(internal_error(exc))
         finally:
-            if self._inflight.get(canonical.key) is exchange:
-                del self._inflight[canonical.key]
+            if self._inflight.get(flight) is exchange:
+                del self._inflight[flight]
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
@@ -451,20 +502,41 @@ class Gate:
             return [self.settings.api_key]
         return client_credentials(request.headers, canonical.credentials)
 
-    async def _save(self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool) -> str | None:
-        """Write the cassette and keep its reply in memory; returns why it was not recorded, or None if it was."""
-        save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
+    async def _save(
+        self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool, *, take_index: int
+    ) -> tuple[bool, str | None]:
+        """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
+        and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
+        refresh = self.mode is Mode.REFRESH
         try:
-            written = await trio.to_thread.run_sync(save)
+            if refresh or self.settings.takes > 1:
+                put = functools.partial(
+                    self.store.put_take,
+                    cassette,
+                    slot.path,
+                    take_index=take_index,
+                    takes_wanted=self.settings.takes,
+                    refresh=refresh,
+                    secrets=secrets,
+                )
+                write, on_disk = await trio.to_thread.run_sync(put)
+            else:
+                save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
+                written = await trio.to_thread.run_sync(save)
+                write = TakeWrite.NEW if written else TakeWrite.FULL
+                on_disk = cassette if written else self.store.load(slot.path, cassette.key)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
-            return "a credential is in the exchange"
+            return False, "a credential is in the exchange"
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
-            return f"the cassette could not be written: {error.strerror or error}"
-        reply = cassette
-        if not written:
+            return False, f"the cassette could not be written: {error.strerror or error}"
+        if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
-            reply = self.store.load(slot.path, cassette.key) or cassette
-        self._replies.put(cassette.key, PreparedReply.from_cassette(reply, slot.name))
-        return None
+        self._replies.put(cassette.key, PreparedTakes.from_cassette(on_disk or cassette, slot.name))
+        if refresh:
+            self.refreshed[slot.name] = max(
+                write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
+            )
+            return True, write.value
+        return True, None

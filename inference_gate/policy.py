@@ -9,10 +9,16 @@ import enum
 
 
 class Mode(enum.Enum):
-    """`RECORD` is `inference-gate start`; `REPLAY` is `inference-gate replay`, for tests and CI."""
+    """`RECORD` is `inference-gate start`; `REPLAY` is `inference-gate replay`, for tests and CI; `REFRESH` is
+    `inference-gate start --refresh`: every request goes upstream and is recorded again."""
 
     RECORD = "record"
     REPLAY = "replay"
+    REFRESH = "refresh"
+
+    @property
+    def calls_upstream(self) -> bool:
+        return self is not Mode.REPLAY
 
 
 class Lookup(enum.Enum):
@@ -30,13 +36,18 @@ class Action(enum.Enum):
     REPORT_CORRUPT = "report corrupt"
 
 
-def decide(mode: Mode, lookup: Lookup) -> Action:
-    """A recorded answer always wins; what happens otherwise depends on the mode.
+def decide(mode: Mode, lookup: Lookup, *, take_index: int = 0, takes_found: int = 1, takes_wanted: int = 1) -> Action:
+    """A recorded answer wins, except in refresh mode; what happens otherwise depends on the mode.
 
-    In record mode a corrupt cassette is treated as a miss and recorded again; in replay mode it is an error
-    that names the file, because replay never writes.
+    `take_index` counts the earlier identical requests of this gate process; `takes_found` is how many takes the
+    found cassette holds, `takes_wanted` the `takes` setting. Record mode fills a cassette up to that many takes:
+    a request whose take is not on disk yet goes upstream while the cassette has fewer; past that, the last take
+    repeats. In record mode a corrupt cassette is treated as a miss and recorded again; in replay mode it is an
+    error that names the file, because replay never writes.
     """
-    if lookup is Lookup.FOUND:
+    if mode is Mode.REFRESH:
+        return Action.FORWARD_AND_RECORD
+    if lookup is Lookup.FOUND and (mode is Mode.REPLAY or take_index < takes_found or takes_found >= takes_wanted):
         return Action.REPLAY_CASSETTE
     if mode is Mode.RECORD:
         return Action.FORWARD_AND_RECORD

@@ -42,8 +42,7 @@ if TYPE_CHECKING:
     from inference_gate.gate import Gate
 
 MODE_ENV = "INFERENCE_GATE_MODE"
-MODES = ("replay", "record", "off")
-NOT_YET_MODES = {"refresh": "`refresh` is not available in this version of inference-gate; use record or replay"}
+MODES = ("replay", "record", "refresh", "off")
 DEFAULT_CACHE_DIR = ".inference_cache"
 REPLAY_PLACEHOLDER_KEY = "sk-inference-gate-replay-placeholder"
 WORKEROUTPUT_KEY = "inference_gate_ledger"
@@ -58,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--inference-gate",
         dest="inference_gate_mode",
         metavar="MODE",
-        help=f"replay, record or off (default: ${MODE_ENV}, then ini inference_gate_mode, then off).",
+        help=f"replay, record, refresh or off (default: ${MODE_ENV}, then ini inference_gate_mode, then off).",
     )
     group.addoption(
         "--inference-gate-dir",
@@ -117,11 +116,9 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
     anything the user must fix, so pytest prints one line instead of a traceback."""
     from inference_gate.config import API_KEY_ENV, ConfigError, load_settings
 
-    if mode_name in NOT_YET_MODES:
-        raise pytest.UsageError(f"--inference-gate: {NOT_YET_MODES[mode_name]}")
     if mode_name not in MODES:
         raise pytest.UsageError(f"--inference-gate: unknown mode {mode_name!r}; choose one of {', '.join(MODES)}")
-    mode = Mode.RECORD if mode_name == "record" else Mode.REPLAY
+    mode = Mode(mode_name)
     given_dir = config.getoption("inference_gate_dir")
     if given_dir:
         cache_dir = config.invocation_params.dir / Path(given_dir).expanduser()
@@ -132,8 +129,8 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
         settings = load_settings(overrides=overrides).settings
     except ConfigError as error:
         raise pytest.UsageError(f"inference-gate: {error}") from None
-    if mode is Mode.RECORD and not settings.api_key:
-        raise pytest.UsageError(f"--inference-gate=record needs an upstream API key: set {API_KEY_ENV}")
+    if mode.calls_upstream and not settings.api_key:
+        raise pytest.UsageError(f"--inference-gate={mode_name} needs an upstream API key: set {API_KEY_ENV}")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -161,6 +158,12 @@ class GateThread:
         if self._failure is not None:
             raise self._failure
         return self.port
+
+    def call(self, function: Callable[[], None]) -> None:
+        """Run `function` on the gate's thread, between its requests."""
+        import trio
+
+        trio.from_thread.run_sync(function, trio_token=self._token)
 
     def stop(self) -> None:
         """Stop gracefully: the listener closes, exchanges in flight get the grace period, writes finish."""
@@ -210,6 +213,7 @@ class GateSession:
         self._current_test = OUTSIDE_TESTS
         self.ledger = Ledger()
         self.running: RunningGate | None = None
+        self._gate: Gate | None = None
         self._gate_thread: GateThread | None = None
         self._saved_environ: dict[str, str | None] = {}
         self._facts = RunFacts()
@@ -229,7 +233,8 @@ class GateSession:
             return  # the workers run the tests, each with its own gate
         from inference_gate.gate import Gate
 
-        self._gate_thread = GateThread(Gate(settings, self._mode, on_answer=self._file_answer))
+        self._gate = Gate(settings, self._mode, on_answer=self._file_answer)
+        self._gate_thread = GateThread(self._gate)
         port = self._gate_thread.start()
         self.running = RunningGate(gate_url(settings.host, port), self._mode, settings.cache_dir)
         self._set_environ("OPENAI_BASE_URL", self.running.base_url)
@@ -246,7 +251,10 @@ class GateSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Attribute the test's requests to it, and count its identical requests from the first take."""
         self._current_test = item.nodeid
+        if self._gate is not None and self._gate_thread is not None:
+            self._gate_thread.call(self._gate.reset_take_counters)
         try:
             return (yield)
         finally:
@@ -328,6 +336,8 @@ class GateSession:
         counts = self.ledger.counts()
         listed = ", ".join(f"{label} {counts[outcome]}" for outcome, label in _count_labels(counts))
         write(f"{self._mode.value} mode, cassettes in {self._cache_dir}: {listed}")
+        if self._mode is Mode.REFRESH and self._gate is not None:  # under xdist, each worker's gate counts its own
+            write(self._gate.refresh_summary())
         for miss in self.ledger.misses():
             write(f"MISS {miss.test_id}: {miss.method} {miss.path} {miss.request or ''}".rstrip())
             write(f"    closest cassette: {miss.closest or 'none recorded for this endpoint'}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from inference_gate.cassette import Cassette
+from inference_gate.cassette import Cassette, Take
 from inference_gate.messages import Headers, HttpResponse
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, Outcome
 from inference_gate.redact import is_stored_response_header
@@ -38,21 +38,15 @@ class PreparedReply:
         return 2 * len(self.body) + sum(len(name) + len(value) for name, value in self.headers)
 
     @classmethod
-    def from_cassette(cls, cassette: Cassette, name: str) -> PreparedReply:
+    def from_take(cls, take: Take, name: str) -> PreparedReply:
         # The allow-list applies again on replay, so a hand-edited cassette cannot inject framing headers.
         headers = [
             (header.lower().encode("latin-1"), value.encode("latin-1"))
-            for header, value in cassette.response.headers.items()
+            for header, value in take.response.headers.items()
             if is_stored_response_header(header.lower())
         ]
         headers += [(OUTCOME_HEADER, Outcome.HIT.header_value), (CASSETTE_HEADER, name.encode("utf-8", "replace"))]
-        return cls(
-            cassette.response.status,
-            headers,
-            cassette.response_body_bytes(),
-            cassette.response.events is not None,
-            name,
-        )
+        return cls(take.response.status, headers, take.response_body_bytes(), take.response.events is not None, name)
 
     def response(self) -> HttpResponse:
         """The same response object for every hit, so that the server frames it once (see
@@ -63,11 +57,33 @@ class PreparedReply:
         return self._response
 
 
+@dataclass(slots=True)
+class PreparedTakes:
+    """A cassette's takes as prepared replies, in recorded order."""
+
+    replies: tuple[PreparedReply, ...]
+
+    @classmethod
+    def from_cassette(cls, cassette: Cassette, name: str) -> PreparedTakes:
+        return cls(tuple(PreparedReply.from_take(take, name) for take in cassette.takes))
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(reply.size_bytes for reply in self.replies)
+
+    def __len__(self) -> int:
+        return len(self.replies)
+
+    def take(self, index: int) -> PreparedReply:
+        """The take for the `index`-th identical request: once the takes run out, the last one repeats."""
+        return self.replies[min(index, len(self.replies) - 1)]
+
+
 ExactRequest = tuple[str, str, bytes]
 
 
 class ReplyCache:
-    """Prepared replies by request key, holding at most `max_bytes` (always at least the newest one).
+    """Prepared takes by request key, holding at most `max_bytes` (always at least the newest one).
 
     It also remembers which key the exact bytes of a request (method, target, body) led to. An SDK sends the same
     bytes for the same request, so parsing, re-serialising and hashing the body, the costliest part of a hit, is
@@ -79,12 +95,11 @@ class ReplyCache:
         self.total_bytes = 0
         self.max_memo_bytes = max_memo_bytes
         self.memo_bytes = 0
-        self._replies: OrderedDict[str, PreparedReply] = OrderedDict()
+        self._replies: OrderedDict[str, PreparedTakes] = OrderedDict()
         self._keys_by_request: dict[ExactRequest, str] = {}
 
-    def for_exact_request(self, request: ExactRequest) -> PreparedReply | None:
-        key = self._keys_by_request.get(request)
-        return self.get(key) if key is not None else None
+    def key_of_exact_request(self, request: ExactRequest) -> str | None:
+        return self._keys_by_request.get(request)
 
     def remember_request(self, request: ExactRequest, key: str) -> None:
         size = sum(len(part) for part in request)
@@ -95,7 +110,7 @@ class ReplyCache:
     def __len__(self) -> int:
         return len(self._replies)
 
-    def get(self, key: str) -> PreparedReply | None:
+    def get(self, key: str) -> PreparedTakes | None:
         reply = self._replies.get(key)
         if reply is not None:
             self._replies.move_to_end(key)
@@ -106,7 +121,7 @@ class ReplyCache:
         if reply is not None:
             self.total_bytes -= reply.size_bytes
 
-    def put(self, key: str, reply: PreparedReply) -> None:
+    def put(self, key: str, reply: PreparedTakes) -> None:
         previous = self._replies.pop(key, None)
         if previous is not None:
             self.total_bytes -= previous.size_bytes

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference_gate.cassette import CassetteError, cassette_document
+from inference_gate.cassette import CassetteError, cassette_document, document_takes
 from inference_gate.dialects import endpoint_name
 from inference_gate.store import CassetteStore, Slot
 
@@ -45,6 +45,7 @@ class CassetteReview:
     settings: dict[str, Any] = field(default_factory=dict)
     prompt: str | None = None
     reply: str | None = None
+    takes: int = 1
 
     @property
     def is_corrupt(self) -> bool:
@@ -66,6 +67,7 @@ class CassetteReview:
             "settings": self.settings,
             "prompt": self.prompt,
             "reply": self.reply,
+            "takes": self.takes,
         }
 
 
@@ -127,7 +129,11 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
     key = stored.get("key")
     request = stored.get("request")
     path = request.get("path") if isinstance(request, dict) else None
-    response = stored.get("response")
+    try:
+        takes = document_takes(stored)
+    except (KeyError, ValueError):
+        raise CassetteError("malformed cassette (no response, or `takes` is not a list of them)") from None
+    response = takes[0].get("response")
     status = response.get("status") if isinstance(response, dict) else None
     summary = stored.get("summary") or {}
     if not isinstance(key, str) or not isinstance(path, str) or not isinstance(status, int):
@@ -140,7 +146,7 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
         name,
         size_bytes,
         key=key,
-        recorded_at=_text_or_none(stored.get("recorded_at")),
+        recorded_at=_text_or_none(takes[0].get("recorded_at")),
         status=status,
         endpoint=endpoint if isinstance(endpoint, str) else endpoint_name(path),
         model=_text_or_none(summary.get("model")),
@@ -148,6 +154,7 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
         settings=settings if isinstance(settings, dict) else {},
         prompt=_text_or_none(summary.get("prompt")),
         reply=_text_or_none(summary.get("reply")),
+        takes=len(takes),
     )
 
 

@@ -78,8 +78,8 @@ def run_gate(
     *,
     on_started: Callable[[int], None],
     on_answer: Callable[[Answer], None] | None = None,
-) -> None:
-    """Serve until SIGINT or SIGTERM, then return once the gate has shut down.
+) -> Gate:
+    """Serve until SIGINT or SIGTERM, then return the gate once it has shut down (its counts are final).
 
     `on_started` is called with the bound port (the real one when `settings.port` is 0) once the gate accepts
     connections; `on_answer` with each request's `Answer`, on the gate's thread. Must be called from the main
@@ -101,7 +101,7 @@ def run_gate(
         if failure is group:
             raise
     else:
-        return
+        return gate
     # Raised outside the `except` block, so that the traceback chain is the failure's own.
     if isinstance(failure, OSError) and not listening:
         raise ListenError(settings.host, settings.port, _reason(failure)) from failure

@@ -42,6 +42,13 @@ def port(value: object) -> int:
     return number
 
 
+def take_count(value: object) -> int:
+    number = _integer(value)
+    if number is None or number < 1:
+        raise InvalidValue("a positive integer (1 records one answer per request)")
+    return number
+
+
 def size_bytes(value: object) -> int:
     number = _integer(value)
     if number is None or number <= 0:

@@ -94,6 +94,13 @@ class Settings:
         'for example [headers.openai-organization, "body.messages[*].content"].',
         parse.redact_rules,
     )
+    takes: int = _setting(
+        1,
+        "How many answers `start` records for identical requests: the first N identical requests of a run each "
+        "go upstream once and are kept in order in one cassette; replay serves them in order, then the last "
+        "repeats.",
+        parse.take_count,
+    )
     ignore: list[str] = _setting(
         [],
         "Request values left out of the key, so a request still matches when they change: 'body.<json path>' "

@@ -9,11 +9,17 @@ was recorded. The full key is inside the file and is checked on every read.
 Writes go to a temporary file in the same folder, are flushed to disk, and are then linked into place. Linking
 fails if the name exists, so two gates recording into one directory never write two different contents under one
 name: the first complete recording wins. Only a cassette known to be corrupt is replaced, with `os.replace`.
+
+A cassette that gains a take, or is refreshed, is read, changed and replaced whole while its folder is locked
+(`fcntl.flock` on the folder itself, so no lock file is left next to the cassettes), so two gates adding takes
+to one file never lose one. A refresh whose material view (volatile.py) is unchanged leaves the file as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
+import fcntl
 import hashlib
 import os
 import re
@@ -23,11 +29,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from inference_gate.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
 from inference_gate.dialects import endpoint_name
 from inference_gate.keys import CanonicalRequest
 from inference_gate.redact import leaked_secret, redact_body
 from inference_gate.summary import prompt_text
+from inference_gate.volatile import material_view
 
 KEY_PREFIX_CHARS = 16
 SLUG_MAX_CHARS = 48
@@ -92,6 +101,15 @@ class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
 
 
+class TakeWrite(enum.Enum):
+    """What `CassetteStore.put_take` did with the file."""
+
+    NEW = "new"  # there was no (readable) cassette: it is written with this one take
+    CHANGED = "changed"  # the take was added or replaced, and the file rewritten
+    UNCHANGED = "unchanged"  # the take replaced one equal in every material value: the file is left byte for byte
+    FULL = "full"  # the cassette already has every take wanted (another writer's): the file is left as it was
+
+
 class CassetteStore:
     """The cassettes under one directory."""
 
@@ -134,6 +152,49 @@ class CassetteStore:
                 "it contains an API key"
             )
         return write_atomically(path, data, replace=replace)
+
+    def put_take(
+        self,
+        recorded: Cassette,
+        path: Path,
+        *,
+        take_index: int,
+        takes_wanted: int,
+        refresh: bool,
+        secrets: Sequence[str] = (),
+    ) -> tuple[TakeWrite, Cassette]:
+        """Add `recorded`'s one take to the cassette at `path`; returns what was done and the cassette as it now
+        is on disk.
+
+        The take is appended while the cassette has fewer than `takes_wanted`, whatever index it was recorded
+        for: another gate may have appended meanwhile, and an answer paid for is kept. With `refresh` it
+        replaces take `take_index` instead (or, past the end of a full cassette, the last one), the request as
+        just sent replaces the stored one, and the file is only rewritten when the material view changed. An
+        unreadable file is replaced. Raises SecretLeakError like `save`.
+        """
+        with _locked_folder(path.parent):
+            try:
+                old_bytes = path.read_bytes()
+                existing: Cassette | None = cassette_from_bytes(old_bytes)
+            except (FileNotFoundError, NotADirectoryError, CassetteError):
+                old_bytes, existing = b"", None
+            if existing is None or existing.key != recorded.key:
+                self.save(recorded, path, replace=True, secrets=secrets)
+                return TakeWrite.NEW, recorded
+            takes, take = existing.takes, recorded.takes[0]
+            if refresh and take_index < len(takes):
+                takes[take_index] = take
+            elif len(takes) < takes_wanted:
+                takes.append(take)
+            elif refresh:
+                takes[-1] = take
+            else:
+                return TakeWrite.FULL, existing
+            updated = (recorded if refresh else existing).with_takes(takes)
+            if material_view(orjson.loads(cassette_to_bytes(updated))) == material_view(orjson.loads(old_bytes)):
+                return TakeWrite.UNCHANGED, existing
+            self.save(updated, path, replace=True, secrets=secrets)
+            return TakeWrite.CHANGED, updated
 
     def cassette_paths(self) -> list[Path]:
         """Every file named like a cassette, in a stable (sorted) order."""
@@ -196,6 +257,19 @@ def folder_cassettes(folder: str | os.PathLike[str]) -> Iterator[os.DirEntry[str
     reviewing and the nearest-request index all read."""
     with os.scandir(folder) as files:
         yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+
+
+@contextlib.contextmanager
+def _locked_folder(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if missing) against every other writer of takes, in this
+    process (each call opens its own descriptor) and in others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def write_atomically(path: Path, data: bytes, *, replace: bool) -> bool:

@@ -8,7 +8,7 @@ when it decides whether a re-recording is worth rewriting the file. Text, tool c
 are material.
 
 The volatile values are:
-- the top-level `recorded_at`;
+- the top-level `recorded_at`, and each take's in a cassette of several takes;
 - the response headers `x-request-id`, `request-id`, `openai-processing-ms` and every rate-limit header
   (`x-ratelimit-*`, `anthropic-ratelimit-*`);
 - in a response body and in the `data` of every stream event, at any depth: `id`, `item_id`, `call_id`,
@@ -47,6 +47,9 @@ def material_view(document: dict[str, Any]) -> dict[str, Any]:
     response = document.get("response")
     if isinstance(response, dict):
         view["response"] = _material_response(response)
+    takes = document.get("takes")
+    if isinstance(takes, list):  # each take has the top level's shape: `recorded_at` and `response`
+        view["takes"] = [material_view(take) if isinstance(take, dict) else take for take in takes]
     return view
 
 

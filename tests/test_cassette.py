@@ -9,6 +9,7 @@ from inference_gate.cassette import (
     CassetteError,
     RecordedRequest,
     RecordedResponse,
+    Take,
     cassette_from_bytes,
     cassette_to_bytes,
     event_data_value,
@@ -17,6 +18,7 @@ from inference_gate.cassette import (
 from inference_gate.keys import MAX_JSON_DEPTH, canonicalize
 from inference_gate.multipart import FormField
 from inference_gate.sse import SSEEvent, SSEParser
+from tests.cassettes import EXAMPLES
 from tests.forms import content_type_for, form_body
 
 REQUEST_BODY = {"model": "gpt-4o-mini", "temperature": 0, "messages": [{"role": "user", "content": "Say hé"}]}
@@ -73,7 +75,7 @@ def test_round_trip_of_a_json_response():
     assert loaded.key == cassette.key
     assert loaded.request.json_body == REQUEST_BODY
     assert loaded.request.headers == {"openai-beta": "x"}
-    assert orjson.loads(loaded.response_body_bytes()) == orjson.loads(body)
+    assert orjson.loads(loaded.takes[0].response_body_bytes()) == orjson.loads(body)
     assert loaded.summary == cassette.summary
 
 
@@ -82,7 +84,7 @@ def test_a_stream_is_stored_as_events_with_parsed_data_and_replays_the_same_even
     stored = orjson.loads(cassette_to_bytes(cassette))
     assert stored["response"]["events"][1] == {"data": {"choices": [{"delta": {"content": "Bonjour "}, "index": 0}]}}
     assert stored["response"]["events"][-1] == {"data": "[DONE]"}
-    replayed = SSEParser().feed(cassette_from_bytes(cassette_to_bytes(cassette)).response_body_bytes())
+    replayed = SSEParser().feed(cassette_from_bytes(cassette_to_bytes(cassette)).takes[0].response_body_bytes())
     assert [orjson.loads(e.data) for e in replayed[:-1]] == [orjson.loads(e.data) for e in stream_events()[:-1]]
     assert replayed[-1].data == "[DONE]"
     assert cassette.summary["reply"] == "Bonjour à tous 🌍"
@@ -198,7 +200,55 @@ def test_a_body_nested_deeper_than_orjson_writes_is_a_corrupt_cassette(depth, me
 def test_a_response_body_too_deep_to_store_as_json_is_stored_as_text(depth):
     deep = b"[" * depth + b"]" * depth
     for cassette in (chat_cassette(body=deep), chat_cassette(events=[SSEEvent(data=deep.decode())])):
-        assert cassette_from_bytes(cassette_to_bytes(cassette)).response_body_bytes() == cassette.response_body_bytes()
+        replayed = cassette_from_bytes(cassette_to_bytes(cassette)).takes[0]
+        assert replayed.response_body_bytes() == cassette.takes[0].response_body_bytes()
+def chat_body(text: str, *, response_id: str = "chatcmpl-1") -> bytes:
+    return orjson.dumps({"id": response_id, "choices": [{"index": 0, "message": {"content": text}}]})
+
+
+def three_takes() -> Cassette:
+    first = chat_cassette(body=chat_body("one"))
+    later = [
+        Take(f"2026-11-27T10:00:0{second}Z", RecordedResponse(200, {"content-type": "application/json"}, body))
+        for second, body in ((1, chat_body("two")), (2, chat_body("three")))
+    ]
+    return first.with_takes([*first.takes, *later])
+
+
+def test_a_one_take_file_keeps_the_shape_without_a_takes_list():
+    stored = orjson.loads(cassette_to_bytes(chat_cassette(body=chat_body("one"))))
+    assert "takes" not in stored
+    assert stored["recorded_at"] == "2026-11-27T10:00:00Z" and stored["response"]["status"] == 200
+
+
+def test_several_takes_round_trip_in_order_each_with_its_recorded_at():
+    data = cassette_to_bytes(three_takes())
+    stored = orjson.loads(data)
+    assert "response" not in stored and "recorded_at" not in stored
+    assert [take["recorded_at"] for take in stored["takes"]] == [
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T10:00:01Z",
+        "2026-11-27T10:00:02Z",
+    ]
+    loaded = cassette_from_bytes(data)
+    texts = [orjson.loads(take.response_body_bytes())["choices"][0]["message"]["content"] for take in loaded.takes]
+    assert texts == ["one", "two", "three"]
+    assert cassette_to_bytes(loaded) == data
+
+
+def test_a_version_1_file_written_before_takes_reads_as_one_take():
+    (file,) = (EXAMPLES / "chat.completions").glob("say-hello-in-french.*.json")
+    data = file.read_bytes()
+    cassette = cassette_from_bytes(data)
+    assert len(cassette.takes) == 1 and cassette.takes[0].recorded_at == orjson.loads(data)["recorded_at"]
+    assert cassette_to_bytes(cassette) == data
+
+
+def test_an_empty_takes_list_is_a_malformed_cassette():
+    stored = orjson.loads(cassette_to_bytes(three_takes()))
+    stored["takes"] = []
+    with pytest.raises(CassetteError, match="takes"):
+        cassette_from_bytes(orjson.dumps(stored))
 
 
 # multipart uploads

@@ -136,3 +136,26 @@ def test_an_unreadable_file_is_reported_not_skipped():
     assert change.new.startswith("unreadable: not valid JSON")
     [added] = diff_cassettes({}, {"x/y.json": b"[]"}).added
     assert added.prompt == "unreadable: not a JSON object"
+
+
+def with_takes(name: str, *replies: str) -> bytes:
+    """The example cassette as a cassette of several takes, one per reply text."""
+    value = document(name)
+    response = value.pop("response")
+    takes = []
+    for number, reply in enumerate(replies):
+        take_response = copy.deepcopy(response)
+        take_response["body"]["choices"][0]["message"]["content"] = reply
+        takes.append({"recorded_at": f"2026-01-01T00:00:0{number}Z", "response": take_response})
+    value.pop("recorded_at")
+    return encoded({**value, "takes": takes})
+
+
+def test_a_take_added_or_changed_is_named_by_its_number():
+    old = with_takes(FRENCH, "Bonjour !", "Salut !")
+    [added] = diff_cassettes({FRENCH: old}, {FRENCH: with_takes(FRENCH, "Bonjour !", "Salut !", "Coucou !")}).changed
+    assert added.changes == (FieldChange("takes", 2, 3),)
+    [edited_take] = diff_cassettes({FRENCH: old}, {FRENCH: with_takes(FRENCH, "Bonjour !", "Allô !")}).changed
+    assert edited_take.changes == (FieldChange("take 2 reply", "Salut !", "Allô !"),)
+    [grown] = diff_cassettes({FRENCH: (EXAMPLES / FRENCH).read_bytes()}, {FRENCH: old}).changed
+    assert FieldChange("takes", 1, 2) in grown.changes

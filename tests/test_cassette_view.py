@@ -61,8 +61,7 @@ def test_a_streamed_tool_call_is_joined_from_its_pieces():
     ]
     document = {
         "request": {"path": "/v1/chat/completions", "method": "POST", "body": {"model": "m", "messages": []}},
-        "response": {"status": 200, "events": [{"data": chunk} for chunk in chunks]},
-        "takes": [{}, {}, {}],
+        "takes": [{"response": {"status": 200, "events": [{"data": chunk} for chunk in chunks]}}, {}, {}],
     }
     view = view_of("x", document)
     assert view.reply.tool_calls == (ToolCall("f", '{"a":1}'),)

@@ -269,11 +269,26 @@ def test_the_ini_chooses_the_directory_relative_to_the_rootdir(
     result.stdout.fnmatch_lines([f"replay mode, cassettes in {pytester.path / 'cassettes'}: hits 1, *"])
 
 
+def test_refresh_sends_every_test_upstream_and_leaves_unchanged_cassettes_byte_for_byte(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {name: (project / name).read_bytes() for name in cassettes(project)}
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    with fake_upstream() as upstream_url:
+        result = run(pytester, "--inference-gate=refresh", f"--inference-gate-upstream={upstream_url}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "refresh mode, cassettes in *: hits 0, recorded 2, misses 0",
+        "refreshed 2 cassette(s): 2 unchanged, 0 changed, 0 new",
+    ])
+    assert {name: (project / name).read_bytes() for name in cassettes(project)} == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--inference-gate=bogus"], "ERROR: --inference-gate: unknown mode 'bogus'; choose one of replay, record, *"),
-        (["--inference-gate=refresh"], "ERROR: --inference-gate: `refresh` is not available*"),
+        (["--inference-gate=refresh"], "ERROR: --inference-gate=refresh needs an upstream API key: set OPENAI_API_KEY"),
         (["--inference-gate=record"], "ERROR: --inference-gate=record needs an upstream API key: set OPENAI_API_KEY"),
         (
             ["--inference-gate=replay", "--inference-gate-dir=blocker/cache"],

@@ -1,8 +1,12 @@
-from inference_gate.replies import PreparedReply, ReplyCache
+from inference_gate.replies import PreparedReply, PreparedTakes, ReplyCache
 
 
-def reply(size: int) -> PreparedReply:
+def one_reply(size: int) -> PreparedReply:
     return PreparedReply(200, [], b"x" * size, streamed=False, name="chat.completions/x.json")
+
+
+def reply(size: int) -> PreparedTakes:
+    return PreparedTakes((one_reply(size),))
 
 
 def test_the_least_recently_used_reply_goes_first_past_the_bound():
@@ -37,7 +41,7 @@ def test_size_counts_headers_and_the_body_twice_as_the_server_keeps_it_framed_to
 
 
 def test_every_hit_gets_the_same_response_object_so_the_server_frames_it_once():
-    prepared = reply(10)
+    prepared = one_reply(10)
     assert prepared.response() is prepared.response()
     assert prepared.response().body is prepared.body
 
@@ -47,9 +51,15 @@ def test_the_exact_request_memo_finds_the_reply_and_counts_the_whole_request_aga
     cache.put("k", reply(10))
     short = ("POST", "/v1/chat/completions", b"{}")  # 4 + 20 + 2 = 26 bytes
     cache.remember_request(short, "k")
-    assert cache.for_exact_request(short) is cache.get("k")
+    assert cache.key_of_exact_request(short) == "k"
     assert cache.memo_bytes == 26
     long_target = ("POST", "/v1/chat/completions?x=1", b"")  # 28 bytes with no body: over the cap with the first
     cache.remember_request(long_target, "k")
-    assert cache.for_exact_request(long_target) is None
+    assert cache.key_of_exact_request(long_target) is None
     assert cache.memo_bytes == 26
+
+
+def test_takes_count_every_reply_and_repeat_the_last_once_they_run_out():
+    takes = PreparedTakes((one_reply(1), one_reply(2), one_reply(3)))
+    assert takes.size_bytes == 2 * (1 + 2 + 3) and len(takes) == 3  # each body held raw and framed
+    assert [len(takes.take(index).body) for index in range(5)] == [1, 2, 3, 3, 3]

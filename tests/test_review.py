@@ -1,6 +1,6 @@
 import orjson
 
-from inference_gate.cassette import RecordedResponse
+from inference_gate.cassette import RecordedResponse, Take
 from inference_gate.review import CassetteReview, review_cassettes, store_info
 from inference_gate.sse import SSEEvent
 from inference_gate.store import CassetteStore
@@ -135,7 +135,7 @@ def test_as_json_has_every_field_or_the_error():
     assert review.as_json() == {
         "name": "a/b.json", "size_bytes": 10, "key": "k", "recorded_at": "t", "status": 200,
         "endpoint": "chat.completions", "model": "m", "stream": False, "settings": {"seed": 1},
-        "prompt": "p", "reply": "r",
+        "prompt": "p", "reply": "r", "takes": 1,
     }  # fmt: skip
     corrupt = CassetteReview("a/c.json", 3, error="not a JSON object")
     assert corrupt.as_json() == {"name": "a/c.json", "size_bytes": 3, "error": "not a JSON object"}
@@ -176,3 +176,15 @@ def test_store_info_of_nothing():
         None,
         None,
     )
+
+
+def test_a_cassette_of_several_takes_reviews_as_its_first_take_with_the_count(tmp_path):
+    store = CassetteStore(tmp_path)
+    file = record(
+        store, chat("Roll a die"), completion("4"), path="/v1/chat/completions", recorded_at="2026-11-27T10:00:00Z"
+    )
+    cassette = store.load(file, orjson.loads(file.read_bytes())["key"])
+    more = [Take("2026-11-27T10:00:01Z", completion("2")), Take("2026-11-27T10:00:02Z", completion("6"))]
+    assert store.save(cassette.with_takes([*cassette.takes, *more]), file, replace=True)
+    [review] = review_cassettes(tmp_path)
+    assert (review.takes, review.status, review.recorded_at, review.reply) == (3, 200, "2026-11-27T10:00:00Z", "4")

@@ -1,3 +1,5 @@
+import concurrent.futures
+import functools
 import os
 
 import orjson
@@ -6,7 +8,14 @@ import pytest
 from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse, cassette_to_bytes
 from inference_gate.keys import canonicalize
 from inference_gate.redact import MIN_CREDENTIAL_CHARS
-from inference_gate.store import CassetteStore, SecretLeakError, relative_cassette_path, slugify, write_atomically
+from inference_gate.store import (
+    CassetteStore,
+    SecretLeakError,
+    TakeWrite,
+    relative_cassette_path,
+    slugify,
+    write_atomically,
+)
 
 LONG_KEY = "sk-" + "k" * MIN_CREDENTIAL_CHARS
 
@@ -211,3 +220,64 @@ def test_remove_temp_files_counts_only_leftovers(tmp_path):
     (path.parent / f".{path.name}.x1y2.tmp").write_bytes(b"{")
     assert store.remove_temp_files() == 1
     assert store.cassette_paths() == [path]
+
+
+def reply_of(take) -> str:
+    return orjson.loads(take.response.body)["reply"]
+
+
+def test_takes_are_appended_up_to_the_number_wanted_then_the_file_is_full(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.locate(request).path
+    put = functools.partial(store.put_take, path=path, takes_wanted=2, refresh=False)
+    assert put(cassette_for(request, "one"), take_index=0)[0] is TakeWrite.NEW
+    write, on_disk = put(cassette_for(request, "two"), take_index=1)
+    assert write is TakeWrite.CHANGED and [reply_of(take) for take in on_disk.takes] == ["one", "two"]
+    before = path.read_bytes()
+    write, on_disk = put(cassette_for(request, "three"), take_index=2)
+    assert write is TakeWrite.FULL and path.read_bytes() == before and len(on_disk.takes) == 2
+    assert [reply_of(take) for take in store.load(path, request.key).takes] == ["one", "two"]
+
+
+def test_a_refresh_rewrites_only_a_take_whose_material_view_changed(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.locate(request).path
+    assert store.save(cassette_for(request, "one"), path)
+    before = path.read_bytes()
+    again = cassette_for(request, "one")
+    again.recorded_at = "2030-01-01T00:00:00Z"
+    again.response.headers = {"x-request-id": "req_new"}
+    put = functools.partial(store.put_take, path=path, take_index=0, takes_wanted=1, refresh=True)
+    assert put(again)[0] is TakeWrite.UNCHANGED
+    assert path.read_bytes() == before
+    write, on_disk = put(cassette_for(request, "changed"))
+    assert write is TakeWrite.CHANGED and reply_of(on_disk.takes[0]) == "changed"
+    assert reply_of(store.load(path, request.key).takes[0]) == "changed"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no lock or temporary file left
+
+
+def test_a_refresh_past_a_full_cassettes_takes_replaces_the_last(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    path = store.locate(request).path
+    for index, reply in enumerate(("one", "two")):
+        store.put_take(cassette_for(request, reply), path, take_index=index, takes_wanted=2, refresh=False)
+    store.put_take(cassette_for(request, "late"), path, take_index=5, takes_wanted=2, refresh=True)
+    assert [reply_of(take) for take in store.load(path, request.key).takes] == ["one", "late"]
+
+
+def test_concurrent_writers_of_takes_lose_none(tmp_path):
+    request = chat_request()
+    path = CassetteStore(tmp_path).locate(request).path
+
+    def add(index: int) -> None:  # a store of its own, like another gate
+        CassetteStore(tmp_path).put_take(
+            cassette_for(request, f"take {index}"), path, take_index=index, takes_wanted=8, refresh=False
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(add, range(8)))
+    replies = sorted(reply_of(take) for take in CassetteStore(tmp_path).load(path, request.key).takes)
+    assert replies == sorted(f"take {index}" for index in range(8))

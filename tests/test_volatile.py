@@ -84,3 +84,19 @@ def test_volatile_headers():
         for name in ("x-request-id", "X-Request-Id", "openai-processing-ms", "x-ratelimit-reset-tokens", "request-id")
     )
     assert not any(is_volatile_header(name) for name in ("content-type", "openai-version", "openai-organization"))
+
+
+def as_takes(*documents: dict) -> dict:
+    """A cassette of several takes whose takes are these one-take documents' answers."""
+    several = {name: value for name, value in documents[0].items() if name not in ("recorded_at", "response")}
+    several["takes"] = [{"recorded_at": doc["recorded_at"], "response": doc["response"]} for doc in documents]
+    return several
+
+
+def test_each_takes_volatile_values_are_left_out_and_its_text_is_kept():
+    streamed, plain = example(STREAMED), example(PLAIN)
+    assert material_view(as_takes(streamed, rerecorded(streamed))) == material_view(as_takes(streamed, streamed))
+    changed = rerecorded(streamed)
+    changed["response"]["events"][1]["data"]["choices"][0]["delta"]["content"] = "different words"
+    assert material_view(as_takes(streamed, changed)) != material_view(as_takes(streamed, streamed))
+    assert material_view(as_takes(plain, plain)) != material_view(as_takes(plain))

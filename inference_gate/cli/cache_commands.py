@@ -350,7 +350,7 @@ def _row(review: CassetteReview) -> tuple[str, ...]:
         review.endpoint or "",
         truncate(_one_line(review.model or "-"), MAX_MODEL_CHARS),
         stream,
-        review.recorded_at or "",
+        (review.recorded_at or "") + (f" ({review.takes} takes)" if review.takes > 1 else ""),
         _one_line(review.prompt),
         _one_line(review.reply),
     )

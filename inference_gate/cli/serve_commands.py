@@ -38,18 +38,26 @@ LEDGER_OPTION = Option(
     requires_value=True,
     description="Write which cassettes were used to this JSON file when the gate stops (for `cache prune`).",
 )
+REFRESH_OPTION = Option(
+    "--refresh",
+    flag=True,
+    description="Send every request upstream and record it again; a cassette is rewritten only when the answer "
+    "changed in a way that matters (not ids, timestamps or rate-limit headers).",
+)
 
 
 class StartCommand(Command):
     name = "start"
     description = "Run the gate: replay recorded answers, forward and record everything else."
     options: ClassVar[list[Option]] = [
-        *setting_options("host", "port", "cache_dir", "upstream", "api_key"),
+        *setting_options("host", "port", "cache_dir", "upstream", "api_key", "takes"),
+        REFRESH_OPTION,
         LEDGER_OPTION,
     ]
 
     def handle(self) -> int:
-        return serve(self.io, settings_from_io(self.io).settings, Mode.RECORD, ledger_path(self.io))
+        mode = Mode.REFRESH if self.io.input.option("refresh") else Mode.RECORD
+        return serve(self.io, settings_from_io(self.io).settings, mode, ledger_path(self.io))
 
 
 class ReplayCommand(Command):
@@ -73,7 +81,7 @@ def serve(io: IO, settings: Settings, mode: Mode, ledger_path: Path | None = Non
     cannot know which test sent what), written there when the gate stops, for `cache prune --ledger`.
     """
     check_startup(settings, mode)
-    if mode is Mode.RECORD:
+    if mode.calls_upstream:
         if not is_loopback(settings.host):
             write_warning(
                 io,
@@ -95,10 +103,12 @@ def serve(io: IO, settings: Settings, mode: Mode, ledger_path: Path | None = Non
     on_answer = functools.partial(ledger.add, OUTSIDE_TESTS) if ledger_path is not None else None
     with gate_logging(io, verbose=settings.verbose):
         try:
-            run_gate(settings, mode, on_started=announce, on_answer=on_answer)
+            gate = run_gate(settings, mode, on_started=announce, on_answer=on_answer)
         finally:
             if ledger_path is not None:
                 write_atomically(ledger_path, orjson.dumps(ledger.as_json(), option=orjson.OPT_INDENT_2), replace=True)
+    if mode is Mode.REFRESH:
+        io.write_line(gate.refresh_summary(), type=OutputType.RAW)
     io.write_line("stopped", type=OutputType.RAW)
     return 0
 
@@ -110,8 +120,12 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
         f"listening on {gate_url(settings.host, port)}/v1",
         f"cache {settings.cache_dir.absolute()} ({cassette_count_text(cassette_count)})",
     ]
-    if mode is Mode.RECORD:
+    if mode.calls_upstream:
         parts.append(f"upstream {settings.upstream}")
+    if mode is Mode.RECORD and settings.takes > 1:
+        parts.append(f"up to {settings.takes} takes per request")
+    if mode is Mode.REFRESH:
+        parts.append("every request re-recorded; files rewritten only when the answer changed")
     return ", ".join(parts)
 
 

@@ -7,7 +7,7 @@ import orjson
 import pytest
 from cleo.testers.application_tester import ApplicationTester
 
-from inference_gate.cassette import RecordedResponse
+from inference_gate.cassette import RecordedResponse, Take
 from inference_gate.cli.app import GateApplication
 from inference_gate.cli.cache_commands import human_size
 from inference_gate.ledger import OUTSIDE_TESTS, Ledger
@@ -389,3 +389,18 @@ def test_prune_needs_a_ledger(home, cache_dir):
     tester = run(f"cache prune --cache-dir {cache_dir}")
     assert tester.status_code == 1
     assert "cache prune needs --ledger FILE" in tester.io.fetch_error()
+
+
+def test_list_and_show_give_the_take_count_of_a_cassette_of_several_takes(home, cache_dir):
+    store = CassetteStore(cache_dir)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Roll a die"}]}
+    name = save(store, "/v1/chat/completions", body, json_response({"n": 4}), "2026-11-27T10:00:00Z")
+    cassette = store.load(cache_dir / name, orjson.loads((cache_dir / name).read_bytes())["key"])
+    later = Take("2026-11-27T10:00:01Z", json_response({"n": 2}))
+    assert store.save(cassette.with_takes([*cassette.takes, later]), cache_dir / name, replace=True)
+
+    listed = run(f"cache list --cache-dir {cache_dir}").io.fetch_output()
+    assert "2026-11-27T10:00:00Z (2 takes)" in listed
+    assert orjson.loads(run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output())[0]["takes"] == 2
+    shown = run(f"cache show {name} --cache-dir {cache_dir}").io.fetch_output()
+    assert "  takes:     2" in shown.splitlines()

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -217,6 +218,30 @@ async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
     assert cassette.startswith("chat.completions/this-is-a-test-prompt")
     assert replay_line.endswith(f"cache {cache_dir} (1 cassette)")
     assert API_KEY not in (cache_dir / cassette).read_text(encoding="utf-8")
+
+
+@posix_signals
+async def test_script_start_refresh_rerecords_and_says_what_it_changed_on_shutdown(home, cache_dir):
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with running_upstream(FakeUpstream()) as fake:
+            args = ["start", "--port", "0", "--cache-dir", str(cache_dir), "--upstream", fake.url]
+            async with gate_process(*args, home=home, api_key=API_KEY) as gate:
+                _, port = await gate.banner()
+                await probe_gate(Settings(port=port))
+                await gate.stop(signal.SIGINT)
+            before = {name: (cache_dir / name).read_bytes() for name in files_under(cache_dir)}
+            async with gate_process(*args, "--refresh", "--takes", "2", home=home, api_key=API_KEY) as gate:
+                line, port = await gate.banner()
+                refreshed = await probe_gate(Settings(port=port))
+                code, stdout, _ = await gate.stop(signal.SIGINT)
+
+    assert line.startswith("refresh mode, ") and line.endswith(
+        f"upstream {fake.url}, every request re-recorded; files rewritten only when the answer changed"
+    )
+    assert refreshed.gate_outcome == "recorded" and len(fake.requests) == 2
+    assert code == 0
+    assert stdout == f"{line}\nrefreshed 1 cassette(s): 1 unchanged, 0 changed, 0 new\nstopped\n"
+    assert {name: (cache_dir / name).read_bytes() for name in files_under(cache_dir)} == before
 
 
 @posix_signals
@@ -549,6 +574,9 @@ def test_banner_names_the_mode_url_cache_and_upstream(tmp_path):
     )
     assert banner(settings, Mode.REPLAY, 8123, 2) == (
         f"replay mode, listening on http://[::1]:8123/v1, cache {tmp_path} (2 cassettes)"
+    )
+    assert banner(replace(settings, takes=3), Mode.RECORD, 8123, 1).endswith(
+        "upstream https://api.openai.com, up to 3 takes per request"
     )
 
 

@@ -192,7 +192,7 @@ def test_the_large_stream_cassette_replays_at_least_the_size_asked_for(tmp_path:
     canonical = canonicalize(request.method, request.target, request.body)
     cassette = CassetteStore(tmp_path).load(CassetteStore(tmp_path).locate(canonical).path, canonical.key)
     assert cassette is not None
-    body = cassette.response_body_bytes()
+    body = cassette.takes[0].response_body_bytes()
     assert 100_000 <= len(body) < 110_000
     shape = StreamShape.of(body)
     assert shape.content.startswith("Echo: Synthetic question")
