@@ -1055,6 +1055,7 @@ class BenchRun:
         """(g): seconds from process start to the first answer, and the peak RSS then; medians over the runs."""
         for count in self.profile.startup_counts:
             cache_dir = cassette_set(count) if count else self.work_dir / "no-cassettes"
+            cache_dir.mkdir(exist_ok=True)  # replay refuses a cache directory that does not exist
             first_request = LoadRequest(
                 "POST", CHAT_PATH, [(b"content-type", b"application/json")], synthetic_request_body(0)
             )
