@@ -30,7 +30,7 @@ CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 
 # A replaying gate needs no key, but SDKs always send one and a recording gate without its own key passes the
 # client's through; this one is recognisably not a real key.
-PLACEHOLDER_API_KEY = "sk-inference-gate-test"
+PLACEHOLDER_API_KEY = "inference-gate-test-placeholder"  # not a key, and not shaped like one
 
 # A server that listens on every address is reached on loopback.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}

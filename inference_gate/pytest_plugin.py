@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 MODE_ENV = "INFERENCE_GATE_MODE"
 MODES = ("replay", "record", "refresh", "off")
 DEFAULT_CACHE_DIR = ".inference_cache"
-REPLAY_PLACEHOLDER_KEY = "sk-inference-gate-replay-placeholder"
+REPLAY_PLACEHOLDER_KEY = "inference-gate-replay-placeholder"  # not a key, and not shaped like one
 WORKEROUTPUT_KEY = "inference_gate_ledger"
 GATE_THREAD_NAME = "inference-gate"
 START_TIMEOUT_S = 30.0
