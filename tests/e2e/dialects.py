@@ -23,6 +23,22 @@ DEADLINE_S = 30
 Exercise = Callable[[str], Awaitable[Any]]  # given the gate's root URL, what the client saw
 
 
+def sdk_exercise(
+    client_kind: str,
+    sync_exercise: Callable[[str, bool], Any],
+    async_exercise: Callable[[str, bool], Awaitable[Any]],
+    stream: bool,
+) -> Exercise:
+    """The exercise with the SDK's sync client (in a worker thread) or its async one, streamed or not."""
+
+    async def exercise(base_url: str) -> Any:
+        if client_kind == "sync":
+            return await trio.to_thread.run_sync(sync_exercise, base_url, stream)
+        return await async_exercise(base_url, stream)
+
+    return exercise
+
+
 async def record_then_replay(upstream: FakeUpstream, settings: Settings, exercise: Exercise) -> tuple[Any, Any]:
     """What the client saw while recording, and in replay mode once the upstream has stopped listening."""
     with trio.fail_after(DEADLINE_S):

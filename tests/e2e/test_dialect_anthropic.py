@@ -13,7 +13,7 @@ import trio
 
 from inference_gate import Mode, Settings
 from tests.e2e.conftest import running_gate
-from tests.e2e.dialects import cache_list, cassettes, record_then_replay, root_url
+from tests.e2e.dialects import cache_list, cassettes, record_then_replay, root_url, sdk_exercise
 from tests.plain_http import post_json
 from tests.servers import running_upstream
 from tools.fake_anthropic import FakeAnthropic
@@ -53,12 +53,7 @@ async def async_exercise(base_url: str, stream: bool) -> Any:
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 async def test_record_then_replay_with_the_anthropic_sdk(record_settings: Settings, stream: bool, client_kind: str):
     upstream = FakeAnthropic(expected_api_key=record_settings.api_key)
-
-    async def exercise(base_url: str) -> Any:
-        if client_kind == "sync":
-            return await trio.to_thread.run_sync(sync_exercise, base_url, stream)
-        return await async_exercise(base_url, stream)
-
+    exercise = sdk_exercise(client_kind, sync_exercise, async_exercise, stream)
     recorded, replayed = await record_then_replay(upstream, record_settings, exercise)
 
     assert replayed == recorded

@@ -8,10 +8,9 @@ from typing import Any
 
 import openai
 import pytest
-import trio
 
 from inference_gate import Settings
-from tests.e2e.dialects import cache_list, cassettes, record_then_replay
+from tests.e2e.dialects import cache_list, cassettes, record_then_replay, sdk_exercise
 from tools.fake_upstream import FakeUpstream
 
 PLACEHOLDER_KEY = "azure-placeholder-key-for-tests-0123"
@@ -51,12 +50,7 @@ async def async_exercise(base_url: str, stream: bool) -> Any:
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 async def test_record_then_replay_with_azure_openai(record_settings: Settings, stream: bool, client_kind: str):
     upstream = FakeUpstream(expected_api_key=record_settings.api_key)
-
-    async def exercise(base_url: str) -> Any:
-        if client_kind == "sync":
-            return await trio.to_thread.run_sync(sync_exercise, base_url, stream)
-        return await async_exercise(base_url, stream)
-
+    exercise = sdk_exercise(client_kind, sync_exercise, async_exercise, stream)
     recorded, replayed = await record_then_replay(upstream, record_settings, exercise)
 
     assert replayed == recorded
