@@ -57,7 +57,7 @@ from inference_gate.redact import (
     stored_request_headers,
     stored_response_headers,
 )
-from inference_gate.replies import PreparedTakes, ReplyCache
+from inference_gate.replies import PreparedReply, PreparedTakes, ReplyCache
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, SSEParser, comment_line
 from inference_gate.store import CassetteStore, SecretLeakError, Slot, TakeWrite
@@ -211,6 +211,10 @@ class Gate:
                 closest=error.closest if isinstance(error, CacheMiss) else None,
             )
             return response
+        return self._hit(request, started, reply)
+
+    def _hit(self, request: HttpRequest, started: float, reply: PreparedReply) -> HttpResponse:
+        """The response to a request that a cassette's take answers, from memory or just loaded."""
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
         return reply.response()
 
@@ -307,9 +311,7 @@ class Gate:
         if action is Action.REPLAY_CASSETTE:
             assert takes is not None
             self._replies.put(canonical.key, takes)
-            reply = takes.take(take_index)
-            self._report(request, started, reply.status, Outcome.HIT, cassette=slot.name)
-            return reply.response()
+            return self._hit(request, started, takes.take(take_index))
         if action is Action.REPORT_CORRUPT:
             raise GateError(
                 500,
