@@ -5,8 +5,12 @@ pretty-printed UTF-8 JSON with sorted keys and a trailing newline, non-ASCII tex
 objects (not escaped strings) and a stream as a list of its events with their `data` parsed. Serialising the
 same exchange always gives the same bytes.
 
-Only `recorded_at` changes when the same request is recorded again; it sits on one line of its own, so a
-re-recording that changed nothing shows up in a diff as that one line.
+Only `recorded_at` and the response's `timing` change when the same request is recorded again; each sits on
+lines of its own, so a re-recording that changed nothing shows up in a diff as those few lines. `timing` is how
+long the upstream took, two numbers per response rather than one per event: for a stream, the milliseconds from
+sending the request to its first event and to its last (`first_event_ms`, `last_event_ms`); for a whole body, to
+its end (`total_ms`). A paced replay (pacing.py) spreads the answer over that time; a file without it replays
+at once.
 
 A cassette holds one or more takes: answers recorded for the same request, served in recorded order (see the
 `takes` setting). A one-take file keeps today's shape, `recorded_at` and `response` at the top level, so the
@@ -62,14 +66,34 @@ class RecordedRequest:
     form: list[dict[str, Any]] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StreamTiming:
+    """When a stream's first and last events arrived, in milliseconds after the request was sent."""
+
+    first_event_ms: int
+    last_event_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BodyTiming:
+    """When a whole body had arrived, in milliseconds after the request was sent."""
+
+    total_ms: int
+
+
+ResponseTiming = StreamTiming | BodyTiming
+
+
 @dataclass(slots=True)
 class RecordedResponse:
-    """The response as stored: a body (decoded, never gzip) or, for a stream, its SSE events."""
+    """The response as stored: a body (decoded, never gzip) or, for a stream, its SSE events; and how long the
+    upstream took, when it was measured (a cassette recorded before timings were kept has none)."""
 
     status: int
     headers: dict[str, str]
     body: bytes = b""
     events: list[SSEEvent] | None = None
+    timing: ResponseTiming | None = None
 
 
 @dataclass(slots=True)
@@ -219,7 +243,32 @@ def _response_to_dict(response: RecordedResponse) -> dict[str, Any]:
     else:
         is_json_body = parse_json_or_none(response.body)
         stored_response.update(_body_fields(response.body, is_json_body, is_json_body is not None))
+    if isinstance(response.timing, StreamTiming):
+        stored_response["timing"] = {
+            "first_event_ms": response.timing.first_event_ms,
+            "last_event_ms": response.timing.last_event_ms,
+        }
+    elif isinstance(response.timing, BodyTiming):
+        stored_response["timing"] = {"total_ms": response.timing.total_ms}
     return stored_response
+
+
+def _timing_from_record(record: Any) -> ResponseTiming | None:
+    """A stored `timing`, checked: whole non-negative milliseconds, the last event no earlier than the first."""
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise ValueError("response.timing must be an object")
+    values = list(record.values())
+    if not all(type(value) is int and value >= 0 for value in values):
+        raise ValueError("response.timing holds whole non-negative milliseconds")
+    if record.keys() == {"first_event_ms", "last_event_ms"}:
+        if record["last_event_ms"] < record["first_event_ms"]:
+            raise ValueError("response.timing: last_event_ms is before first_event_ms")
+        return StreamTiming(record["first_event_ms"], record["last_event_ms"])
+    if record.keys() == {"total_ms"}:
+        return BodyTiming(record["total_ms"])
+    raise ValueError("response.timing holds either first_event_ms and last_event_ms, or total_ms")
 
 
 def _response_from_dict(response: dict[str, Any]) -> RecordedResponse:
@@ -229,6 +278,7 @@ def _response_from_dict(response: dict[str, Any]) -> RecordedResponse:
         headers={str(name): str(value) for name, value in response.get("headers", {}).items()},
         body=b"" if events is not None else _body_from_fields(response)[0],
         events=[_event_from_record(record) for record in events] if events is not None else None,
+        timing=_timing_from_record(response.get("timing")),
     )
 
 

@@ -2,13 +2,14 @@
 
 Recording the same request twice against a real API gives two files that differ even when the answer is the
 same: the response `id` is minted per call, `created` is the clock, `system_fingerprint` names the backend
-build, `x-request-id` and the rate-limit headers describe the moment, `recorded_at` is ours. Those values
+build, `x-request-id` and the rate-limit headers describe the moment, `recorded_at` and `timing` are ours. Those values
 are volatile: `cache diff` leaves them out when it says what changed, and `start --refresh` leaves them out
 when it decides whether a re-recording is worth rewriting the file. Text, tool calls, finish reasons and usage
 are material.
 
 The volatile values are:
 - the top-level `recorded_at`, and each take's in a cassette of several takes;
+- each response's `timing` (how long the upstream took; see cassette.py);
 - the response headers `x-request-id`, `request-id`, `openai-processing-ms` and every rate-limit header
   (`x-ratelimit-*`, `anthropic-ratelimit-*`);
 - in a response body and in the `data` of every stream event, at any depth: `id`, `item_id`, `call_id`,
@@ -30,6 +31,7 @@ VOLATILE_BODY_KEYS = frozenset(
 )
 VOLATILE_EVENT_FIELDS = frozenset({"id"})
 VOLATILE_TOP_LEVEL = frozenset({"recorded_at"})
+VOLATILE_RESPONSE_FIELDS = frozenset({"timing"})
 
 
 def is_volatile_header(name: str) -> bool:
@@ -54,7 +56,7 @@ def material_view(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _material_response(response: dict[str, Any]) -> dict[str, Any]:
-    material = dict(response)
+    material = {name: value for name, value in response.items() if name not in VOLATILE_RESPONSE_FIELDS}
     headers = response.get("headers")
     if isinstance(headers, dict):
         material["headers"] = {name: value for name, value in headers.items() if not is_volatile_header(name)}

@@ -5,10 +5,12 @@ import pytest
 
 from inference_gate.cassette import (
     FORMAT_VERSION,
+    BodyTiming,
     Cassette,
     CassetteError,
     RecordedRequest,
     RecordedResponse,
+    StreamTiming,
     Take,
     cassette_from_bytes,
     cassette_to_bytes,
@@ -304,3 +306,46 @@ def test_an_uploads_summary_names_its_model_and_files_and_the_form_reads_back():
     again = cassette_from_bytes(cassette_to_bytes(cassette))
     assert again.request.form == cassette.request.form
     assert cassette_to_bytes(again) == cassette_to_bytes(cassette)
+
+
+def test_a_streams_timing_is_two_numbers_and_a_bodys_one_and_both_round_trip():
+    stream = chat_cassette(events=stream_events(), timing=StreamTiming(first_event_ms=412, last_event_ms=2210))
+    body = chat_cassette(body=b"{}", timing=BodyTiming(total_ms=830))
+    stored_timing = orjson.loads(cassette_to_bytes(stream))["response"]["timing"]
+    assert stored_timing == {"first_event_ms": 412, "last_event_ms": 2210}
+    assert orjson.loads(cassette_to_bytes(body))["response"]["timing"] == {"total_ms": 830}
+    for cassette in (stream, body):
+        assert cassette_from_bytes(cassette_to_bytes(cassette)).response.timing == cassette.response.timing
+
+
+def test_a_cassette_without_timing_has_none_and_writes_none():
+    cassette = chat_cassette(body=b"{}")
+    assert "timing" not in orjson.loads(cassette_to_bytes(cassette))["response"]
+    assert cassette_from_bytes(cassette_to_bytes(cassette)).response.timing is None
+
+
+def test_each_take_keeps_its_own_timing():
+    first = RecordedResponse(200, {}, b"{}", timing=BodyTiming(100))
+    later = RecordedResponse(200, {}, b"{}", timing=BodyTiming(900))
+    cassette = chat_cassette(body=b"{}").with_takes([Take("t1", first), Take("t2", later)])
+    loaded = cassette_from_bytes(cassette_to_bytes(cassette))
+    assert [take.response.timing for take in loaded.takes] == [BodyTiming(100), BodyTiming(900)]
+
+
+@pytest.mark.parametrize(
+    ("timing", "message"),
+    [
+        ([], "must be an object"),
+        ({"total_ms": -1}, "whole non-negative milliseconds"),
+        ({"total_ms": 1.5}, "whole non-negative milliseconds"),
+        ({"total_ms": True}, "whole non-negative milliseconds"),
+        ({"first_event_ms": 500, "last_event_ms": 100}, "last_event_ms is before first_event_ms"),
+        ({"first_event_ms": 100}, "either first_event_ms and last_event_ms, or total_ms"),
+        ({"total_ms": 1, "first_event_ms": 0, "last_event_ms": 1}, "either first_event_ms"),
+    ],
+)
+def test_a_malformed_timing_is_a_malformed_cassette(timing, message):
+    document = orjson.loads(cassette_to_bytes(chat_cassette(body=b"{}")))
+    document["response"]["timing"] = timing
+    with pytest.raises(CassetteError, match=message):
+        cassette_from_bytes(orjson.dumps(document))

@@ -18,6 +18,8 @@ def rerecorded(document: dict) -> dict:
     """The same exchange recorded again: every volatile value is new."""
     again = copy.deepcopy(document)
     again["recorded_at"] = "2030-05-06T07:08:09Z"
+    streamed = "events" in again["response"]
+    again["response"]["timing"] = {"first_event_ms": 1, "last_event_ms": 2} if streamed else {"total_ms": 3}
     headers = again["response"]["headers"]
     headers["x-request-id"] = "req_new"
     headers["openai-processing-ms"] = "999"
