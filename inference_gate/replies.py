@@ -1,8 +1,9 @@
 """Prepared replies: a cassette's response turned into bytes once, and the bounded table that keeps them.
 
 A hit must cost what the HTTP layer costs, so a cassette is read, parsed and serialised once, and later hits only
-send the bytes. The table is bounded by the bytes it holds, least recently used out first, so a long recording
-session with many distinct requests keeps a flat memory profile; an evicted reply is read from disk again.
+send the bytes; a paced replay's schedule (pacing.py) is computed then too. The table is bounded by the bytes it
+holds, least recently used out first, so a long recording session with many distinct requests keeps a flat memory
+profile; an evicted reply is read from disk again.
 """
 
 from __future__ import annotations
@@ -10,35 +11,49 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from inference_gate.cassette import Cassette, Take
+from inference_gate.cassette import NO_BODY_STATUSES, Cassette, Take
 from inference_gate.messages import Headers, HttpResponse
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, Outcome
+from inference_gate.pacing import ReplayPace, Schedule, schedule
 from inference_gate.redact import is_stored_response_header
+from inference_gate.sse import serialize_event
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # The hot requests of a large test suite, and a bound on the memory their exact bytes take.
 DEFAULT_MAX_MEMO_BYTES = 8 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class PacedReply:
+    """What a paced hit sends: the head, and the body's parts with their times (pacing.py). A whole body keeps
+    its Content-Length; a stream goes chunked, one chunk per event."""
+
+    headers: Headers
+    schedule: Schedule
+
+
 @dataclass(slots=True)
 class PreparedReply:
-    """A cassette's response, turned into bytes once so that every later hit only sends them."""
+    """A cassette's response, turned into bytes once so that every later hit only sends them; `paced` is set
+    when replay is paced and the take has a recorded timing."""
 
     status: int
     headers: Headers
     body: bytes
     streamed: bool
     name: str
+    paced: PacedReply | None = None
     _response: HttpResponse | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def size_bytes(self) -> int:
         """Roughly what the reply holds in memory, for the cache's bound: the body twice, since the server keeps
-        it framed as well."""
-        return 2 * len(self.body) + sum(len(name) + len(value) for name, value in self.headers)
+        it framed as well, and once more in a paced schedule."""
+        copies = 3 if self.paced is not None else 2
+        return copies * len(self.body) + sum(len(name) + len(value) for name, value in self.headers)
 
     @classmethod
-    def from_take(cls, take: Take, name: str) -> PreparedReply:
+    def from_take(cls, take: Take, name: str, pace: ReplayPace | None = None) -> PreparedReply:
         # The allow-list applies again on replay, so a hand-edited cassette cannot inject framing headers.
         headers = [
             (header.lower().encode("latin-1"), value.encode("latin-1"))
@@ -46,7 +61,17 @@ class PreparedReply:
             if is_stored_response_header(header.lower())
         ]
         headers += [(OUTCOME_HEADER, Outcome.HIT.header_value), (CASSETTE_HEADER, name.encode("utf-8", "replace"))]
-        return cls(take.response.status, headers, take.response_body_bytes(), take.response.events is not None, name)
+        response = take.response
+        body = take.response_body_bytes()
+        paced = None
+        if pace is not None and response.timing is not None:
+            if response.events is not None:
+                events = [serialize_event(event) for event in response.events]
+                paced = PacedReply(headers, schedule(events, response.timing, pace))
+            else:
+                framing = [] if response.status in NO_BODY_STATUSES else [(b"content-length", b"%d" % len(body))]
+                paced = PacedReply([*headers, *framing], schedule([body], response.timing, pace))
+        return cls(response.status, headers, body, response.events is not None, name, paced)
 
     def response(self) -> HttpResponse:
         """The same response object for every hit, so that the server frames it once (see
@@ -64,8 +89,8 @@ class PreparedTakes:
     replies: tuple[PreparedReply, ...]
 
     @classmethod
-    def from_cassette(cls, cassette: Cassette, name: str) -> PreparedTakes:
-        return cls(tuple(PreparedReply.from_take(take, name) for take in cassette.takes))
+    def from_cassette(cls, cassette: Cassette, name: str, pace: ReplayPace | None = None) -> PreparedTakes:
+        return cls(tuple(PreparedReply.from_take(take, name, pace) for take in cassette.takes))
 
     @property
     def size_bytes(self) -> int:

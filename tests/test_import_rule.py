@@ -23,6 +23,7 @@ CORE_MODULES = [
     "inference_gate.nearest.diff",
     "inference_gate.nearest.index",
     "inference_gate.outcome",
+    "inference_gate.pacing",
     "inference_gate.policy",
     "inference_gate.redact",
     "inference_gate.replies",

@@ -1,4 +1,11 @@
+import pytest
+
+from inference_gate.cassette import BodyTiming, RecordedResponse, StreamTiming, Take
+from inference_gate.pacing import ReplayPace
 from inference_gate.replies import PreparedReply, PreparedTakes, ReplyCache
+from inference_gate.sse import SSEEvent, serialize_event
+
+EVENTS = [SSEEvent(data='{"n":1}'), SSEEvent(data='{"n":2}'), SSEEvent(data="[DONE]")]
 
 
 def one_reply(size: int) -> PreparedReply:
@@ -63,3 +70,29 @@ def test_takes_count_every_reply_and_repeat_the_last_once_they_run_out():
     takes = PreparedTakes((one_reply(1), one_reply(2), one_reply(3)))
     assert takes.size_bytes == 2 * (1 + 2 + 3) and len(takes) == 3  # each body held raw and framed
     assert [len(takes.take(index).body) for index in range(5)] == [1, 2, 3, 3, 3]
+
+
+def test_a_paced_stream_is_scheduled_event_by_event_once_with_the_same_head():
+    take = Take("t", RecordedResponse(200, {"content-type": "text/event-stream"}, events=EVENTS,
+                                      timing=StreamTiming(100, 300)))  # fmt: skip
+    reply = PreparedReply.from_take(take, "chat.completions/x.json", ReplayPace(2.0))
+    assert reply.paced is not None
+    assert reply.paced.headers == reply.headers
+    assert [at_s for at_s, _ in reply.paced.schedule] == pytest.approx([0.05, 0.1, 0.15])
+    assert [part for _, part in reply.paced.schedule] == [serialize_event(event) for event in EVENTS]
+    assert b"".join(part for _, part in reply.paced.schedule) == reply.body
+
+
+def test_a_paced_whole_body_keeps_its_content_length_and_comes_at_its_total():
+    take = Take("t", RecordedResponse(200, {"content-type": "application/json"}, b'{"a":1}', timing=BodyTiming(800)))
+    reply = PreparedReply.from_take(take, "chat.completions/x.json", ReplayPace(1.0))
+    assert reply.paced is not None
+    assert reply.paced.headers == [*reply.headers, (b"content-length", b"7")]
+    assert reply.paced.schedule == ((0.8, b'{"a":1}'),)
+
+
+def test_no_pace_or_no_recorded_timing_means_an_instant_reply():
+    timed = Take("t", RecordedResponse(200, {}, b"{}", timing=BodyTiming(800)))
+    untimed = Take("t", RecordedResponse(200, {}, b"{}"))
+    assert PreparedReply.from_take(timed, "n").paced is None
+    assert PreparedReply.from_take(untimed, "n", ReplayPace(1.0)).paced is None
