@@ -502,8 +502,10 @@ class _Connection:
         """Send each chunk as it comes; h11 frames them (chunked, or close-delimited for HTTP/1.0).
 
         If the stream raises, or the client goes away, the exception propagates without an end of message,
-        and the connection is closed: a client can tell that a chunked body stopped short. The stream is
-        closed in every case, so that whatever it holds (an upstream connection) is released now.
+        and the connection is closed: a client can tell that a chunked body stopped short. A client that goes
+        away stops the stream at once, not at its next chunk (which may be long in coming), see
+        `_until_disconnected`. The stream is closed in every case, so that whatever it holds (an upstream
+        connection) is released now.
         """
         if self._server.shutting_down:
             headers = [*headers, (b"connection", b"close")]
@@ -512,15 +514,42 @@ class _Connection:
         # wakes the client. A body that never starts still ends the connection without a head.
         unsent = connection.send(h11.Response(status_code=status, headers=headers))
         try:
-            async for chunk in chunks:
-                if chunk:
-                    await self._send(unsent + connection.send(h11.Data(data=chunk)))
-                    unsent = b""
+            async with trio.open_nursery() as watch:
+                with trio.CancelScope() as relaying:
+                    watch.start_soon(self._until_disconnected, relaying)
+                    async for chunk in chunks:
+                        if chunk:
+                            await self._send(unsent + connection.send(h11.Data(data=chunk)))
+                            unsent = b""
+                watch.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The relay's own error (`_until_disconnected` raises none), as it would propagate without the watch.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if relaying.cancelled_caught:
+            raise trio.BrokenResourceError("the client went away during a streamed response")
         await self._send(unsent + connection.send(h11.EndOfMessage()))
+
+    async def _until_disconnected(self, relaying: trio.CancelScope) -> None:
+        """Cancel `relaying` when the client closes or resets its connection.
+
+        A client may instead send its next request before this response ends (pipelining): those bytes go to
+        h11, which keeps them for the next exchange, and the watch ends there, since the server never reads
+        ahead more than one buffer.
+        """
+        try:
+            data = await self._stream.receive_some(RECEIVE_BUFFER_BYTES)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if data:
+            self._h11.receive_data(data)
+        else:
+            relaying.cancel()
 
     def _may_continue(self) -> bool:
         """Whether this connection may carry another request.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -389,6 +390,65 @@ async def test_client_leaving_mid_stream_closes_the_stream(nursery, connect):
         await client.stream.aclose()
         await upstream.closed.wait()
         await assert_still_serving(port)
+
+
+@pytest.mark.parametrize("leaving", ["close", "reset"])
+async def test_a_client_leaving_stops_a_stream_at_once_not_at_its_next_chunk(nursery, connect, leaving):
+    cancelled, closed = trio.Event(), trio.Event()
+
+    async def slow_stream() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: first\n\n"
+            await trio.sleep(10 * TEST_TIMEOUT_S)  # a paced stream's next event, far off
+            yield b"data: second\n\n"
+        except trio.Cancelled:
+            cancelled.set()
+            raise
+        finally:
+            closed.set()
+
+    async def streaming(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, stream=slow_stream()) if request.path == "/stream" else await echo(request)
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        port = await start_server(nursery, streaming)
+        client = await connect(port)
+        await client.stream.send_all(b"GET /stream HTTP/1.1\r\nHost: gate\r\n\r\n")
+        assert b"data: first" in await client.stream.receive_some(65536)
+        if leaving == "reset":  # a zero linger time makes close send a reset
+            client.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await client.stream.aclose()
+        await closed.wait()
+        assert cancelled.is_set()
+        await assert_still_serving(port)
+
+
+async def test_a_request_pipelined_during_a_stream_is_answered_once_the_stream_ends(nursery, connect):
+    first_chunk_read = trio.Event()
+
+    async def held_stream() -> AsyncIterator[bytes]:
+        yield b"data: one\n\n"
+        await first_chunk_read.wait()
+        yield b"data: two\n\n"
+
+    async def streaming(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, stream=held_stream()) if request.path == "/stream" else await echo(request)
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        port = await start_server(nursery, streaming)
+        client = await connect(port)
+        await client.stream.send_all(b"GET /stream HTTP/1.1\r\nHost: gate\r\n\r\n")
+        client.parser.send(h11.Request(method="GET", target="/", headers=[("host", "gate")]))
+        client.parser.send(h11.EndOfMessage())
+        assert type(await client.next_event()) is h11.Response
+        assert (await client.next_event()).data == b"data: one\n\n"
+        await client.stream.send_all(b"POST /next HTTP/1.1\r\nHost: gate\r\nContent-Length: 4\r\n\r\nnext")
+        await trio.sleep(SETTLE_S)  # the server reads it while the stream is still going
+        first_chunk_read.set()
+        assert (await client.next_event()).data == b"data: two\n\n"
+        assert type(await client.next_event()) is h11.EndOfMessage
+        reply = await client.read_response("POST")
+        assert (reply.status, reply.body, reply.headers[b"x-target"]) == (200, b"next", b"/next")
 
 
 async def test_gate_error_from_handler_is_sent_as_openai_error(nursery, connect):
