@@ -72,6 +72,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Where record mode forwards misses (default: the inference-gate config file, then OpenAI).",
     )
     group.addoption(
+        "--inference-gate-replay-speed",
+        dest="inference_gate_replay_speed",
+        metavar="X",
+        help="Replay at X times the recorded pace (1 as recorded, 2 twice as fast; default: the config file's "
+        "replay_speed, then at once).",
+    )
+    group.addoption(
         "--inference-gate-prune",
         dest="inference_gate_prune",
         action="store_true",
@@ -124,7 +131,12 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
         cache_dir = config.invocation_params.dir / Path(given_dir).expanduser()
     else:
         cache_dir = config.rootpath / Path(config.getini("inference_gate_dir") or DEFAULT_CACHE_DIR).expanduser()
-    overrides = {"host": "127.0.0.1", "port": 0, "upstream": config.getoption("inference_gate_upstream")}
+    overrides = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "upstream": config.getoption("inference_gate_upstream"),
+        "replay_speed": config.getoption("inference_gate_replay_speed"),
+    }
     try:
         settings = load_settings(overrides=overrides).settings
     except ConfigError as error:

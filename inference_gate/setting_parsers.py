@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from inference_gate.key_rules import KeyRuleError, KeyRules
+from inference_gate.pacing import Spread
 from inference_gate.upstream_url import UpstreamURL
 
 
@@ -75,6 +76,30 @@ def duration_s(value: object) -> float:
     if number is None or not math.isfinite(number) or number <= 0:
         raise InvalidValue("a positive number of seconds")
     return number
+
+
+def replay_speed(value: object) -> float | None:
+    """How many times the recorded pace a replay runs at; None (YAML's null) for no pacing at all."""
+    if value is None:
+        return None
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise InvalidValue("a positive number (1 is the recorded pace, 2 twice as fast), or null for no pacing")
+    return number
+
+
+def replay_spread(value: object) -> str:
+    choices = [spread.value for spread in Spread]
+    if value not in choices:
+        raise InvalidValue(" or ".join(choices))
+    return str(value)
 
 
 def boolean(value: object) -> bool:

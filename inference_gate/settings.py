@@ -120,6 +120,18 @@ class Settings:
         "and SHA-256, which is enough to match it.",
         parse.boolean,
     )
+    replay_speed: float | None = _setting(
+        None,
+        "Replay at this many times the pace each answer was recorded at (1 as recorded, 2 twice as fast); unset, "
+        "answers come at once. A stream's events are spread between its recorded first and last event.",
+        parse.replay_speed,
+    )
+    replay_spread: str = _setting(
+        "even",
+        "How a paced replay spreads a stream's events between its first and last: 'even' (equal intervals) or "
+        "'bytes' (in proportion to each event's size).",
+        parse.replay_spread,
+    )
     max_head_bytes: int = _setting(
         64 * 1024, "Largest request line plus headers the gate accepts, in bytes.", parse.size_bytes
     )

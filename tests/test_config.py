@@ -14,6 +14,7 @@ from inference_gate.settings import Settings
 
 REDACT_EXPECTED = "a list of 'headers.<name>', 'query.<name>' or 'body.<json path>' strings"
 URL_EXPECTED = "an http:// or https:// URL with a host and no credentials, query or fragment"
+REPLAY_SPEED_EXPECTED = "a positive number (1 is the recorded pace, 2 twice as fast), or null for no pacing"
 ALL_FIELDS = [field.name for field in fields(Settings)]
 
 
@@ -218,6 +219,12 @@ def test_wrong_port_type_names_file_key_and_expectation(tmp_path):
         ("idle_timeout_s: -2.5", "a positive number of seconds, got -2.5"),
         ("upstream_read_timeout_s: .nan", "a positive number of seconds, got nan"),
         ("shutdown_grace_s: soon", "a positive number of seconds, got 'soon'"),
+        ("replay_speed: 0", REPLAY_SPEED_EXPECTED + ", got 0"),
+        ("replay_speed: -2", REPLAY_SPEED_EXPECTED + ", got -2"),
+        ("replay_speed: fast", REPLAY_SPEED_EXPECTED + ", got 'fast'"),
+        ("replay_speed: .inf", REPLAY_SPEED_EXPECTED + ", got inf"),
+        ("replay_speed: true", REPLAY_SPEED_EXPECTED + ", got True"),
+        ("replay_spread: tokens", "even or bytes, got 'tokens'"),
         ("redact: headers.x", REDACT_EXPECTED + ", got 'headers.x'"),
         ("redact: [1]", REDACT_EXPECTED + ", got [1]"),
         ("redact: [auth]", REDACT_EXPECTED + ", got ['auth']"),
@@ -230,6 +237,17 @@ def test_wrong_values_are_one_line_errors(tmp_path, line, expected):
     with pytest.raises(ConfigError) as caught:
         load_settings(config_path=path, environ={})
     assert str(caught.value) == f"{path}: {key}: expected {expected}"
+
+
+def test_replay_speed_is_unset_by_default_and_reads_from_the_file_and_the_command_line(tmp_path):
+    assert load_settings(config_path=write_config(tmp_path / "none.yaml", ""), environ={}).settings.replay_speed is None
+    path = write_config(tmp_path / "c.yaml", "replay_speed: 2\nreplay_spread: bytes\n")
+    settings = load_settings(config_path=path, environ={}).settings
+    assert (settings.replay_speed, settings.replay_spread) == (2.0, "bytes")
+    assert load_settings(config_path=path, environ={}, overrides={"replay_speed": "0.5"}).settings.replay_speed == 0.5
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_path=path, environ={}, overrides={"replay_speed": "0"})
+    assert str(caught.value) == f"--replay-speed: expected {REPLAY_SPEED_EXPECTED}, got '0'"
 
 
 def test_api_key_in_the_file_is_refused(tmp_path):

@@ -38,6 +38,7 @@ LEDGER_OPTION = Option(
     requires_value=True,
     description="Write which cassettes were used to this JSON file when the gate stops (for `cache prune`).",
 )
+PACING_SETTINGS = ("replay_speed", "replay_spread")
 REFRESH_OPTION = Option(
     "--refresh",
     flag=True,
@@ -50,7 +51,7 @@ class StartCommand(Command):
     name = "start"
     description = "Run the gate: replay recorded answers, forward and record everything else."
     options: ClassVar[list[Option]] = [
-        *setting_options("host", "port", "cache_dir", "upstream", "api_key", "takes"),
+        *setting_options("host", "port", "cache_dir", "upstream", "api_key", "takes", *PACING_SETTINGS),
         REFRESH_OPTION,
         LEDGER_OPTION,
     ]
@@ -63,7 +64,7 @@ class StartCommand(Command):
 class ReplayCommand(Command):
     name = "replay"
     description = "Run the gate in replay-only mode: answer from cassettes, never call the upstream (for CI)."
-    options: ClassVar[list[Option]] = [*setting_options("host", "port", "cache_dir"), LEDGER_OPTION]
+    options: ClassVar[list[Option]] = [*setting_options("host", "port", "cache_dir", *PACING_SETTINGS), LEDGER_OPTION]
 
     def handle(self) -> int:
         return serve(self.io, settings_from_io(self.io).settings, Mode.REPLAY, ledger_path(self.io))
@@ -126,6 +127,8 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
         parts.append(f"up to {settings.takes} takes per request")
     if mode is Mode.REFRESH:
         parts.append("every request re-recorded; files rewritten only when the answer changed")
+    if settings.replay_speed is not None and mode is not Mode.REFRESH:
+        parts.append(f"replays paced at {settings.replay_speed:g}x the recorded speed")
     return ", ".join(parts)
 
 

@@ -580,6 +580,20 @@ def test_banner_names_the_mode_url_cache_and_upstream(tmp_path):
     )
 
 
+def test_banner_says_when_replays_are_paced(tmp_path):
+    paced = Settings(cache_dir=tmp_path, replay_speed=2.0)
+    assert banner(paced, Mode.REPLAY, 8123, 2).endswith("(2 cassettes), replays paced at 2x the recorded speed")
+    assert banner(paced, Mode.RECORD, 8123, 2).endswith("replays paced at 2x the recorded speed")
+    assert "paced" not in banner(paced, Mode.REFRESH, 8123, 2)  # refresh answers nothing from a cassette
+    assert "paced" not in banner(Settings(cache_dir=tmp_path), Mode.REPLAY, 8123, 2)
+
+
+@pytest.mark.parametrize("command", ["start", "replay"])
+def test_start_and_replay_take_the_pacing_options(command):
+    definition = GateApplication().find(command).definition
+    assert definition.has_option("replay-speed") and definition.has_option("replay-spread")
+
+
 def test_relative_cache_dirs_are_shown_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     line = banner(Settings(cache_dir=Path(".inference_cache")), Mode.REPLAY, 8080, 0)
