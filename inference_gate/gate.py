@@ -15,6 +15,9 @@ Upstream calls run in the gate's own nursery, not in the client's connection tas
 midway therefore does not cancel the call: the exchange completes and is recorded, because the tokens are paid
 for either way and the next run should not pay again. The call is still bounded by the upstream read timeout,
 and on shutdown by the grace period.
+
+With `replay_speed` set, a hit whose take has a recorded timing is paced (pacing.py): its parts are sent at their
+scheduled times by `paced_parts`, and a client that goes away stops it at once (the server watches for that).
 """
 
 from __future__ import annotations
@@ -23,13 +26,21 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import orjson
 import trio
 
-from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
+from inference_gate.cassette import (
+    BodyTiming,
+    Cassette,
+    CassetteError,
+    RecordedResponse,
+    ResponseTiming,
+    StreamTiming,
+    record_exchange,
+)
 from inference_gate.dialects import route_of
 from inference_gate.errors import CacheMiss, GateError, error_outcome, error_response, internal_error
 from inference_gate.forwarding import client_response_headers, upstream_request_headers, upstream_target
@@ -50,6 +61,7 @@ from inference_gate.outcome import (
     Answer,
     Outcome,
 )
+from inference_gate.pacing import ReplayPace, Schedule, Spread
 from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
 from inference_gate.redact import (
     client_credentials,
@@ -93,6 +105,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def paced_parts(schedule: Schedule) -> AsyncIterator[bytes]:
+    """A paced reply's body: each part once its time, counted from the first read, has come."""
+    started = trio.current_time()
+    for at_s, part in schedule:
+        await trio.sleep_until(started + at_s)
+        yield part
+
+
+def elapsed_ms(since: float, until: float) -> int:
+    return round((until - since) * 1000)
+
+
 class Gate:
     def __init__(
         self,
@@ -100,10 +124,12 @@ class Gate:
         mode: Mode,
         *,
         clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
         on_answer: Callable[[Answer], None] | None = None,
     ) -> None:
         """`on_answer` is called once per request, on the gate's trio thread, once its outcome is decided (for a
-        recording: once the cassette is on disk or known not to be)."""
+        recording: once the cassette is on disk or known not to be). `clock` dates recordings; `monotonic`, in
+        seconds, times them (the response's `timing`)."""
         self.settings = settings
         self._on_answer = on_answer
         self.mode = mode
@@ -119,6 +145,10 @@ class Gate:
             else None
         )
         self._clock = clock
+        self._monotonic = monotonic
+        self._pace = (
+            ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
+        )
         self._on_answer = on_answer
         self._nearest = NearestRequests(self.store, self.key_rules)
         self._nearest_threads = trio.CapacityLimiter(NEAREST_THREADS)
@@ -216,6 +246,8 @@ class Gate:
     def _hit(self, request: HttpRequest, started: float, reply: PreparedReply) -> HttpResponse:
         """The response to a request that a cassette's take answers, from memory or just loaded."""
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
+        if reply.paced is not None:
+            return HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
         return reply.response()
 
     def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
@@ -351,7 +383,7 @@ class Gate:
             return Lookup.CORRUPT, None, str(error)
         if cassette is None:
             return Lookup.MISSING, None, None
-        return Lookup.FOUND, PreparedTakes.from_cassette(cassette, slot.name), None
+        return Lookup.FOUND, PreparedTakes.from_cassette(cassette, slot.name, self._pace), None
 
     async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
@@ -419,12 +451,18 @@ class Gate:
         The end of every reader's body waits for the cassette to be durable (written, fsynced, linked), so a client
         that holds a whole response can rely on its cassette being on disk; a write that fails ends the bodies as
         `passthrough` with the reason, and nothing is kept in memory for it.
+
+        The monotonic clock is read a fixed number of times per exchange (when the request goes, at the first
+        event, when the body ends), so a test clock that steps on each read records exact timings. The last
+        event's time is the body's end: a stream is known to have had its last event only when it ends.
         """
         assert self.upstream is not None
         try:
             dialect = route_of(request.path).dialect
             headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
             target = upstream_target(request.target, api_key=self.settings.api_key)
+            sent_at = self._monotonic()
+            first_event_at: float | None = None
             async with self.upstream.request(request.method, target, headers, request.body) as upstream:
                 status = upstream.status
                 content_type = dict(upstream.headers).get(b"content-type", b"")
@@ -447,6 +485,9 @@ class Gate:
                         )
                     elif parser is not None:
                         events.extend(parser.feed(chunk))
+                        if first_event_at is None and events:
+                            first_event_at = self._monotonic()
+                ended_at = self._monotonic()
             if exchange.over_cap:
                 exchange.finish(Outcome.PASSTHROUGH, self._over_cap_reason)
                 return
@@ -465,6 +506,7 @@ class Gate:
                     headers=stored_response_headers(upstream.headers),
                     body=b"" if parser is not None else b"".join(exchange.chunks),
                     events=events if parser is not None else None,
+                    timing=self._timing(sent_at, first_event_at, ended_at),
                 ),
                 recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
                 headers=stored_headers,
@@ -492,6 +534,13 @@ class Gate:
                 del self._inflight[flight]
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
+
+    @staticmethod
+    def _timing(sent_at: float, first_event_at: float | None, ended_at: float) -> ResponseTiming:
+        """A recorded response's timing; a stream without events is timed like a body."""
+        if first_event_at is None:
+            return BodyTiming(elapsed_ms(sent_at, ended_at))
+        return StreamTiming(elapsed_ms(sent_at, first_event_at), elapsed_ms(sent_at, ended_at))
 
     def _secrets_in_play(self, request: HttpRequest, canonical: CanonicalRequest) -> list[str]:
         """The credentials that went upstream, which the last check before a write looks for.
@@ -535,7 +584,7 @@ class Gate:
             return False, f"the cassette could not be written: {error.strerror or error}"
         if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
-        self._replies.put(cassette.key, PreparedTakes.from_cassette(on_disk or cassette, slot.name))
+        self._replies.put(cassette.key, PreparedTakes.from_cassette(on_disk or cassette, slot.name, self._pace))
         if refresh:
             self.refreshed[slot.name] = max(
                 write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index

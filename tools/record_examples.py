@@ -3,8 +3,10 @@
     python -m tools.record_examples            # rewrites cassettes_example/
     python -m tools.record_examples --check    # fails if regenerating would change a byte
 
-The recording clock is fixed, and the fake upstream derives every byte from the request, so regenerating gives
-the same bytes; `--check` is how a change to the cassette format or the fake shows up in review.
+The recording clock is fixed, the timing clock steps `TIMING_STEP_S` each time the gate reads it (a stream then
+records its first event one step after the request and its end two steps after, a whole body one step after),
+and the fake upstream derives every byte from the request, so regenerating gives the same bytes; `--check` is
+how a change to the cassette format or the fake shows up in review.
 
 The set covers what a new user tries first: the exchange `inference-gate test-gate` sends by default (so that
 `inference-gate replay --cache-dir cassettes_example` then `inference-gate test-gate` works with no key), and the
@@ -14,6 +16,7 @@ README's examples: a chat, a streamed chat, a Responses API exchange streamed an
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 from dataclasses import replace
@@ -31,6 +34,7 @@ from tools.fake_upstream import FakeUpstream
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO_ROOT / "cassettes_example"
 RECORDED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+TIMING_STEP_S = 0.4
 EXAMPLE_KEY = "sk-example-not-a-real-key"
 WEATHER_TOOL = {
     "type": "function",
@@ -48,7 +52,8 @@ async def record_examples(cache_dir: Path) -> None:
     async with trio.open_nursery() as upstream_nursery:
         await upstream_nursery.start(upstream.serve)
         settings = Settings(cache_dir=cache_dir, upstream=upstream.url, host="127.0.0.1", port=0)
-        gate = Gate(settings, Mode.RECORD, clock=lambda: RECORDED_AT)
+        ticks = itertools.count()
+        gate = Gate(settings, Mode.RECORD, clock=lambda: RECORDED_AT, monotonic=lambda: next(ticks) * TIMING_STEP_S)
         shutdown = trio.Event()
         async with trio.open_nursery() as gate_nursery:
             port = await gate_nursery.start(lambda task_status: gate.run(shutdown=shutdown, task_status=task_status))

@@ -34,10 +34,24 @@ class RunningGate:
 
 @asynccontextmanager
 async def running_gate(
-    settings: Settings, mode: Mode, *, on_answer: Callable[[Answer], None] | None = None
+    settings: Settings,
+    mode: Mode,
+    *,
+    on_answer: Callable[[Answer], None] | None = None,
+    monotonic: Callable[[], float] = lambda: 0.0,
 ) -> AsyncIterator[RunningGate]:
-    """A gate serving on a free port for the block's duration, then shut down gracefully."""
-    gate = Gate(replace(settings, host="127.0.0.1", port=0), mode, clock=lambda: FIXED_TIME, on_answer=on_answer)
+    """A gate serving on a free port for the block's duration, then shut down gracefully.
+
+    Its clocks stand still unless a test gives it one that moves: a recording is then the same bytes every time,
+    its `timing` all zeros.
+    """
+    gate = Gate(
+        replace(settings, host="127.0.0.1", port=0),
+        mode,
+        clock=lambda: FIXED_TIME,
+        monotonic=monotonic,
+        on_answer=on_answer,
+    )
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         port = await nursery.start(lambda task_status: gate.run(shutdown=shutdown, task_status=task_status))
