@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 import trio
 
@@ -269,6 +270,29 @@ def test_the_ini_chooses_the_directory_relative_to_the_rootdir(
     result.stdout.fnmatch_lines([f"replay mode, cassettes in {pytester.path / 'cassettes'}: hits 1, *"])
 
 
+def test_the_replay_speed_option_paces_replayed_answers(pytester: pytest.Pytester, project: Path) -> None:
+    for name in cassettes(project):
+        document = orjson.loads((project / name).read_bytes())
+        document["response"]["timing"] = {"total_ms": 1000}
+        (project / name).write_bytes(orjson.dumps(document))
+    pytester.makepyfile(
+        test_paced=ASK + """
+
+import time
+
+
+def test_hello_takes_half_its_recorded_second():
+    started = time.monotonic()
+    assert ask("Say hello")
+    assert time.monotonic() - started >= 0.4
+"""
+    )
+    run(pytester, "--inference-gate=replay", "test_paced.py").assert_outcomes(failed=1)  # no pacing: at once
+    run(pytester, "--inference-gate=replay", "--inference-gate-replay-speed=2", "test_paced.py").assert_outcomes(
+        passed=1
+    )
+
+
 def test_refresh_sends_every_test_upstream_and_leaves_unchanged_cassettes_byte_for_byte(
     pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,6 +314,10 @@ def test_refresh_sends_every_test_upstream_and_leaves_unchanged_cassettes_byte_f
         (["--inference-gate=bogus"], "ERROR: --inference-gate: unknown mode 'bogus'; choose one of replay, record, *"),
         (["--inference-gate=refresh"], "ERROR: --inference-gate=refresh needs an upstream API key: set OPENAI_API_KEY"),
         (["--inference-gate=record"], "ERROR: --inference-gate=record needs an upstream API key: set OPENAI_API_KEY"),
+        (
+            ["--inference-gate=replay", "--inference-gate-replay-speed=0"],
+            "ERROR: inference-gate: --replay-speed: expected a positive number *, got '0'",
+        ),
         (
             ["--inference-gate=replay", "--inference-gate-dir=blocker/cache"],
             "ERROR: --inference-gate-dir: cannot create the cassette directory */blocker/cache: *",
