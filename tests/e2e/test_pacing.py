@@ -119,10 +119,11 @@ async def test_a_stream_recorded_live_replays_at_its_measured_pace(record_settin
     replay at speed 1 takes what the recording measured."""
     upstream = FakeUpstream()
     upstream.event_delay_s = 0.05
-    settings = replace(record_settings, upstream=upstream.url)
     with trio.fail_after(DEADLINE_S):
-        async with running_upstream(upstream), running_gate(settings, Mode.RECORD, monotonic=time.monotonic) as gate:
-            await ask_async(gate.base_url, stream=True)
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD, monotonic=time.monotonic) as gate:
+                await ask_async(gate.base_url, stream=True)
         [path] = record_settings.cache_dir.rglob("*.json")
         timing = orjson.loads(path.read_bytes())["response"]["timing"]
         _, _, elapsed = await replay(replace(record_settings, replay_speed=1.0), "async", stream=True)
