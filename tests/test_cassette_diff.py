@@ -88,6 +88,7 @@ def test_a_body_change_no_named_field_shows_is_listed_by_path():
 def test_only_volatile_values_changed():
     def change(value):
         value["recorded_at"] = "2031-01-01T00:00:00Z"
+        value["response"]["timing"] = {"first_event_ms": 90, "last_event_ms": 4000}
         for event in value["response"]["events"]:
             if isinstance(event["data"], dict):
                 event["data"]["id"] = "chatcmpl-new"

@@ -5,7 +5,14 @@ import os
 import orjson
 import pytest
 
-from inference_gate.cassette import Cassette, CassetteError, RecordedRequest, RecordedResponse, cassette_to_bytes
+from inference_gate.cassette import (
+    BodyTiming,
+    Cassette,
+    CassetteError,
+    RecordedRequest,
+    RecordedResponse,
+    cassette_to_bytes,
+)
 from inference_gate.keys import canonicalize
 from inference_gate.redact import MIN_CREDENTIAL_CHARS
 from inference_gate.store import (
@@ -249,6 +256,7 @@ def test_a_refresh_rewrites_only_a_take_whose_material_view_changed(tmp_path):
     again = cassette_for(request, "one")
     again.recorded_at = "2030-01-01T00:00:00Z"
     again.response.headers = {"x-request-id": "req_new"}
+    again.response.timing = BodyTiming(total_ms=1234)
     put = functools.partial(store.put_take, path=path, take_index=0, takes_wanted=1, refresh=True)
     assert put(again)[0] is TakeWrite.UNCHANGED
     assert path.read_bytes() == before
