@@ -244,7 +244,8 @@ class Gate:
         return self._hit(request, started, reply)
 
     def _hit(self, request: HttpRequest, started: float, reply: PreparedReply) -> HttpResponse:
-        """The response to a request that a cassette's take answers, from memory or just loaded."""
+        """The response to a request that a cassette's take answers, from memory or just loaded; paced when the
+        reply was prepared with a schedule."""
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
         if reply.paced is not None:
             return HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))

@@ -44,9 +44,10 @@ class HttpRequest:
 class HttpResponse:
     """A response for the server to send.
 
-    With `stream` set, the body is sent with chunked transfer encoding, one chunk per item as the iterator
-    yields it; if the iterator raises, the server aborts the connection so that the client can tell the body
-    is incomplete. Otherwise `body` is sent whole in one write with the head: framed by Content-Length, or, with
+    With `stream` set, the body is sent one chunk per item as the iterator yields it, with chunked transfer
+    encoding unless `headers` gives a Content-Length; if the iterator raises, the server aborts the connection so
+    that the client can tell the body is incomplete, and if the client goes away, the server cancels the iterator
+    at once. Otherwise `body` is sent whole in one write with the head: framed by Content-Length, or, with
     `chunked`, as a single chunk, which is how a replayed SSE stream keeps the framing a client saw live.
 
     `keep_alive_wire` belongs to the server: the first time it sends a whole response it keeps there the bytes that
