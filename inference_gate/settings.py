@@ -122,8 +122,8 @@ class Settings:
     )
     replay_speed: float | None = _setting(
         None,
-        "Replay at this many times the pace each answer was recorded at (1 as recorded, 2 twice as fast); unset, "
-        "answers come at once. A stream's events are spread between its recorded first and last event.",
+        "Replay at this many times the pace each answer was recorded at (1 as recorded, 2 twice as fast); null, "
+        "the default, answers at once. A stream's events are spread between its recorded first and last event.",
         parse.replay_speed,
     )
     replay_spread: str = _setting(
