@@ -73,8 +73,8 @@ def test_takes_count_every_reply_and_repeat_the_last_once_they_run_out():
 
 
 def test_a_paced_stream_is_scheduled_event_by_event_once_with_the_same_head():
-    take = Take("t", RecordedResponse(200, {"content-type": "text/event-stream"}, events=EVENTS,
-                                      timing=StreamTiming(100, 300)))  # fmt: skip
+    stream = RecordedResponse(200, {"content-type": "text/event-stream"}, events=EVENTS, timing=StreamTiming(100, 300))
+    take = Take("t", stream)
     reply = PreparedReply.from_take(take, "chat.completions/x.json", ReplayPace(2.0))
     assert reply.paced is not None
     assert reply.paced.headers == reply.headers
