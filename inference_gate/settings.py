@@ -120,6 +120,16 @@ class Settings:
         "and SHA-256, which is enough to match it.",
         parse.boolean,
     )
+    fault_rate: float = _setting(
+        0.0,
+        "Share of answers from cassettes that fail on purpose, to test a client's retries: a 429 with a short "
+        "Retry-After, a 500, or a stream cut midway, in the dialect's error shape. 0 (off) to 1; recordings never "
+        "fail.",
+        parse.fraction,
+    )
+    fault_seed: int = _setting(
+        0, "Seed that decides which answers fail with fault_rate; the same seed fails the same requests.", parse.integer
+    )
     max_head_bytes: int = _setting(
         64 * 1024, "Largest request line plus headers the gate accepts, in bytes.", parse.size_bytes
     )

@@ -50,7 +50,7 @@ class StartCommand(Command):
     name = "start"
     description = "Run the gate: replay recorded answers, forward and record everything else."
     options: ClassVar[list[Option]] = [
-        *setting_options("host", "port", "cache_dir", "upstream", "api_key", "takes"),
+        *setting_options("host", "port", "cache_dir", "upstream", "api_key", "takes", "fault_rate", "fault_seed"),
         REFRESH_OPTION,
         LEDGER_OPTION,
     ]
@@ -63,7 +63,10 @@ class StartCommand(Command):
 class ReplayCommand(Command):
     name = "replay"
     description = "Run the gate in replay-only mode: answer from cassettes, never call the upstream (for CI)."
-    options: ClassVar[list[Option]] = [*setting_options("host", "port", "cache_dir"), LEDGER_OPTION]
+    options: ClassVar[list[Option]] = [
+        *setting_options("host", "port", "cache_dir", "fault_rate", "fault_seed"),
+        LEDGER_OPTION,
+    ]
 
     def handle(self) -> int:
         return serve(self.io, settings_from_io(self.io).settings, Mode.REPLAY, ledger_path(self.io))
@@ -126,6 +129,11 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
         parts.append(f"up to {settings.takes} takes per request")
     if mode is Mode.REFRESH:
         parts.append("every request re-recorded; files rewritten only when the answer changed")
+    if settings.fault_rate > 0 and mode is not Mode.REFRESH:
+        parts.append(
+            f"fault injection on: {settings.fault_rate * 100:g}% of answers from cassettes fail on purpose "
+            f"(fault seed {settings.fault_seed})"
+        )
     return ", ".join(parts)
 
 
