@@ -64,6 +64,11 @@ class FaultPlan:
     rate: float
     seed: int
 
+    @property
+    def description(self) -> str:
+        """How the start-up banner and the pytest summary say that faults are on."""
+        return f"fault injection on: {self.rate * 100:g}% of answers from cassettes fail on purpose (seed {self.seed})"
+
     def fault_for(self, key: str, occurrence: int, *, streamed: bool) -> FaultKind | None:
         """How the `occurrence`-th identical request (from 0) with request key `key` fails, or None when it does
         not; only a `streamed` reply can be cut."""

@@ -9,7 +9,8 @@ and a Python user start the same object:
 
 Identical requests are counted per gate process (`reset_take_counters` starts a new count, for example per
 test): the k-th one is answered by the cassette's k-th take, recorded first if the cassette has fewer than the
-`takes` setting, and once the takes run out the last one repeats.
+`takes` setting, and once the takes run out the last one repeats. With a fault rate, the same count decides which
+hits fail on purpose instead (faults.py).
 
 Upstream calls run in the gate's own nursery, not in the client's connection task. A client that disconnects
 midway therefore does not cancel the call: the exchange completes and is recorded, because the tokens are paid

@@ -77,6 +77,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="After a complete, passing run, delete the cassettes no test used.",
     )
+    group.addoption(
+        "--inference-gate-fault-rate",
+        dest="inference_gate_fault_rate",
+        metavar="R",
+        help="Share of answers from cassettes that fail on purpose (429, 500, cut stream), to test retries.",
+    )
+    group.addoption(
+        "--inference-gate-fault-seed",
+        dest="inference_gate_fault_seed",
+        metavar="N",
+        help="Seed that decides which answers fail; the same seed fails the same requests in every run.",
+    )
     parser.addini("inference_gate_mode", "inference-gate mode: replay, record or off.", default="")
     parser.addini("inference_gate_dir", f"Cassette directory, relative to the rootdir ({DEFAULT_CACHE_DIR}).")
 
@@ -124,7 +136,13 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
         cache_dir = config.invocation_params.dir / Path(given_dir).expanduser()
     else:
         cache_dir = config.rootpath / Path(config.getini("inference_gate_dir") or DEFAULT_CACHE_DIR).expanduser()
-    overrides = {"host": "127.0.0.1", "port": 0, "upstream": config.getoption("inference_gate_upstream")}
+    overrides = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "upstream": config.getoption("inference_gate_upstream"),
+        "fault_rate": config.getoption("inference_gate_fault_rate"),
+        "fault_seed": config.getoption("inference_gate_fault_seed"),
+    }
     try:
         settings = load_settings(overrides=overrides).settings
     except ConfigError as error:
@@ -221,6 +239,7 @@ class GateSession:
         self._cache_dir: Path | None = None
         self._mode: Mode | None = None
         self._plan: PrunePlan | None = None
+        self._faults_note: str | None = None  # the summary's line about injected faults, when they are on
 
     @property
     def _is_xdist_controller(self) -> bool:
@@ -229,6 +248,10 @@ class GateSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         settings, self._mode = settings_for(self._config, self._mode_name)
         self._cache_dir = settings.cache_dir
+        if settings.fault_rate > 0 and self._mode is not Mode.REFRESH:
+            from inference_gate.faults import FaultPlan
+
+            self._faults_note = FaultPlan(settings.fault_rate, settings.fault_seed).description
         if self._is_xdist_controller:
             return  # the workers run the tests, each with its own gate
         from inference_gate.gate import Gate
@@ -336,6 +359,8 @@ class GateSession:
         counts = self.ledger.counts()
         listed = ", ".join(f"{label} {counts[outcome]}" for outcome, label in _count_labels(counts))
         write(f"{self._mode.value} mode, cassettes in {self._cache_dir}: {listed}")
+        if self._faults_note is not None:
+            write(self._faults_note)
         if self._mode is Mode.REFRESH and self._gate is not None:  # under xdist, each worker's gate counts its own
             write(self._gate.refresh_summary())
         for miss in self.ledger.misses():

@@ -24,6 +24,7 @@ from cleo.io.outputs.output import Type as OutputType
 from inference_gate.address import gate_url, is_loopback
 from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_warning
 from inference_gate.config import API_KEY_ENV
+from inference_gate.faults import FaultPlan
 from inference_gate.ledger import OUTSIDE_TESTS, Ledger
 from inference_gate.policy import Mode
 from inference_gate.serve import check_startup, run_gate
@@ -130,10 +131,7 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
     if mode is Mode.REFRESH:
         parts.append("every request re-recorded; files rewritten only when the answer changed")
     if settings.fault_rate > 0 and mode is not Mode.REFRESH:
-        parts.append(
-            f"fault injection on: {settings.fault_rate * 100:g}% of answers from cassettes fail on purpose "
-            f"(fault seed {settings.fault_seed})"
-        )
+        parts.append(FaultPlan(settings.fault_rate, settings.fault_seed).description)
     return ", ".join(parts)
 
 

@@ -582,18 +582,19 @@ def test_banner_names_the_mode_url_cache_and_upstream(tmp_path):
 
 def test_banner_says_when_faults_are_injected_and_with_which_seed(tmp_path):
     settings = Settings(cache_dir=tmp_path, fault_rate=0.25, fault_seed=7)
-    faults = "fault injection on: 25% of answers from cassettes fail on purpose (fault seed 7)"
+    faults = "fault injection on: 25% of answers from cassettes fail on purpose (seed 7)"
     assert banner(settings, Mode.REPLAY, 8123, 2).endswith(f"(2 cassettes), {faults}")
     assert banner(settings, Mode.RECORD, 8123, 2).endswith(f"upstream https://api.openai.com, {faults}")
-    assert "fault" not in banner(replace(settings, fault_rate=0.0), Mode.REPLAY, 8123, 2)
+    assert "fault injection" not in banner(replace(settings, fault_rate=0.0), Mode.REPLAY, 8123, 2)
     # Refresh mode answers nothing from cassettes, so nothing fails on purpose there.
-    assert "fault" not in banner(settings, Mode.REFRESH, 8123, 2)
+    assert "fault injection" not in banner(settings, Mode.REFRESH, 8123, 2)
 
 
 def test_replay_refuses_a_fault_rate_above_one_in_one_line(home, cache_dir):
     tester = run(f"replay --cache-dir {cache_dir} --fault-rate 2")
     assert tester.status_code != 0
-    assert tester.io.fetch_error() == "error: --fault-rate: expected a number from 0 to 1 (0.1 is one in ten), got '2'\n"
+    expected = "a number from 0 to 1 (0.1 is one in ten)"
+    assert tester.io.fetch_error() == f"error: --fault-rate: expected {expected}, got '2'\n"
 
 
 def test_relative_cache_dirs_are_shown_absolute(tmp_path, monkeypatch):

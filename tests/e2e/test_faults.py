@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
 import trio
@@ -163,32 +164,62 @@ async def test_the_same_seed_fails_the_same_requests_in_a_fresh_gate_and_another
     assert {"answered", "RateLimitError", "InternalServerError", "APIConnectionError"} <= set(first) | set(other)
 
 
-async def test_an_anthropic_request_fails_in_anthropics_error_shape(record_settings: Settings):
+async def record_anthropic(settings: Settings, request: dict[str, Any]) -> tuple[Any, str]:
+    """Record one Anthropic message, whole; what the SDK saw, and the cassette's request key."""
+    upstream = FakeAnthropic(expected_api_key=settings.api_key)
+    async with (
+        running_upstream(upstream),
+        running_gate(replace(settings, upstream=upstream.url), Mode.RECORD) as gate,
+        anthropic.AsyncAnthropic(base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=0) as client,
+    ):
+        recorded = (await client.messages.create(**request)).model_dump()
+    [cassette] = cassettes(settings.cache_dir)
+    return recorded, cassette["key"]
+
+
+async def test_an_anthropic_request_fails_in_anthropics_error_shape_and_its_sdk_retries(record_settings: Settings):
     request = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": MESSAGES}
-    upstream = FakeAnthropic(expected_api_key=record_settings.api_key)
     with trio.fail_after(DEADLINE_S):
-        async with (
-            running_upstream(upstream),
-            running_gate(replace(record_settings, upstream=upstream.url), Mode.RECORD) as gate,
-            anthropic.AsyncAnthropic(base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=0) as client,
-        ):
-            recorded = (await client.messages.create(**request)).model_dump()
-        [cassette] = cassettes(record_settings.cache_dir)
-        seed = seed_for(cassette["key"], 0.5, [FaultKind.RATE_LIMITED, None], streamed=False)
+        recorded, key = await record_anthropic(record_settings, request)
+        seed = seed_for(key, 0.5, [FaultKind.RATE_LIMITED, None], streamed=False)
         settings = replace(record_settings, fault_rate=0.5, fault_seed=seed)
         async with running_gate(settings, Mode.REPLAY) as gate:
-            async with anthropic.AsyncAnthropic(
-                base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=0
-            ) as client:
+            url = root_url(gate.port)
+            async with anthropic.AsyncAnthropic(base_url=url, api_key=ANTHROPIC_KEY, max_retries=0) as client:
                 with pytest.raises(anthropic.RateLimitError) as raised:
                     await client.messages.create(**request)
-            # The Anthropic SDK retries a 429 too, after the retry-after-ms it reads.
-            async with anthropic.AsyncAnthropic(
-                base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=1
-            ) as client:
-                gate.gate.reset_take_counters()
+            gate.gate.reset_take_counters()  # the same two decisions again: a rate limit, then the answer
+            async with anthropic.AsyncAnthropic(base_url=url, api_key=ANTHROPIC_KEY, max_retries=1) as client:
                 replayed = (await client.messages.create(**request)).model_dump()
     assert raised.value.body["type"] == "error"
     assert raised.value.body["error"]["type"] == "inference_gate_injected_fault"
     assert raised.value.response.headers["retry-after-ms"] == "100"
     assert replayed == recorded
+
+
+async def test_a_cut_anthropic_stream_gives_the_first_events_then_an_error_of_the_http_client(
+    record_settings: Settings,
+):
+    request = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": MESSAGES, "stream": True}
+    with trio.fail_after(DEADLINE_S):
+        upstream = FakeAnthropic(expected_api_key=record_settings.api_key)
+        async with (
+            running_upstream(upstream),
+            running_gate(replace(record_settings, upstream=upstream.url), Mode.RECORD) as gate,
+            anthropic.AsyncAnthropic(base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=0) as client,
+        ):
+            recorded = [event async for event in await client.messages.create(**request)]
+        [cassette] = cassettes(record_settings.cache_dir)
+        seed = seed_for(cassette["key"], 1.0, [FaultKind.STREAM_CUT], streamed=True)
+        settings = replace(record_settings, fault_rate=1.0, fault_seed=seed)
+        received = []
+        async with (
+            running_gate(settings, Mode.REPLAY) as gate,
+            anthropic.AsyncAnthropic(base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=0) as client,
+        ):
+            # The Anthropic SDK does not wrap a read error of a stream in its own APIConnectionError.
+            with pytest.raises(httpx2.RemoteProtocolError):
+                async for event in await client.messages.create(**request):
+                    received.append(event.model_dump())
+    assert 0 < len(received) < len(recorded)
+    assert received == [event.model_dump() for event in recorded[: len(received)]]
