@@ -122,8 +122,8 @@ class Settings:
     )
     fault_rate: float = _setting(
         0.0,
-        "Share of answers from cassettes that fail on purpose, to test a client's retries: a 429 with a short "
-        "Retry-After, a 500, or a stream cut midway, in the dialect's error shape. 0 (off) to 1; recordings never "
+        "Share of answers from cassettes that fail on purpose, to test a client's retries: a 429 with a short retry "
+        "delay, a 500, or a stream cut midway, in the dialect's error shape. 0 (off) to 1; recordings never "
         "fail.",
         parse.fraction,
     )
