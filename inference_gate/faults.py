@@ -32,7 +32,9 @@ from inference_gate.dialects import Dialect
 from inference_gate.errors import GateError, error_response
 from inference_gate.messages import HttpResponse
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER, Outcome
+from inference_gate.policy import Mode
 from inference_gate.replies import PreparedReply
+from inference_gate.settings import Settings
 
 INJECTED_FAULT_TYPE = "inference_gate_injected_fault"
 RETRY_AFTER_S = 1
@@ -77,6 +79,14 @@ class FaultPlan:
             return None
         kinds = STREAM_FAULTS if streamed else WHOLE_BODY_FAULTS
         return kinds[int.from_bytes(digest[8:]) % len(kinds)]
+
+
+def fault_plan(settings: Settings, mode: Mode) -> FaultPlan | None:
+    """The faults a gate in `mode` injects, or None when it injects none: the rate is 0, or the mode answers
+    nothing from cassettes (refresh sends every request upstream)."""
+    if settings.fault_rate > 0 and mode is not Mode.REFRESH:
+        return FaultPlan(settings.fault_rate, settings.fault_seed)
+    return None
 
 
 def fault_response(kind: FaultKind, reply: PreparedReply, dialect: Dialect) -> HttpResponse:

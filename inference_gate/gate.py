@@ -33,7 +33,7 @@ import trio
 from inference_gate.cassette import Cassette, CassetteError, RecordedResponse, record_exchange
 from inference_gate.dialects import route_of
 from inference_gate.errors import CacheMiss, GateError, error_outcome, error_response, internal_error
-from inference_gate.faults import FaultKind, FaultPlan, fault_response
+from inference_gate.faults import FaultKind, fault_plan, fault_response
 from inference_gate.forwarding import client_response_headers, upstream_request_headers, upstream_target
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
@@ -138,7 +138,7 @@ class Gate:
         self._inflight: dict[tuple[str, int], InflightExchange] = {}  # by request key and take index
         self._exchanges: trio.Nursery | None = None
         self._take_counts: collections.Counter[str] = collections.Counter()
-        self._faults = FaultPlan(settings.fault_rate, settings.fault_seed) if settings.fault_rate > 0 else None
+        self._faults = fault_plan(settings, mode)
         self.refreshed: dict[str, TakeWrite] = {}  # refresh mode: each cassette's name and what was done to it
 
     def reset_take_counters(self) -> None:

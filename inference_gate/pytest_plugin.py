@@ -248,10 +248,10 @@ class GateSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         settings, self._mode = settings_for(self._config, self._mode_name)
         self._cache_dir = settings.cache_dir
-        if settings.fault_rate > 0 and self._mode is not Mode.REFRESH:
-            from inference_gate.faults import FaultPlan
+        from inference_gate.faults import fault_plan
 
-            self._faults_note = FaultPlan(settings.fault_rate, settings.fault_seed).description
+        faults = fault_plan(settings, self._mode)
+        self._faults_note = None if faults is None else faults.description
         if self._is_xdist_controller:
             return  # the workers run the tests, each with its own gate
         from inference_gate.gate import Gate

@@ -11,11 +11,14 @@ from inference_gate.faults import (
     WHOLE_BODY_FAULTS,
     FaultKind,
     FaultPlan,
+    fault_plan,
     fault_response,
     stream_prefix,
 )
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER
+from inference_gate.policy import Mode
 from inference_gate.replies import PreparedReply
+from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, serialize_event
 
 KEYS = [f"{number:064x}" for number in range(4000)]
@@ -116,3 +119,10 @@ def test_a_stream_is_cut_at_the_event_boundary_nearest_its_middle():
 def test_a_stream_of_one_event_is_cut_inside_it():
     one = serialize_event(SSEEvent(data="only"))
     assert stream_prefix(one) == one[: len(one) // 2]
+
+
+def test_faults_are_injected_only_with_a_rate_and_where_cassettes_answer():
+    settings = Settings(fault_rate=0.25, fault_seed=9)
+    assert fault_plan(settings, Mode.REPLAY) == fault_plan(settings, Mode.RECORD) == FaultPlan(0.25, 9)
+    assert fault_plan(settings, Mode.REFRESH) is None
+    assert fault_plan(Settings(), Mode.REPLAY) is None

@@ -24,7 +24,7 @@ from cleo.io.outputs.output import Type as OutputType
 from inference_gate.address import gate_url, is_loopback
 from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_warning
 from inference_gate.config import API_KEY_ENV
-from inference_gate.faults import FaultPlan
+from inference_gate.faults import fault_plan
 from inference_gate.ledger import OUTSIDE_TESTS, Ledger
 from inference_gate.policy import Mode
 from inference_gate.serve import check_startup, run_gate
@@ -130,8 +130,8 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
         parts.append(f"up to {settings.takes} takes per request")
     if mode is Mode.REFRESH:
         parts.append("every request re-recorded; files rewritten only when the answer changed")
-    if settings.fault_rate > 0 and mode is not Mode.REFRESH:
-        parts.append(FaultPlan(settings.fault_rate, settings.fault_seed).description)
+    if (faults := fault_plan(settings, mode)) is not None:
+        parts.append(faults.description)
     return ", ".join(parts)
 
 
