@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 
 from inference_gate.dialects import endpoint_name
+from inference_gate.sse import RESPONSES_FINAL_EVENTS
 from inference_gate.summary import SAMPLING_SETTINGS
 
 VALUE_LIMIT_CHARS = 400
-RESPONSES_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -445,9 +445,10 @@ class Gate:
     ) -> None:
         """Run one upstream exchange, feed it to its readers live, record it, and only then end their bodies.
 
-        The end of every reader's body waits for the cassette to be durable (written, fsynced, linked), so a client
-        that holds a whole response can rely on its cassette being on disk; a write that fails ends the bodies as
-        `passthrough` with the reason, and nothing is kept in memory for it.
+        The end of every reader's body, and a stream's final event (see `SSEEvent.is_final`), waits for the
+        cassette to be durable (written, fsynced, linked), so a client that holds a whole response can rely on its
+        cassette being on disk; a write that fails ends the bodies as `passthrough` with the reason, and nothing
+        is kept in memory for it.
         """
         assert self.upstream is not None
         try:
@@ -463,6 +464,11 @@ class Gate:
                 exchange.set_head(status, client_response_headers(upstream.headers))
                 events: list[SSEEvent] = []
                 async for chunk in upstream.body_chunks():
+                    if parser is not None:
+                        completed_events = parser.feed(chunk)
+                        if any(event.is_final for event in completed_events):
+                            exchange.hold_back()
+                        events.extend(completed_events)
                     exchange.append(chunk)
                     if exchange.over_cap and self._inflight.get(flight) is exchange:
                         # Readers who join from now on could not get the start: they get their own exchange.
@@ -474,8 +480,6 @@ class Gate:
                             request.path,
                             self._over_cap_reason,
                         )
-                    elif parser is not None:
-                        events.extend(parser.feed(chunk))
             if exchange.over_cap:
                 exchange.finish(Outcome.PASSTHROUGH, self._over_cap_reason)
                 return

@@ -6,6 +6,10 @@ cassette anyway). If the exchange fails before the response head, every reader g
 midway, every reader's body breaks too. The end of every body waits for `finish`, which the gate calls only once
 the outcome (recorded or not) is decided, so no reader holds a whole body before its cassette is on disk.
 
+Some clients stop reading a stream before its body ends: the openai SDK stops at `data: [DONE]`. From the chunk
+that completes such a final event (`hold_back`), chunks are kept from readers until `finish`, so such a client
+too gets its last event only once the cassette is on disk; the events before it still flow live.
+
 A response larger than `max_kept_bytes` cannot be recorded, and keeping it whole would cost its size in memory.
 From the chunk that crosses the cap the exchange is `over_cap`: it keeps a chunk only until every reader that
 joined has taken it, so memory is bounded by the slowest reader rather than by the response. A reader that
@@ -30,6 +34,7 @@ class InflightExchange:
         # The kept chunks; once over the cap, the first ones every reader has taken are dropped.
         self.chunks: list[bytes] = []
         self._dropped_chunks = 0
+        self._held_from: int | None = None  # the first chunk readers get only at `finish`, if any is held back
         self._received_bytes = 0
         self.max_kept_bytes = max_kept_bytes
         self.over_cap = False
@@ -55,9 +60,15 @@ class InflightExchange:
         self._received_bytes += len(chunk)
         if not self.over_cap and self._received_bytes > self.max_kept_bytes:
             self.over_cap = True
+            self._held_from = None  # it will not be recorded, so there is nothing to wait for
             self._over_cap_or_finished.set()
         self._drop_taken_chunks()
         self._wake_readers()
+
+    def hold_back(self) -> None:
+        """Keep the next chunk, and every one after it, from readers until `finish`."""
+        if self._held_from is None and not self.over_cap:
+            self._held_from = self.chunk_count
 
     def _drop_taken_chunks(self) -> None:
         if not self.over_cap:
@@ -70,6 +81,13 @@ class InflightExchange:
     def chunk_count(self) -> int:
         """How many chunks have arrived, kept or not."""
         return self._dropped_chunks + len(self.chunks)
+
+    @property
+    def released_count(self) -> int:
+        """How many chunks readers may take: all but the held-back ones, until `finish`."""
+        if self._held_from is None or self._done:
+            return self.chunk_count
+        return self._held_from
 
     def finish(self, outcome: Outcome | None = None, reason: str | None = None) -> None:
         """End the exchange; `outcome` and `reason` are what every reader's answer reports."""
@@ -151,9 +169,10 @@ class ExchangeBody:
     async def __anext__(self) -> bytes:
         exchange = self._exchange
         while True:
-            available = exchange.chunk_count
+            available = exchange.released_count
             if self.position < available:
-                pending = exchange.chunks[self.position - exchange._dropped_chunks :]
+                dropped = exchange._dropped_chunks
+                pending = exchange.chunks[self.position - dropped : available - dropped]
                 self.position = available
                 exchange._drop_taken_chunks()
                 return pending[0] if len(pending) == 1 else b"".join(pending)

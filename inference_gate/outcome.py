@@ -4,7 +4,8 @@ The `x-inference-gate` header, the log line and the pytest plugin's ledger all r
 can never disagree. Every outcome is a claim a user relies on, so each one means exactly what it says:
 
 - `hit`: answered from a cassette that is on disk.
-- `recorded`: answered from upstream, and the cassette is on disk before the response's last byte is sent.
+- `recorded`: answered from upstream, and the cassette is on disk before the response's last byte is sent
+  (and before a stream's final event, such as `data: [DONE]`, at which a client may stop reading).
 - `passthrough`: answered from upstream, but not recorded; `reason` says why (an error status, a broken
   stream, a failed write, a response over the size cap, a credential in the bytes).
 - `miss`: replay mode had no cassette; never forwarded.

@@ -37,6 +37,14 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _MAX_RETRY_DIGITS = 16
 
 
+# The events after which a client may stop reading an LLM stream: the openai SDK stops at OpenAI's `[DONE]`
+# without reading the end of the body, and a caller may stop at the Responses API's last events or at
+# Anthropic's `message_stop`. Gemini's stream has no such event: its client reads until the body ends.
+DONE_DATA = "[DONE]"
+RESPONSES_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+FINAL_EVENT_NAMES = frozenset({*RESPONSES_FINAL_EVENTS, "message_stop"})
+
+
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
     """One dispatched event. `data` is its `data:` lines joined with LF."""
@@ -45,6 +53,11 @@ class SSEEvent:
     event: str | None = None
     id: str | None = None
     retry: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """Whether a client may take this event as the end of the stream and stop reading (see above)."""
+        return self.data == DONE_DATA or self.event in FINAL_EVENT_NAMES
 
 
 class SSEParser:

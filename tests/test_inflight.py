@@ -97,3 +97,38 @@ async def test_under_the_cap_every_chunk_is_kept_for_the_cassette():
     exchange.finish()
     assert not exchange.over_cap
     assert exchange.chunks == [b"abc", b"def"]
+
+
+async def test_held_back_chunks_reach_readers_only_at_finish():
+    exchange = InflightExchange(max_kept_bytes=KEPT_BYTES)
+    received: list[bytes] = []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            exchange.set_head(200, [])
+            nursery.start_soon(collect, exchange, received)
+            exchange.append(b"event 1\n\n")
+            exchange.hold_back()
+            exchange.append(b"data: [DONE]\n\n")
+            await trio.testing.wait_all_tasks_blocked()
+            assert received == [b"event 1\n\n"]
+            exchange.append(b": not recorded\n\n")
+            await trio.testing.wait_all_tasks_blocked()
+            assert received == [b"event 1\n\n"]
+            exchange.finish()
+    assert b"".join(received) == b"event 1\n\ndata: [DONE]\n\n: not recorded\n\n"
+
+
+async def test_a_response_over_the_cap_holds_nothing_back():
+    exchange = InflightExchange(max_kept_bytes=4)
+    received: list[bytes] = []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            exchange.set_head(200, [])
+            nursery.start_soon(collect, exchange, received)
+            await trio.testing.wait_all_tasks_blocked()
+            exchange.hold_back()
+            exchange.append(b"larger than the cap")
+            await trio.testing.wait_all_tasks_blocked()
+            assert received == [b"larger than the cap"]  # it will not be recorded: nothing to wait for
+            exchange.finish()
+

@@ -303,6 +303,22 @@ _EVENTS = st.lists(
 )
 
 
+@pytest.mark.parametrize(
+    ("event", "final"),
+    [
+        (SSEEvent(data="[DONE]"), True),
+        (SSEEvent(data='{"type": "response.completed"}', event="response.completed"), True),
+        (SSEEvent(data='{"type": "response.failed"}', event="response.failed"), True),
+        (SSEEvent(data='{"type": "message_stop"}', event="message_stop"), True),
+        (SSEEvent(data='{"choices": [{"delta": {"content": "[DONE]"}}]}'), False),
+        (SSEEvent(data='{"type": "message_delta"}', event="message_delta"), False),
+        (SSEEvent(data="[DONE] and more"), False),
+    ],
+)
+def test_a_final_event_is_one_a_client_may_stop_reading_at(event, final):
+    assert event.is_final is final
+
+
 @settings(max_examples=200, deadline=None)
 @given(events=_EVENTS, data=st.data())
 def test_property_serialized_events_parse_back_equal_under_any_split(events, data):

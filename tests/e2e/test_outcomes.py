@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import time
 from dataclasses import replace
 
 import openai
@@ -71,6 +72,55 @@ async def test_the_cassette_is_on_disk_when_the_client_has_the_whole_body(record
                 else:
                     await sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
                 on_disk = cassettes(settings)  # checked before the gate stops, with no wait
+    assert len(on_disk) == 1
+
+
+# How long the slowed write below takes: long enough that a stream which ended before its cassette was on disk
+# is caught, whatever the machine's speed.
+SLOW_WRITE_S = 0.3
+
+
+def read_chat_until_done(sdk: openai.OpenAI) -> str:
+    """The sync SDK itself stops at `data: [DONE]`."""
+    with sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as events:
+        return "".join(chunk.choices[0].delta.content or "" for chunk in events if chunk.choices)
+
+
+def read_responses_until_completed(sdk: openai.OpenAI) -> str:
+    """A caller may stop at `response.completed`, the Responses API's last event."""
+    with sdk.responses.create(model="gpt-4o-mini", input=MESSAGES[0]["content"], stream=True) as events:
+        for event in events:
+            if event.type == "response.completed":
+                return event.response.output_text
+    raise AssertionError("the stream had no response.completed event")
+
+
+@pytest.mark.parametrize("read_until_final", [read_chat_until_done, read_responses_until_completed])
+async def test_a_stream_ends_for_a_client_that_stops_at_its_final_event_only_once_its_cassette_is_on_disk(
+    record_settings, monkeypatch, read_until_final
+):
+    # Such a client never reads the end of the chunked body, so the final event itself must wait for the
+    # cassette. The write is slowed so that the race is certain.
+    save = CassetteStore.save
+
+    def slow_save(*args, **kwargs):
+        time.sleep(SLOW_WRITE_S)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(CassetteStore, "save", slow_save)
+    upstream = FakeUpstream()
+    with trio.fail_after(20):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate:
+
+                def read_then_look() -> tuple[str, list]:
+                    with openai.OpenAI(base_url=gate.base_url, api_key=CLIENT_KEY, max_retries=0) as sdk:
+                        text = read_until_final(sdk)
+                        return text, cassettes(settings)  # looked at the moment the client stopped reading
+
+                text, on_disk = await trio.to_thread.run_sync(read_then_look)
+    assert text == reply_text(MESSAGES[0]["content"])
     assert len(on_disk) == 1
 
 
