@@ -101,6 +101,16 @@ class Settings:
         "repeats.",
         parse.take_count,
     )
+    fault_rate: float = _setting(
+        0.0,
+        "Share of answers from cassettes that fail on purpose, to test a client's retries: a 429 with a short retry "
+        "delay, a 500, or a stream cut midway, in the dialect's error shape. 0 (off) to 1; recordings never "
+        "fail.",
+        parse.fraction,
+    )
+    fault_seed: int = _setting(
+        0, "Seed that decides which answers fail with fault_rate; the same seed fails the same requests.", parse.integer
+    )
     ignore: list[str] = _setting(
         [],
         "Request values left out of the key, so a request still matches when they change: 'body.<json path>' "
@@ -119,16 +129,6 @@ class Settings:
         "Store the bytes of uploaded files (base64) in cassettes; by default a file is stored by name, size "
         "and SHA-256, which is enough to match it.",
         parse.boolean,
-    )
-    fault_rate: float = _setting(
-        0.0,
-        "Share of answers from cassettes that fail on purpose, to test a client's retries: a 429 with a short retry "
-        "delay, a 500, or a stream cut midway, in the dialect's error shape. 0 (off) to 1; recordings never "
-        "fail.",
-        parse.fraction,
-    )
-    fault_seed: int = _setting(
-        0, "Seed that decides which answers fail with fault_rate; the same seed fails the same requests.", parse.integer
     )
     max_head_bytes: int = _setting(
         64 * 1024, "Largest request line plus headers the gate accepts, in bytes.", parse.size_bytes
