@@ -580,6 +580,12 @@ def test_banner_names_the_mode_url_cache_and_upstream(tmp_path):
     )
 
 
+def test_relative_cache_dirs_are_shown_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = banner(Settings(cache_dir=Path(".inference_cache")), Mode.REPLAY, 8080, 0)
+    assert line.endswith(f"cache {tmp_path / '.inference_cache'} (0 cassettes)")
+
+
 def test_banner_says_when_faults_are_injected_and_with_which_seed(tmp_path):
     settings = Settings(cache_dir=tmp_path, fault_rate=0.25, fault_seed=7)
     faults = "fault injection on: 25% of answers from cassettes fail on purpose (seed 7)"
@@ -595,12 +601,6 @@ def test_replay_refuses_a_fault_rate_above_one_in_one_line(home, cache_dir):
     assert tester.status_code != 0
     expected = "a number from 0 to 1 (0.1 is one in ten)"
     assert tester.io.fetch_error() == f"error: --fault-rate: expected {expected}, got '2'\n"
-
-
-def test_relative_cache_dirs_are_shown_absolute(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    line = banner(Settings(cache_dir=Path(".inference_cache")), Mode.REPLAY, 8080, 0)
-    assert line.endswith(f"cache {tmp_path / '.inference_cache'} (0 cassettes)")
 
 
 def _log_with_an_exception(logger: logging.Logger) -> None:
