@@ -9,7 +9,8 @@ and a Python user start the same object:
 
 Identical requests are counted per gate process (`reset_take_counters` starts a new count, for example per
 test): the k-th one is answered by the cassette's k-th take, recorded first if the cassette has fewer than the
-`takes` setting, and once the takes run out the last one repeats.
+`takes` setting, and once the takes run out the last one repeats. With a fault rate, the same count decides which
+hits fail on purpose instead (faults.py).
 
 Upstream calls run in the gate's own nursery, not in the client's connection task. A client that disconnects
 midway therefore does not cancel the call: the exchange completes and is recorded, because the tokens are paid
@@ -43,6 +44,7 @@ from inference_gate.cassette import (
 )
 from inference_gate.dialects import route_of
 from inference_gate.errors import CacheMiss, GateError, error_outcome, error_response, internal_error
+from inference_gate.faults import FaultKind, fault_plan, fault_response
 from inference_gate.forwarding import client_response_headers, upstream_request_headers, upstream_target
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.upstream import UpstreamPool
@@ -117,6 +119,16 @@ def elapsed_ms(since: float, until: float) -> int:
     return round((until - since) * 1000)
 
 
+def _log_subject(answer: Answer, slot: str) -> str:
+    """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
+    the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
+    cassette)."""
+    named = answer.cassette or slot
+    if answer.outcome is Outcome.ERROR and named and answer.reason:
+        return f"{named} {answer.reason}"
+    return named or answer.reason or ""
+
+
 class Gate:
     def __init__(
         self,
@@ -156,6 +168,7 @@ class Gate:
         self._inflight: dict[tuple[str, int], InflightExchange] = {}  # by request key and take index
         self._exchanges: trio.Nursery | None = None
         self._take_counts: collections.Counter[str] = collections.Counter()
+        self._faults = fault_plan(settings, mode)
         self.refreshed: dict[str, TakeWrite] = {}  # refresh mode: each cassette's name and what was done to it
 
     def reset_take_counters(self) -> None:
@@ -241,15 +254,31 @@ class Gate:
                 closest=error.closest if isinstance(error, CacheMiss) else None,
             )
             return response
-        return self._hit(request, started, reply)
+        return self._hit(request, started, reply, key, take_index)
 
-    def _hit(self, request: HttpRequest, started: float, reply: PreparedReply) -> HttpResponse:
+    def _hit(
+        self, request: HttpRequest, started: float, reply: PreparedReply, key: str, take_index: int
+    ) -> HttpResponse:
         """The response to a request that a cassette's take answers, from memory or just loaded; paced when the
-        reply was prepared with a schedule."""
+        reply was prepared with a schedule; with a fault rate, the `take_index`-th request with `key` may fail on
+        purpose instead (faults.py)."""
+        if self._faults is not None:
+            fault = self._faults.fault_for(key, take_index, streamed=reply.streamed)
+            if fault is not None:
+                return self._fail_on_purpose(request, started, reply, fault)
         self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
         if reply.paced is not None:
             return HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
         return reply.response()
+
+    def _fail_on_purpose(
+        self, request: HttpRequest, started: float, reply: PreparedReply, fault: FaultKind
+    ) -> HttpResponse:
+        """An injected fault is an `error`, never a `hit`; it names the cassette that matched, so that a ledger
+        still counts that cassette as used."""
+        response = fault_response(fault, reply, route_of(request.path).dialect)
+        self._report(request, started, response.status, Outcome.ERROR, cassette=reply.name, reason=fault.reason)
+        return response
 
     def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
         """Whether prepared takes answer the `take_index`-th identical request without a look at the disk."""
@@ -303,7 +332,7 @@ class Gate:
                 answer.outcome.value,
                 answer.status,
                 elapsed_ms,
-                answer.cassette or slot or answer.reason or "",
+                _log_subject(answer, slot),
             )
         if self._on_answer is not None:
             self._on_answer(answer)
@@ -344,7 +373,7 @@ class Gate:
         if action is Action.REPLAY_CASSETTE:
             assert takes is not None
             self._replies.put(canonical.key, takes)
-            return self._hit(request, started, takes.take(take_index))
+            return self._hit(request, started, takes.take(take_index), canonical.key, take_index)
         if action is Action.REPORT_CORRUPT:
             raise GateError(
                 500,

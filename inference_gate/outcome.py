@@ -48,8 +48,9 @@ class Answer:
     """One request's outcome, with what a report needs to name it.
 
     `cassette` is the cassette's name relative to the cache directory (`chat.completions/say-hi.3f2a….json`),
-    set for a hit and for a recording. `request` is a short human description of the request (endpoint, model,
-    the start of the prompt) and `closest` the nearest recorded request, both set for a miss.
+    set for a hit, for a recording and for an injected fault (faults.py, an `error` whose request a cassette
+    matched). `request` is a short human description of the request (endpoint, model, the start of the prompt)
+    and `closest` the nearest recorded request, both set for a miss.
     """
 
     method: str

@@ -84,6 +84,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="After a complete, passing run, delete the cassettes no test used.",
     )
+    group.addoption(
+        "--inference-gate-fault-rate",
+        dest="inference_gate_fault_rate",
+        metavar="R",
+        help="Share of answers from cassettes that fail on purpose (429, 500, cut stream), to test retries.",
+    )
+    group.addoption(
+        "--inference-gate-fault-seed",
+        dest="inference_gate_fault_seed",
+        metavar="N",
+        help="Seed that decides which answers fail; the same seed fails the same requests in every run.",
+    )
     parser.addini("inference_gate_mode", "inference-gate mode: replay, record or off.", default="")
     parser.addini("inference_gate_dir", f"Cassette directory, relative to the rootdir ({DEFAULT_CACHE_DIR}).")
 
@@ -136,6 +148,8 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
         "port": 0,
         "upstream": config.getoption("inference_gate_upstream"),
         "replay_speed": config.getoption("inference_gate_replay_speed"),
+        "fault_rate": config.getoption("inference_gate_fault_rate"),
+        "fault_seed": config.getoption("inference_gate_fault_seed"),
     }
     try:
         settings = load_settings(overrides=overrides).settings
@@ -233,6 +247,7 @@ class GateSession:
         self._cache_dir: Path | None = None
         self._mode: Mode | None = None
         self._plan: PrunePlan | None = None
+        self._faults_note: str | None = None  # the summary's line about injected faults, when they are on
 
     @property
     def _is_xdist_controller(self) -> bool:
@@ -241,6 +256,10 @@ class GateSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         settings, self._mode = settings_for(self._config, self._mode_name)
         self._cache_dir = settings.cache_dir
+        from inference_gate.faults import fault_plan
+
+        faults = fault_plan(settings, self._mode)
+        self._faults_note = None if faults is None else faults.description
         if self._is_xdist_controller:
             return  # the workers run the tests, each with its own gate
         from inference_gate.gate import Gate
@@ -348,6 +367,8 @@ class GateSession:
         counts = self.ledger.counts()
         listed = ", ".join(f"{label} {counts[outcome]}" for outcome, label in _count_labels(counts))
         write(f"{self._mode.value} mode, cassettes in {self._cache_dir}: {listed}")
+        if self._faults_note is not None:
+            write(self._faults_note)
         if self._mode is Mode.REFRESH and self._gate is not None:  # under xdist, each worker's gate counts its own
             write(self._gate.refresh_summary())
         for miss in self.ledger.misses():

@@ -64,6 +64,28 @@ def positive_int(value: object) -> int:
     return number
 
 
+def fraction(value: object) -> float:
+    """A share, such as `fault_rate`: a number from 0 to 1."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not 0 <= number <= 1:
+        raise InvalidValue("a number from 0 to 1 (0.1 is one in ten)")
+    return number
+
+
+def integer(value: object) -> int:
+    number = _integer(value)
+    if number is None:
+        raise InvalidValue("an integer")
+    return number
+
+
 def duration_s(value: object) -> float:
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -101,6 +101,16 @@ class Settings:
         "repeats.",
         parse.take_count,
     )
+    fault_rate: float = _setting(
+        0.0,
+        "Share of answers from cassettes that fail on purpose, to test a client's retries: a 429 with a short retry "
+        "delay, a 500, or a stream cut midway, in the dialect's error shape. 0 (off) to 1; recordings never "
+        "fail.",
+        parse.fraction,
+    )
+    fault_seed: int = _setting(
+        0, "Seed that decides which answers fail with fault_rate; the same seed fails the same requests.", parse.integer
+    )
     ignore: list[str] = _setting(
         [],
         "Request values left out of the key, so a request still matches when they change: 'body.<json path>' "

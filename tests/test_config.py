@@ -229,6 +229,11 @@ def test_wrong_port_type_names_file_key_and_expectation(tmp_path):
         ("redact: [1]", REDACT_EXPECTED + ", got [1]"),
         ("redact: [auth]", REDACT_EXPECTED + ", got ['auth']"),
         ("redact: [body.]", REDACT_EXPECTED + ", got ['body.']"),
+        ("fault_rate: 1.5", "a number from 0 to 1 (0.1 is one in ten), got 1.5"),
+        ("fault_rate: -0.1", "a number from 0 to 1 (0.1 is one in ten), got -0.1"),
+        ("fault_rate: .nan", "a number from 0 to 1 (0.1 is one in ten), got nan"),
+        ("fault_rate: often", "a number from 0 to 1 (0.1 is one in ten), got 'often'"),
+        ("fault_seed: 1.5", "an integer, got 1.5"),
     ],
 )
 def test_wrong_values_are_one_line_errors(tmp_path, line, expected):

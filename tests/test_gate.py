@@ -1,8 +1,12 @@
-"""Tests for the gate's wiring that no SDK test can see: blocking work stays off the event loop."""
+"""Tests for the gate's wiring that no SDK test can see: blocking work stays off the event loop, and an injected
+fault is reported as the error it is."""
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -12,7 +16,11 @@ import trio.testing
 
 from inference_gate import Mode, Settings
 from inference_gate.cassette import RecordedResponse
+from inference_gate.faults import FaultKind, FaultPlan
+from inference_gate.keys import canonicalize
 from inference_gate.nearest import index
+from inference_gate.outcome import Answer, Outcome
+from inference_gate.sse import SSEEvent
 from inference_gate.store import CassetteStore
 from tests.cassettes import record
 from tests.e2e.conftest import running_gate
@@ -142,3 +150,61 @@ async def test_a_recording_keeps_how_long_the_upstream_took_by_the_gates_monoton
     [path] = CassetteStore(tmp_path).cassette_paths()
     assert orjson.loads(path.read_bytes())["response"]["timing"] == timing
     assert next(clock, None) is None
+
+
+async def test_an_injected_fault_is_an_error_that_names_its_cassette_and_the_fault(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="inference_gate")
+    file = record(CassetteStore(tmp_path), chat("hi"), answer("hi"), path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    name = file.relative_to(tmp_path).as_posix()
+    answers: list[Answer] = []
+    settings = Settings(cache_dir=tmp_path, fault_rate=1.0)
+    with trio.fail_after(DEADLINE_S):
+        async with running_gate(settings, Mode.REPLAY, on_answer=answers.append) as running:
+            url = f"http://127.0.0.1:{running.port}"
+            # The first is answered just after its cassette is loaded, the second from memory.
+            responses = [await post_json(url, CHAT, chat("hi")) for _ in range(2)]
+    for response, reported in zip(responses, answers, strict=True):
+        assert response.status in (429, 500)
+        assert response.headers["x-inference-gate"] == "error"
+        assert response.headers["x-inference-gate-reason"] == reported.reason
+        assert reported.reason in ("injected_fault: rate_limited", "injected_fault: server_error")
+        assert (reported.outcome, reported.status, reported.cassette) == (Outcome.ERROR, response.status, name)
+    logged = [record.getMessage() for record in caplog.records if CHAT in record.getMessage()]
+    assert len(logged) == len(answers)
+    for line, reported in zip(logged, answers, strict=True):
+        pattern = rf"POST {CHAT} error {reported.status} [\d.]+ms {re.escape(name)} {re.escape(reported.reason)}"
+        assert re.fullmatch(pattern, line), line
+
+
+async def test_counting_identical_requests_afresh_repeats_the_same_faults(tmp_path: Path) -> None:
+    record(CassetteStore(tmp_path), chat("hi"), answer("hi"), path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    settings = Settings(cache_dir=tmp_path, fault_rate=0.5, fault_seed=3)
+    with trio.fail_after(DEADLINE_S):
+        async with running_gate(settings, Mode.REPLAY) as running:
+            url = f"http://127.0.0.1:{running.port}"
+            first = [(await post_json(url, CHAT, chat("hi"))).status for _ in range(10)]
+            running.gate.reset_take_counters()
+            again = [(await post_json(url, CHAT, chat("hi"))).status for _ in range(10)]
+        async with running_gate(replace(settings, fault_rate=0.0), Mode.REPLAY) as running:
+            url = f"http://127.0.0.1:{running.port}"
+            unfaulted = [(await post_json(url, CHAT, chat("hi"))).status for _ in range(10)]
+    assert first == again
+    assert 200 in first and {429, 500} & set(first)
+    assert unfaulted == [200] * 10
+
+
+async def test_a_cut_stream_sends_its_head_and_some_events_then_closes_without_ending_the_body(tmp_path: Path) -> None:
+    events = [SSEEvent(data=f"event {number}") for number in range(8)]
+    streamed = RecordedResponse(status=200, headers={"content-type": "text/event-stream"}, events=events)
+    record(CassetteStore(tmp_path), chat("hi"), streamed, path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    key = canonicalize("POST", CHAT, orjson.dumps(chat("hi"))).key
+    plans = (FaultPlan(1.0, seed) for seed in range(1000))
+    seed = next(plan.seed for plan in plans if plan.fault_for(key, 0, streamed=True) is FaultKind.STREAM_CUT)
+    with trio.fail_after(DEADLINE_S):
+        async with running_gate(Settings(cache_dir=tmp_path, fault_rate=1.0, fault_seed=seed), Mode.REPLAY) as running:
+            received = await post_on_trio(running.port, chat("hi"))
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Transfer-Encoding: chunked" in head
+    assert b"x-inference-gate: error" in head and b"x-inference-gate-reason: injected_fault: stream_cut" in head
+    assert b"data: event 0\n\n" in body and b"data: event 7" not in body
+    assert not body.endswith(b"0\r\n\r\n")  # no last chunk: the client can tell the body stopped short

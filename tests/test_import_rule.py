@@ -16,6 +16,7 @@ CORE_MODULES = [
     "inference_gate.config",
     "inference_gate.content_coding",
     "inference_gate.errors",
+    "inference_gate.faults",
     "inference_gate.forwarding",
     "inference_gate.keys",
     "inference_gate.messages",

@@ -165,6 +165,23 @@ def test_a_new_prompt_fails_its_test_with_the_miss_and_the_summary_names_it(
     )
 
 
+def test_injected_faults_fail_the_tests_as_errors_that_still_use_their_cassettes(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-fault-rate=1", "-v")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "replay mode, cassettes in *: hits 0, recorded 0, misses 0, errors 2",
+            "fault injection on: 100% of answers from cassettes fail on purpose (seed 0)",
+            "cassettes used, by test:",
+            "  test_chat.py::test_bye: chat.completions/say-goodbye.*.json",
+            "  test_chat.py::test_hello: chat.completions/say-hello.*.json",
+        ]
+    )
+    assert "Injected fault" in result.stdout.str()
+
+
 def test_prune_after_a_test_is_removed_deletes_only_its_cassette(pytester: pytest.Pytester, project: Path) -> None:
     before = cassettes(project)
     pytester.makepyfile(test_chat=ASK + HELLO)

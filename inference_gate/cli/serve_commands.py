@@ -24,6 +24,7 @@ from cleo.io.outputs.output import Type as OutputType
 from inference_gate.address import gate_url, is_loopback
 from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_warning
 from inference_gate.config import API_KEY_ENV
+from inference_gate.faults import fault_plan
 from inference_gate.ledger import OUTSIDE_TESTS, Ledger
 from inference_gate.policy import Mode
 from inference_gate.serve import check_startup, run_gate
@@ -51,7 +52,9 @@ class StartCommand(Command):
     name = "start"
     description = "Run the gate: replay recorded answers, forward and record everything else."
     options: ClassVar[list[Option]] = [
-        *setting_options("host", "port", "cache_dir", "upstream", "api_key", "takes", *PACING_SETTINGS),
+        *setting_options(
+            "host", "port", "cache_dir", "upstream", "api_key", "takes", *PACING_SETTINGS, "fault_rate", "fault_seed"
+        ),
         REFRESH_OPTION,
         LEDGER_OPTION,
     ]
@@ -64,7 +67,10 @@ class StartCommand(Command):
 class ReplayCommand(Command):
     name = "replay"
     description = "Run the gate in replay-only mode: answer from cassettes, never call the upstream (for CI)."
-    options: ClassVar[list[Option]] = [*setting_options("host", "port", "cache_dir", *PACING_SETTINGS), LEDGER_OPTION]
+    options: ClassVar[list[Option]] = [
+        *setting_options("host", "port", "cache_dir", *PACING_SETTINGS, "fault_rate", "fault_seed"),
+        LEDGER_OPTION,
+    ]
 
     def handle(self) -> int:
         return serve(self.io, settings_from_io(self.io).settings, Mode.REPLAY, ledger_path(self.io))
@@ -129,6 +135,8 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
         parts.append("every request re-recorded; files rewritten only when the answer changed")
     if settings.replay_speed is not None and mode is not Mode.REFRESH:
         parts.append(f"replays paced at {settings.replay_speed:g}x the recorded speed")
+    if (faults := fault_plan(settings, mode)) is not None:
+        parts.append(faults.description)
     return ", ".join(parts)
 
 

@@ -600,6 +600,23 @@ def test_relative_cache_dirs_are_shown_absolute(tmp_path, monkeypatch):
     assert line.endswith(f"cache {tmp_path / '.inference_cache'} (0 cassettes)")
 
 
+def test_banner_says_when_faults_are_injected_and_with_which_seed(tmp_path):
+    settings = Settings(cache_dir=tmp_path, fault_rate=0.25, fault_seed=7)
+    faults = "fault injection on: 25% of answers from cassettes fail on purpose (seed 7)"
+    assert banner(settings, Mode.REPLAY, 8123, 2).endswith(f"(2 cassettes), {faults}")
+    assert banner(settings, Mode.RECORD, 8123, 2).endswith(f"upstream https://api.openai.com, {faults}")
+    assert "fault injection" not in banner(replace(settings, fault_rate=0.0), Mode.REPLAY, 8123, 2)
+    # Refresh mode answers nothing from cassettes, so nothing fails on purpose there.
+    assert "fault injection" not in banner(settings, Mode.REFRESH, 8123, 2)
+
+
+def test_replay_refuses_a_fault_rate_above_one_in_one_line(home, cache_dir):
+    tester = run(f"replay --cache-dir {cache_dir} --fault-rate 2")
+    assert tester.status_code != 0
+    expected = "a number from 0 to 1 (0.1 is one in ten)"
+    assert tester.io.fetch_error() == f"error: --fault-rate: expected {expected}, got '2'\n"
+
+
 def _log_with_an_exception(logger: logging.Logger) -> None:
     try:
         raise ValueError("boom\nsecond line")
