@@ -1,8 +1,8 @@
-"""The gate: the record/replay policy wired to the cassette store and the upstream pool.
+"""The gate: the record/replay policy wired to the cassette store and the recorder.
 
-One `Gate` owns everything a running proxy needs: the store, the upstream pool (record mode only), the
-in-memory table of prepared replies, the in-flight exchanges, and the nursery their upstream calls run in. The CLI
-and a Python user start the same object:
+One `Gate` owns everything a running proxy needs: the store, the in-memory table of prepared replies, the
+recorder with its upstream pool and exchanges in flight (record modes only, recorder.py), and the nursery those
+exchanges run in. The CLI and a Python user start the same object:
 
     gate = Gate(Settings(cache_dir=Path("cassettes")), Mode.REPLAY)
     trio.run(gate.run)
@@ -12,11 +12,6 @@ test): the k-th one is answered by the cassette's k-th take, recorded first if t
 `takes` setting, and once the takes run out the last one repeats. With a fault rate, the same count decides which
 hits fail on purpose instead (faults.py).
 
-Upstream calls run in the gate's own nursery, not in the client's connection task. A client that disconnects
-midway therefore does not cancel the call: the exchange completes and is recorded, because the tokens are paid
-for either way and the next run should not pay again. The call is still bounded by the upstream read timeout,
-and on shutdown by the grace period.
-
 With `replay_speed` set, a hit whose take has a recorded timing is paced (pacing.py): its parts are sent at their
 scheduled times by `paced_parts`, and a client that goes away stops it at once (the server watches for that).
 """
@@ -24,7 +19,6 @@ scheduled times by `paced_parts`, and a client that goes away stops it at once (
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,21 +27,11 @@ from datetime import UTC, datetime
 import orjson
 import trio
 
-from inference_gate.cassette import (
-    BodyTiming,
-    Cassette,
-    CassetteError,
-    RecordedResponse,
-    ResponseTiming,
-    StreamTiming,
-    record_exchange,
-)
+from inference_gate.cassette import CassetteError
 from inference_gate.dialects import route_of
-from inference_gate.errors import CacheMiss, GateError, error_outcome, error_response, internal_error
+from inference_gate.errors import CacheMiss, GateError, error_outcome, error_response
 from inference_gate.faults import FaultKind, fault_plan, fault_response
-from inference_gate.forwarding import client_response_headers, upstream_request_headers, upstream_target
 from inference_gate.http.server import ServerLimits, serve_http
-from inference_gate.http.upstream import UpstreamPool
 from inference_gate.inflight import InflightExchange
 from inference_gate.key_rules import KeyRules
 from inference_gate.keys import CanonicalRequest, JsonTooDeepError, canonicalize
@@ -56,7 +40,6 @@ from inference_gate.multipart import MultipartError
 from inference_gate.nearest.index import NearestRequests
 from inference_gate.outcome import (
     CASSETTE_HEADER,
-    NOT_RECORDED_COMMENT,
     OUTCOME_HEADER,
     REASON_HEADER,
     RECORDING,
@@ -64,17 +47,11 @@ from inference_gate.outcome import (
     Outcome,
 )
 from inference_gate.pacing import ReplayPace, Schedule, Spread
-from inference_gate.policy import Action, Lookup, Mode, decide, is_recordable
-from inference_gate.redact import (
-    client_credentials,
-    redact_request,
-    stored_request_headers,
-    stored_response_headers,
-)
+from inference_gate.policy import Action, Lookup, Mode, decide
+from inference_gate.recorder import Flight, Recorder
 from inference_gate.replies import PreparedReply, PreparedTakes, ReplyCache
 from inference_gate.settings import Settings
-from inference_gate.sse import SSEEvent, SSEParser, comment_line
-from inference_gate.store import CassetteStore, SecretLeakError, Slot, TakeWrite
+from inference_gate.store import CassetteStore, Slot
 from inference_gate.summary import describe_request
 
 logger = logging.getLogger("inference_gate")
@@ -99,10 +76,6 @@ def json_problem(body: bytes) -> str | None:
     return None
 
 
-# What a cassette counts as in the refresh summary when several of its takes were refreshed: the strongest.
-REFRESH_PRECEDENCE = (TakeWrite.UNCHANGED, TakeWrite.CHANGED, TakeWrite.NEW)
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -113,10 +86,6 @@ async def paced_parts(schedule: Schedule) -> AsyncIterator[bytes]:
     for at_s, part in schedule:
         await trio.sleep_until(started + at_s)
         yield part
-
-
-def elapsed_ms(since: float, until: float) -> int:
-    return round((until - since) * 1000)
 
 
 def _log_subject(answer: Answer, slot: str) -> str:
@@ -147,40 +116,29 @@ class Gate:
         self.mode = mode
         self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
-        self.upstream = (
-            UpstreamPool(
-                settings.upstream,
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                read_timeout_s=settings.upstream_read_timeout_s,
-            )
-            if mode.calls_upstream
-            else None
-        )
-        self._clock = clock
-        self._monotonic = monotonic
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
-        self._on_answer = on_answer
+        self._replies = ReplyCache()
+        self._recorder = (
+            Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
+            if mode.calls_upstream
+            else None
+        )
         self._nearest = NearestRequests(self.store, self.key_rules)
         self._nearest_threads = trio.CapacityLimiter(NEAREST_THREADS)
-        self._replies = ReplyCache()
-        self._inflight: dict[tuple[str, int], InflightExchange] = {}  # by request key and take index
         self._exchanges: trio.Nursery | None = None
         self._take_counts: collections.Counter[str] = collections.Counter()
         self._faults = fault_plan(settings, mode)
-        self.refreshed: dict[str, TakeWrite] = {}  # refresh mode: each cassette's name and what was done to it
 
     def reset_take_counters(self) -> None:
         """Start counting identical requests afresh: the next one is answered by the first take again."""
         self._take_counts.clear()
 
     def refresh_summary(self) -> str:
-        """What refresh mode did so far, per cassette: a cassette refreshed several times (takes) counts once,
-        as `new` if it was created, else `changed` if any take changed."""
-        counts = collections.Counter(self.refreshed.values())
-        parts = [f"{counts[write]} {write.value}" for write in REFRESH_PRECEDENCE]
-        return f"refreshed {len(self.refreshed)} cassette(s): {', '.join(parts)}"
+        """What refresh mode did so far (see `Recorder.refresh_summary`)."""
+        assert self._recorder is not None, "only a gate that records refreshes"
+        return self._recorder.refresh_summary()
 
     async def run(
         self, *, shutdown: trio.Event | None = None, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -214,9 +172,9 @@ class Gate:
             self._exchanges = None
             if self.mode is Mode.REFRESH:
                 logger.info("%s", self.refresh_summary())
-            if self.upstream is not None:
+            if self._recorder is not None:
                 with trio.CancelScope(shield=True):
-                    await self.upstream.aclose()
+                    await self._recorder.aclose()
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request: memo, then in flight, then store, then the policy decides."""
@@ -234,8 +192,8 @@ class Gate:
                 if canonical is not None:
                     self._replies.remember_request(exact_request, key)
                 reply = takes.take(take_index)
-            elif (flight := self._inflight.get((key, self._flight_take(take_index)))) is not None:
-                return await self._join(request, started, flight)
+            elif (exchange := self._in_flight((key, self._flight_take(take_index)))) is not None:
+                return await self._join(request, started, exchange)
             else:
                 canonical = canonical or self._canonicalize(request)
                 slot = self.store.locate(canonical)
@@ -286,6 +244,9 @@ class Gate:
             self.mode, Lookup.FOUND, take_index=take_index, takes_found=len(takes), takes_wanted=self.settings.takes
         )
         return decision is Action.REPLAY_CASSETTE
+
+    def _in_flight(self, flight: Flight) -> InflightExchange | None:
+        return None if self._recorder is None else self._recorder.exchange(flight)
 
     def _flight_take(self, take_index: int) -> int:
         """The take an upstream exchange for the `take_index`-th identical request records: requests past the
@@ -393,16 +354,13 @@ class Gate:
                 request=describe_request(canonical.path, canonical.json_body),
                 closest=closest,
             )
-        # An identical request may have started its exchange while this one's cassette was looked for.
+        # An identical request may have started its exchange while this one's cassette was looked for: `start`
+        # joins it then.
+        assert self._recorder is not None and self._exchanges is not None, "recording needs a recorder and Gate.run"
         flight = (canonical.key, self._flight_take(take_index))
-        exchange = self._inflight.get(flight)
-        if exchange is None:
-            exchange = InflightExchange(self.settings.max_recorded_bytes)
-            self._inflight[flight] = exchange
-            assert self._exchanges is not None, "Gate.handle needs Gate.run"
-            self._exchanges.start_soon(
-                self._record, exchange, flight, request, canonical, slot, lookup is Lookup.CORRUPT
-            )
+        exchange = self._recorder.start(
+            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
+        )
         return await self._join(request, started, exchange)
 
     def _load_takes(self, slot: Slot, key: str) -> tuple[Lookup, PreparedTakes | None, str | None]:
@@ -444,7 +402,7 @@ class Gate:
                     outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
                     return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
             if exchange.over_cap:
-                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, self._over_cap_reason, None)]
+                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, exchange.over_cap_reason, None)]
             elif 200 <= status < 300:
                 headers = [*headers, (OUTCOME_HEADER, RECORDING)]
             else:
@@ -453,10 +411,6 @@ class Gate:
             body.close()
             raise
         return HttpResponse(status, headers, stream=body)
-
-    @property
-    def _over_cap_reason(self) -> str:
-        return f"the response is larger than max_recorded_bytes ({self.settings.max_recorded_bytes} bytes)"
 
     @staticmethod
     def _outcome_headers(outcome: Outcome, reason: str | None, cassette: str | None) -> Headers:
@@ -467,161 +421,3 @@ class Gate:
             headers.append((REASON_HEADER, reason.encode("ascii", "replace")))
         return headers
 
-    async def _record(
-        self,
-        exchange: InflightExchange,
-        flight: tuple[str, int],
-        request: HttpRequest,
-        canonical: CanonicalRequest,
-        slot: Slot,
-        replace_corrupt: bool,
-    ) -> None:
-        """Run one upstream exchange, feed it to its readers live, record it, and only then end their bodies.
-
-        The end of every reader's body, and a stream's final event (see `SSEEvent.is_final`), waits for the
-        cassette to be durable (written, fsynced, linked), so a client that holds a whole response can rely on its
-        cassette being on disk; a write that fails ends the bodies as `passthrough` with the reason, and nothing
-        is kept in memory for it.
-
-        The monotonic clock is read a fixed number of times per exchange (when the request goes, at the first
-        event, when the body ends), so a test clock that steps on each read records exact timings. The last
-        event's time is the body's end: a stream is known to have had its last event only when it ends.
-        """
-        assert self.upstream is not None
-        try:
-            dialect = route_of(request.path).dialect
-            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
-            target = upstream_target(request.target, api_key=self.settings.api_key)
-            sent_at = self._monotonic()
-            first_event_at: float | None = None
-            async with self.upstream.request(request.method, target, headers, request.body) as upstream:
-                status = upstream.status
-                content_type = dict(upstream.headers).get(b"content-type", b"")
-                parser = SSEParser() if content_type.startswith(b"text/event-stream") else None
-                exchange.streamed = parser is not None
-                exchange.cassette = slot.name
-                exchange.set_head(status, client_response_headers(upstream.headers))
-                events: list[SSEEvent] = []
-                async for chunk in upstream.body_chunks():
-                    if parser is not None:
-                        completed_events = parser.feed(chunk)
-                        if any(event.is_final for event in completed_events):
-                            exchange.hold_back()
-                        events.extend(completed_events)
-                        if first_event_at is None and events:
-                            first_event_at = self._monotonic()
-                    exchange.append(chunk)
-                    if exchange.over_cap and self._inflight.get(flight) is exchange:
-                        # Readers who join from now on could not get the start: they get their own exchange.
-                        del self._inflight[flight]
-                        parser, events = None, []
-                        logger.warning(
-                            "%s %s: %s; passing it through unrecorded",
-                            request.method,
-                            request.path,
-                            self._over_cap_reason,
-                        )
-                ended_at = self._monotonic()
-            if exchange.over_cap:
-                exchange.finish(Outcome.PASSTHROUGH, self._over_cap_reason)
-                return
-            completed = parser is None or not parser.has_partial_event
-            if not is_recordable(status, completed=completed):
-                reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
-                exchange.finish(Outcome.PASSTHROUGH, reason)
-                return
-            stored_headers, stored_query, stored_json_body = redact_request(
-                stored_request_headers(request.headers), canonical.query, canonical.json_body, self.settings.redact
-            )
-            cassette = record_exchange(
-                canonical,
-                RecordedResponse(
-                    status=status,
-                    headers=stored_response_headers(upstream.headers),
-                    body=b"" if parser is not None else b"".join(exchange.chunks),
-                    events=events if parser is not None else None,
-                    timing=self._timing(sent_at, first_event_at, ended_at),
-                ),
-                recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                headers=stored_headers,
-                query=stored_query,
-                json_body=stored_json_body,
-                store_file_contents=self.settings.store_file_contents,
-            )
-            recorded, how = await self._save(
-                cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt, take_index=flight[1]
-            )
-            if recorded:
-                exchange.finish(Outcome.RECORDED, how)
-                return
-            if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
-                exchange.append(comment_line(NOT_RECORDED_COMMENT + str(how)))
-            exchange.finish(Outcome.PASSTHROUGH, how)
-        except GateError as error:
-            logger.warning("%s %s: %s", request.method, request.path, error.message)
-            exchange.fail(error)
-        except Exception as exc:
-            logger.exception("recording %s %s failed", request.method, request.path)
-            exchange.fail(internal_error(exc))
-        finally:
-            if self._inflight.get(flight) is exchange:
-                del self._inflight[flight]
-            # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
-            exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
-
-    @staticmethod
-    def _timing(sent_at: float, first_event_at: float | None, ended_at: float) -> ResponseTiming:
-        """A recorded response's timing; a stream without events is timed like a body."""
-        if first_event_at is None:
-            return BodyTiming(elapsed_ms(sent_at, ended_at))
-        return StreamTiming(elapsed_ms(sent_at, first_event_at), elapsed_ms(sent_at, ended_at))
-
-    def _secrets_in_play(self, request: HttpRequest, canonical: CanonicalRequest) -> list[str]:
-        """The credentials that went upstream, which the last check before a write looks for.
-
-        With a key of its own the gate forwards none of the client's credentials, so they are placeholders and
-        only the gate's key is in play; without one, every credential the client sent is. The check itself skips
-        values too short to be a real key (redact.MIN_CREDENTIAL_CHARS).
-        """
-        if self.settings.api_key:
-            return [self.settings.api_key]
-        return client_credentials(request.headers, canonical.credentials)
-
-    async def _save(
-        self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool, *, take_index: int
-    ) -> tuple[bool, str | None]:
-        """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
-        and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
-        refresh = self.mode is Mode.REFRESH
-        try:
-            if refresh or self.settings.takes > 1:
-                put = functools.partial(
-                    self.store.put_take,
-                    cassette,
-                    slot.path,
-                    take_index=take_index,
-                    takes_wanted=self.settings.takes,
-                    refresh=refresh,
-                    secrets=secrets,
-                )
-                write, on_disk = await trio.to_thread.run_sync(put)
-            else:
-                save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
-                written = await trio.to_thread.run_sync(save)
-                write = TakeWrite.NEW if written else TakeWrite.FULL
-                on_disk = cassette if written else self.store.load(slot.path, cassette.key)
-        except SecretLeakError as error:
-            logger.error("%s; the exchange was answered but not recorded", error)
-            return False, "a credential is in the exchange"
-        except OSError as error:
-            logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
-            return False, f"the cassette could not be written: {error.strerror or error}"
-        if write is TakeWrite.FULL:
-            logger.info("%s was recorded by another writer first; kept that one", slot.name)
-        self._replies.put(cassette.key, PreparedTakes.from_cassette(on_disk or cassette, slot.name, self._pace))
-        if refresh:
-            self.refreshed[slot.name] = max(
-                write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
-            )
-            return True, write.value
-        return True, None

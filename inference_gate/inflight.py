@@ -114,6 +114,11 @@ class InflightExchange:
         await self._over_cap_or_finished.wait()
 
     @property
+    def over_cap_reason(self) -> str:
+        """Why an exchange over the cap is passed through unrecorded, as the outcome's reason and the log say."""
+        return f"the response is larger than max_recorded_bytes ({self.max_kept_bytes} bytes)"
+
+    @property
     def broken(self) -> bool:
         return self._error is not None
 

@@ -25,8 +25,6 @@ from inference_gate.store import CassetteStore
 from tests.cassettes import record
 from tests.e2e.conftest import running_gate
 from tests.plain_http import post_json
-from tests.servers import running_upstream
-from tools.fake_upstream import FakeUpstream
 
 CHAT = "/v1/chat/completions"
 DEADLINE_S = 10
@@ -126,30 +124,6 @@ async def test_hits_are_answered_while_many_first_misses_wait_for_the_nearest_in
     assert b"x-inference-gate: hit" in hit
     assert len(misses) == CONCURRENT_MISSES
     assert all(b"x-inference-gate: miss" in response for response in misses)
-
-
-@pytest.mark.parametrize(
-    ("stream", "readings", "timing"),
-    [
-        (True, (10.0, 10.412, 12.21), {"first_event_ms": 412, "last_event_ms": 2210}),
-        (False, (10.0, 10.83), {"total_ms": 830}),
-    ],
-)
-async def test_a_recording_keeps_how_long_the_upstream_took_by_the_gates_monotonic_clock(
-    tmp_path: Path, stream: bool, readings: tuple[float, ...], timing: dict
-) -> None:
-    """The clock is read when the request goes, at a stream's first event, and when the body ends; no more."""
-    clock = iter(readings)
-    upstream = FakeUpstream()
-    with trio.fail_after(DEADLINE_S):
-        async with running_upstream(upstream):
-            settings = Settings(cache_dir=tmp_path, upstream=upstream.url, api_key="sk-gate-key-for-tests-0123456789")
-            async with running_gate(settings, Mode.RECORD, monotonic=clock.__next__) as running:
-                url = f"http://127.0.0.1:{running.port}"
-                assert (await post_json(url, CHAT, {**chat("how long?"), "stream": stream})).status == 200
-    [path] = CassetteStore(tmp_path).cassette_paths()
-    assert orjson.loads(path.read_bytes())["response"]["timing"] == timing
-    assert next(clock, None) is None
 
 
 async def test_an_injected_fault_is_an_error_that_names_its_cassette_and_the_fault(tmp_path: Path, caplog) -> None:
