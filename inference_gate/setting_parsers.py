@@ -36,6 +36,17 @@ def _integer(value: object) -> int | None:
     return None
 
 
+def _finite_number(value: object) -> float | None:
+    """A number (not a bool) or its text, as a float; None for anything else, NaN and the infinities included."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def port(value: object) -> int:
     number = _integer(value)
     if number is None or not 0 <= number <= 65535:
@@ -66,14 +77,7 @@ def positive_int(value: object) -> int:
 
 def fraction(value: object) -> float:
     """A share, such as `fault_rate`: a number from 0 to 1."""
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
+    number = _finite_number(value)
     if number is None or not 0 <= number <= 1:
         raise InvalidValue("a number from 0 to 1 (0.1 is one in ten)")
     return number
@@ -87,15 +91,8 @@ def integer(value: object) -> int:
 
 
 def duration_s(value: object) -> float:
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number) or number <= 0:
+    number = _finite_number(value)
+    if number is None or number <= 0:
         raise InvalidValue("a positive number of seconds")
     return number
 
@@ -104,15 +101,8 @@ def replay_speed(value: object) -> float | None:
     """How many times the recorded pace a replay runs at; None (YAML's null) for no pacing at all."""
     if value is None:
         return None
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number) or number <= 0:
+    number = _finite_number(value)
+    if number is None or number <= 0:
         raise InvalidValue("a positive number (1 is the recorded pace, 2 twice as fast), or null for no pacing")
     return number
 
