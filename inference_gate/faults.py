@@ -10,6 +10,7 @@ ways, each in the error shape of the request's dialect (dialects.py):
 - `server_error`: a 500, which those SDKs retry after their own backoff;
 - `stream_cut`: for a streamed reply only, the head and about half of the events, then the connection closes
   without the chunked body's terminator, so the client sees an incomplete body. The SDKs do not retry that.
+  In a paced replay (pacing.py) the events before the cut keep their pace.
 
 None of them carries `x-should-retry: false` (as a replay miss does): each is a failure a client should retry.
 
@@ -24,7 +25,8 @@ the second picks the kind among those the reply allows.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,6 +34,7 @@ from inference_gate.dialects import Dialect
 from inference_gate.errors import GateError, error_response
 from inference_gate.messages import HttpResponse
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER, Outcome
+from inference_gate.pacing import Schedule
 from inference_gate.policy import Mode
 from inference_gate.replies import PreparedReply
 from inference_gate.settings import Settings
@@ -89,8 +92,13 @@ def fault_plan(settings: Settings, mode: Mode) -> FaultPlan | None:
     return None
 
 
-def fault_response(kind: FaultKind, reply: PreparedReply, dialect: Dialect) -> HttpResponse:
-    """The response that fails the request `reply` would answer, in the error shape of `dialect`.
+# Sends a schedule's parts at their times: the gate's I/O shell (`gate.paced_parts`).
+Play = Callable[[Schedule], AsyncGenerator[bytes, None]]
+
+
+def fault_response(kind: FaultKind, reply: PreparedReply, dialect: Dialect, play: Play) -> HttpResponse:
+    """The response that fails the request `reply` would answer, in the error shape of `dialect`; a cut stream's
+    parts are sent by `play`, at the reply's pace when it is paced, else at once.
 
     Every one says `x-inference-gate: error` with the fault as its reason, and names the cassette that matched.
     """
@@ -98,7 +106,9 @@ def fault_response(kind: FaultKind, reply: PreparedReply, dialect: Dialect) -> H
     if kind is FaultKind.STREAM_CUT:
         headers = [header for header in reply.headers if header[0] not in (OUTCOME_HEADER, CASSETTE_HEADER)]
         headers += [(OUTCOME_HEADER, Outcome.ERROR.header_value), *named]
-        return HttpResponse(reply.status, headers, stream=_cut_stream(stream_prefix(reply.body)))
+        whole = reply.paced.schedule if reply.paced is not None else ((0.0, reply.body),)
+        cut = cut_schedule(whole, len(stream_prefix(reply.body)))
+        return HttpResponse(reply.status, headers, stream=_cut_stream(play(cut)))
     if kind is FaultKind.RATE_LIMITED:
         error = _injected_error(429, f"rate limited; retry after {RETRY_AFTER_MS} ms")
         response = error_response(error, dialect=dialect)
@@ -130,7 +140,22 @@ def stream_prefix(body: bytes) -> bytes:
     return body[: min(inside, key=lambda boundary: abs(boundary - middle))]
 
 
-async def _cut_stream(prefix: bytes) -> AsyncIterator[bytes]:
-    """Send `prefix`, then fail: the server then closes the connection without ending the chunked body."""
-    yield prefix
+def cut_schedule(schedule: Schedule, length: int) -> Schedule:
+    """The parts of `schedule` that make up its first `length` bytes, at their times; the last one shortened when
+    `length` falls inside it."""
+    kept: list[tuple[float, bytes]] = []
+    sent = 0
+    for at_s, part in schedule:
+        if sent >= length:
+            break
+        kept.append((at_s, part[: length - sent]))
+        sent += len(part)
+    return tuple(kept)
+
+
+async def _cut_stream(parts: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    """Send `parts`, then fail: the server then closes the connection without ending the chunked body."""
+    async with aclosing(parts):
+        async for part in parts:
+            yield part
     raise GateError(502, "Injected fault: the stream was cut midway on purpose.", code="injected_fault")

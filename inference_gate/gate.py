@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -80,7 +80,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def paced_parts(schedule: Schedule) -> AsyncIterator[bytes]:
+async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
     """A paced reply's body: each part once its time, counted from the first read, has come."""
     started = trio.current_time()
     for at_s, part in schedule:
@@ -234,7 +234,7 @@ class Gate:
     ) -> HttpResponse:
         """An injected fault is an `error`, never a `hit`; it names the cassette that matched, so that a ledger
         still counts that cassette as used."""
-        response = fault_response(fault, reply, route_of(request.path).dialect)
+        response = fault_response(fault, reply, route_of(request.path).dialect, paced_parts)
         self._report(request, started, response.status, Outcome.ERROR, cassette=reply.name, reason=fault.reason)
         return response
 

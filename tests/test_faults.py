@@ -11,13 +11,15 @@ from inference_gate.faults import (
     WHOLE_BODY_FAULTS,
     FaultKind,
     FaultPlan,
+    cut_schedule,
     fault_plan,
     fault_response,
     stream_prefix,
 )
 from inference_gate.outcome import CASSETTE_HEADER, OUTCOME_HEADER, REASON_HEADER
+from inference_gate.pacing import Schedule
 from inference_gate.policy import Mode
-from inference_gate.replies import PreparedReply
+from inference_gate.replies import PacedReply, PreparedReply
 from inference_gate.settings import Settings
 from inference_gate.sse import SSEEvent, serialize_event
 
@@ -32,6 +34,12 @@ def faults_over_keys(plan: FaultPlan, *, streamed: bool = True) -> list[FaultKin
 def streamed_reply() -> PreparedReply:
     headers = [(b"content-type", b"text/event-stream"), (OUTCOME_HEADER, b"hit"), (CASSETTE_HEADER, b"chat/a.json")]
     return PreparedReply(200, headers, EVENTS, streamed=True, name="chat/a.json")
+
+
+async def play_at_once(schedule: Schedule):
+    """What the gate's paced sender does, without the waits: each part in order."""
+    for _, part in schedule:
+        yield part
 
 
 def whole_reply() -> PreparedReply:
@@ -77,7 +85,7 @@ def test_every_kind_occurs_and_a_whole_body_is_never_cut():
     ],
 )
 def test_a_rate_limit_is_a_429_in_the_dialects_shape_with_a_short_retry_after(dialect, error_type_of):
-    response = fault_response(FaultKind.RATE_LIMITED, whole_reply(), dialect)
+    response = fault_response(FaultKind.RATE_LIMITED, whole_reply(), dialect, play_at_once)
     headers = dict(response.headers)
     assert response.status == 429
     assert headers[b"retry-after"] == str(RETRY_AFTER_S).encode()
@@ -90,7 +98,7 @@ def test_a_rate_limit_is_a_429_in_the_dialects_shape_with_a_short_retry_after(di
 
 
 def test_a_server_error_is_a_500_without_retry_after():
-    response = fault_response(FaultKind.SERVER_ERROR, whole_reply(), Dialect.OPENAI)
+    response = fault_response(FaultKind.SERVER_ERROR, whole_reply(), Dialect.OPENAI, play_at_once)
     headers = dict(response.headers)
     assert response.status == 500 and b"retry-after" not in headers
     assert headers[REASON_HEADER] == b"injected_fault: server_error"
@@ -98,7 +106,7 @@ def test_a_server_error_is_a_500_without_retry_after():
 
 
 async def test_a_cut_stream_sends_its_head_and_part_of_the_events_then_fails():
-    response = fault_response(FaultKind.STREAM_CUT, streamed_reply(), Dialect.OPENAI)
+    response = fault_response(FaultKind.STREAM_CUT, streamed_reply(), Dialect.OPENAI, play_at_once)
     headers = dict(response.headers)
     assert response.status == 200 and headers[b"content-type"] == b"text/event-stream"
     assert headers[OUTCOME_HEADER] == b"error" and headers[REASON_HEADER] == b"injected_fault: stream_cut"
@@ -108,6 +116,37 @@ async def test_a_cut_stream_sends_its_head_and_part_of_the_events_then_fails():
     with pytest.raises(GateError):
         sent.append(await anext(response.stream))
     assert sent == [stream_prefix(EVENTS)]
+
+
+async def test_a_paced_stream_is_cut_at_its_pace():
+    events = [serialize_event(SSEEvent(data=f'{{"n": {number}}}')) for number in range(6)]
+    events.append(b"data: [DONE]\n\n")
+    paced = tuple((0.1 * number, event) for number, event in enumerate(events))
+    reply = streamed_reply()
+    reply.paced = PacedReply(reply.headers, paced)
+    played: list[Schedule] = []
+
+    async def record_play(schedule: Schedule):
+        played.append(schedule)
+        async for part in play_at_once(schedule):
+            yield part
+
+    response = fault_response(FaultKind.STREAM_CUT, reply, Dialect.OPENAI, record_play)
+    assert response.stream is not None
+    sent = []
+    with pytest.raises(GateError):
+        async for part in response.stream:
+            sent.append(part)
+    assert b"".join(sent) == stream_prefix(EVENTS)
+    [schedule] = played
+    assert schedule == paced[: len(schedule)] and 0 < len(schedule) < len(paced)  # whole events, at their times
+
+
+def test_cutting_a_schedule_inside_a_part_shortens_that_part():
+    schedule = ((0.0, b"abc"), (0.5, b"defg"), (1.0, b"hi"))
+    assert cut_schedule(schedule, 5) == ((0.0, b"abc"), (0.5, b"de"))
+    assert cut_schedule(schedule, 3) == ((0.0, b"abc"),)
+    assert cut_schedule(schedule, 9) == schedule
 
 
 def test_a_stream_is_cut_at_the_event_boundary_nearest_its_middle():
