@@ -15,12 +15,19 @@ is derived from the request body, so recording twice gives identical cassettes.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
 
-from tools.fake_replies import ReceivedRequest, Reply, reply_text
+from tools.fake_replies import (
+    JSON_CONTENT_TYPE,
+    SSE_CONTENT_TYPE,
+    ReceivedRequest,
+    Reply,
+    derived_hex,
+    reply_text,
+    token_count,
+)
 from tools.fake_upstream import FakeUpstream
 
 MESSAGES = "/v1/messages"
@@ -28,8 +35,6 @@ COUNT_TOKENS = "/v1/messages/count_tokens"
 TOOL_INPUT = {"city": "Paris"}
 THINKING_TEXT = "The user wants an echo. Je réponds."
 DELTA_CHARS = 4
-JSON_CONTENT_TYPE = b"application/json"
-SSE_CONTENT_TYPE = b"text/event-stream; charset=utf-8"
 
 
 class AnthropicError(Exception):
@@ -40,14 +45,6 @@ class AnthropicError(Exception):
         self.status = status
         self.error_type = error_type
         self.message = message
-
-
-def _derived(label: str, seed: bytes, length: int) -> str:
-    return hashlib.sha256(label.encode() + b"\0" + seed).hexdigest()[:length]
-
-
-def _tokens(text: str) -> int:
-    return max(1, len(text.encode()) // 4)
 
 
 def _pieces(text: str) -> list[str]:
@@ -82,11 +79,11 @@ def content_blocks(body: dict[str, Any], seed: bytes) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        blocks.append({"type": "thinking", "thinking": THINKING_TEXT, "signature": _derived("signature", seed, 40)})
+        blocks.append({"type": "thinking", "thinking": THINKING_TEXT, "signature": derived_hex("signature", seed, 40)})
     blocks.append({"type": "text", "text": reply_text(_prompt(body))})
     tools = body.get("tools")
     if isinstance(tools, list) and tools and isinstance(tools[0], dict):
-        tool_id = "toolu_01" + _derived("tool", seed, 22)
+        tool_id = "toolu_01" + derived_hex("tool", seed, 22)
         blocks.append({"type": "tool_use", "id": tool_id, "name": tools[0].get("name"), "input": TOOL_INPUT})
     return blocks
 
@@ -98,7 +95,7 @@ def message(body: dict[str, Any], seed: bytes) -> dict[str, Any]:
     blocks = content_blocks(body, seed)
     output = "".join(block.get("text") or block.get("thinking") or "" for block in blocks)
     return {
-        "id": "msg_01" + _derived("message", seed, 22),
+        "id": "msg_01" + derived_hex("message", seed, 22),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -106,10 +103,10 @@ def message(body: dict[str, Any], seed: bytes) -> dict[str, Any]:
         "stop_reason": "tool_use" if blocks[-1]["type"] == "tool_use" else "end_turn",
         "stop_sequence": None,
         "usage": {
-            "input_tokens": _tokens(_prompt(body)),
+            "input_tokens": token_count(_prompt(body)),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
-            "output_tokens": _tokens(output),
+            "output_tokens": token_count(output),
         },
     }
 
@@ -159,7 +156,7 @@ def anthropic_headers(seed: bytes, content_type: bytes) -> list[tuple[bytes, byt
     """The headers api.anthropic.com sends: a request id, rate limits, and CDN noise the gate must not store."""
     return [
         (b"content-type", content_type),
-        (b"request-id", b"req_011" + _derived("request", seed, 21).encode()),
+        (b"request-id", b"req_011" + derived_hex("request", seed, 21).encode()),
         (b"anthropic-organization-id", b"00000000-0000-4000-8000-000000000000"),
         (b"anthropic-ratelimit-requests-limit", b"50"),
         (b"anthropic-ratelimit-requests-remaining", b"49"),
@@ -167,7 +164,7 @@ def anthropic_headers(seed: bytes, content_type: bytes) -> list[tuple[bytes, byt
         (b"anthropic-ratelimit-input-tokens-limit", b"40000"),
         (b"anthropic-ratelimit-input-tokens-remaining", b"39990"),
         (b"server", b"cloudflare"),
-        (b"cf-ray", _derived("cf-ray", seed, 16).encode() + b"-AMS"),
+        (b"cf-ray", derived_hex("cf-ray", seed, 16).encode() + b"-AMS"),
     ]
 
 
@@ -210,7 +207,7 @@ def build_anthropic_reply(request: ReceivedRequest, *, expected_api_key: str | N
             raise AnthropicError(400, "invalid_request_error", "The request body is not valid JSON.")
         if request.path == COUNT_TOKENS:
             _required(body, "model")
-            return _json_reply(request, 200, {"input_tokens": _tokens(_prompt(body))})
+            return _json_reply(request, 200, {"input_tokens": token_count(_prompt(body))})
         if body.get("stream") is True:
             events = [_sse(event) for event in stream_events(body, request.body)]
             headers = anthropic_headers(request.body, SSE_CONTENT_TYPE)

@@ -10,14 +10,13 @@ the request body.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
-from tools.fake_replies import ReceivedRequest, Reply, reply_text
+from tools.fake_replies import ReceivedRequest, Reply, derived_hex, reply_text, token_count
 from tools.fake_upstream import FakeUpstream
 
 METHOD_PATH = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$")
@@ -36,14 +35,6 @@ class GoogleError(Exception):
         self.message = message
 
 
-def _derived(label: str, seed: bytes, length: int) -> str:
-    return hashlib.sha256(label.encode() + b"\0" + seed).hexdigest()[:length]
-
-
-def _tokens(text: str) -> int:
-    return max(1, len(text.encode()) // 4)
-
-
 def _prompt(body: dict[str, Any]) -> str:
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
@@ -60,11 +51,11 @@ def response_chunks(model: str, body: dict[str, Any], seed: bytes, *, chunked: b
     prompt = _prompt(body)
     text = reply_text(prompt)
     pieces = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] if chunked else [text]
-    response_id = _derived("response", seed, 22)
+    response_id = derived_hex("response", seed, 22)
     usage = {
-        "promptTokenCount": _tokens(prompt),
-        "candidatesTokenCount": _tokens(text),
-        "totalTokenCount": _tokens(prompt) + _tokens(text),
+        "promptTokenCount": token_count(prompt),
+        "candidatesTokenCount": token_count(text),
+        "totalTokenCount": token_count(prompt) + token_count(text),
     }
     chunks = []
     for number, piece in enumerate(pieces):

@@ -110,17 +110,17 @@ class InvalidRequest(Exception):
 # --- Values derived from the request body -------------------------------------------------------------
 
 
-def _derived_hex(label: str, seed: bytes, length: int) -> str:
+def derived_hex(label: str, seed: bytes, length: int) -> str:
     """`length` hex digits that depend only on `label` and the request body `seed`."""
     return hashlib.sha256(label.encode() + b"\0" + seed).hexdigest()[:length]
 
 
 def _created_s(seed: bytes) -> int:
     """A plausible Unix time for `created`, from the request body rather than the clock."""
-    return CREATED_EPOCH_S + int(_derived_hex("created", seed, 8), 16) % 10_000_000
+    return CREATED_EPOCH_S + int(derived_hex("created", seed, 8), 16) % 10_000_000
 
 
-def _token_count(text: str) -> int:
+def token_count(text: str) -> int:
     """A rough token count (about four bytes a token), which is all a usage object needs here."""
     return max(1, len(text.encode()) // 4)
 
@@ -223,13 +223,13 @@ def _server_error_payload(seed: bytes) -> dict:
     message = (
         "The server had an error processing your request. Sorry about that! You can retry your request, "
         "or contact us through our help center at help.openai.com if you keep seeing this error. (Please "
-        f"include the request ID req_{_derived_hex('request', seed, 32)} in your email.)"
+        f"include the request ID req_{derived_hex('request', seed, 32)} in your email.)"
     )
     return error_payload(message, error_type="server_error", code=None)
 
 
 def _chat_usage(prompt: str, completion: str) -> dict:
-    prompt_tokens, completion_tokens = _token_count(prompt), _token_count(completion)
+    prompt_tokens, completion_tokens = token_count(prompt), token_count(completion)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -246,12 +246,12 @@ def _chat_usage(prompt: str, completion: str) -> dict:
 
 def _chat_header(seed: bytes, model: str, object_type: str) -> dict:
     return {
-        "id": "chatcmpl-" + _derived_hex("chatcmpl", seed, 29),
+        "id": "chatcmpl-" + derived_hex("chatcmpl", seed, 29),
         "object": object_type,
         "created": _created_s(seed),
         "model": model,
         "service_tier": "default",
-        "system_fingerprint": "fp_" + _derived_hex("fingerprint", seed, 10),
+        "system_fingerprint": "fp_" + derived_hex("fingerprint", seed, 10),
     }
 
 
@@ -266,7 +266,7 @@ def chat_completion(body: dict[str, Any], seed: bytes) -> dict:
         finish_reason = "stop"
     else:
         completion = orjson.dumps(TOOL_CALL_ARGUMENTS).decode()
-        call_id = "call_" + _derived_hex("call", seed, 24)
+        call_id = "call_" + derived_hex("call", seed, 24)
         function = {"name": tool_name, "arguments": completion}
         message["tool_calls"] = [{"id": call_id, "type": "function", "function": function}]
         finish_reason = "tool_calls"
@@ -292,7 +292,7 @@ def chat_completion_chunks(body: dict[str, Any], seed: bytes) -> list[dict]:
         completion = orjson.dumps(TOOL_CALL_ARGUMENTS).decode()
         call = {
             "index": 0,
-            "id": "call_" + _derived_hex("call", seed, 24),
+            "id": "call_" + derived_hex("call", seed, 24),
             "type": "function",
             "function": {"name": tool_name, "arguments": ""},
         }
@@ -323,12 +323,12 @@ def chat_completion_chunks(body: dict[str, Any], seed: bytes) -> list[dict]:
         usage = _chat_usage(prompt, completion) | ({"cost": REASONING_COST_USD} if reasoning else {})
         chunks.append({**header, "choices": [], "usage": usage})
     for index, chunk in enumerate(chunks):
-        chunk["obfuscation"] = _derived_hex(f"obfuscation-{index}", seed, 6 + index % 7)
+        chunk["obfuscation"] = derived_hex(f"obfuscation-{index}", seed, 6 + index % 7)
     return chunks
 
 
 def _responses_ids(seed: bytes) -> tuple[str, str]:
-    return "resp_" + _derived_hex("resp", seed, 50), "msg_" + _derived_hex("msg", seed, 50)
+    return "resp_" + derived_hex("resp", seed, 50), "msg_" + derived_hex("msg", seed, 50)
 
 
 def _output_text_part(text: str) -> dict:
@@ -349,7 +349,7 @@ def response_object(body: dict[str, Any], seed: bytes, *, completed: bool = True
     usage = None
     output: list[dict] = []
     if completed:
-        input_tokens, output_tokens = _token_count(prompt), _token_count(text)
+        input_tokens, output_tokens = token_count(prompt), token_count(text)
         usage = {
             "input_tokens": input_tokens,
             "input_tokens_details": {"cached_tokens": 0},
@@ -405,7 +405,7 @@ def response_events(body: dict[str, Any], seed: bytes) -> list[dict]:
         {"type": "response.content_part.added", **position, "part": _output_text_part("")},
     ]
     for index, piece in enumerate(_pieces(text, TEXT_DELTA_CHARS)):
-        obfuscation = _derived_hex(f"obfuscation-{index}", seed, 6 + index % 7)
+        obfuscation = derived_hex(f"obfuscation-{index}", seed, 6 + index % 7)
         delta = {"type": "response.output_text.delta", **position, "delta": piece, "logprobs": []}
         events.append({**delta, "obfuscation": obfuscation})
     events += [
@@ -449,7 +449,7 @@ def embeddings_list(body: dict[str, Any]) -> dict:
         if as_base64:
             vector = base64.b64encode(struct.pack(f"<{EMBEDDING_DIMENSIONS}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    tokens = sum(_token_count(orjson.dumps(item).decode()) for item in inputs)
+    tokens = sum(token_count(orjson.dumps(item).decode()) for item in inputs)
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
     return {"object": "list", "data": data, "model": model, "usage": usage}
 
@@ -473,7 +473,7 @@ def openai_headers(seed: bytes, content_type: bytes) -> list[tuple[bytes, bytes]
         (b"openai-processing-ms", b"321"),
         (b"openai-project", b"proj_fake"),
         (b"openai-version", b"2020-10-01"),
-        (b"x-request-id", b"req_" + _derived_hex("request", seed, 32).encode()),
+        (b"x-request-id", b"req_" + derived_hex("request", seed, 32).encode()),
         (b"x-ratelimit-limit-requests", b"10000"),
         (b"x-ratelimit-limit-tokens", b"200000"),
         (b"x-ratelimit-remaining-requests", b"9999"),
@@ -481,10 +481,10 @@ def openai_headers(seed: bytes, content_type: bytes) -> list[tuple[bytes, bytes]
         (b"x-ratelimit-reset-requests", b"6ms"),
         (b"x-ratelimit-reset-tokens", b"15ms"),
         (b"server", b"cloudflare"),
-        (b"cf-ray", _derived_hex("cf-ray", seed, 16).encode() + b"-AMS"),
+        (b"cf-ray", derived_hex("cf-ray", seed, 16).encode() + b"-AMS"),
         (
             b"set-cookie",
-            b"__cf_bm=" + _derived_hex("cookie", seed, 43).encode() + b"; path=/; "
+            b"__cf_bm=" + derived_hex("cookie", seed, 43).encode() + b"; path=/; "
             b"expires=Thu, 01-Jan-2026 00:30:00 GMT; domain=.api.openai.com; HttpOnly; Secure; SameSite=None",
         ),
         (b"alt-svc", b'h3=":443"; ma=86400'),
