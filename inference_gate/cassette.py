@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -243,13 +243,8 @@ def _response_to_dict(response: RecordedResponse) -> dict[str, Any]:
     else:
         is_json_body = parse_json_or_none(response.body)
         stored_response.update(_body_fields(response.body, is_json_body, is_json_body is not None))
-    if isinstance(response.timing, StreamTiming):
-        stored_response["timing"] = {
-            "first_event_ms": response.timing.first_event_ms,
-            "last_event_ms": response.timing.last_event_ms,
-        }
-    elif isinstance(response.timing, BodyTiming):
-        stored_response["timing"] = {"total_ms": response.timing.total_ms}
+    if response.timing is not None:
+        stored_response["timing"] = asdict(response.timing)
     return stored_response
 
 
