@@ -3,8 +3,8 @@
 The first request for a key starts the exchange; the others join it. Each reader gets the whole body from the
 start, however late it joined, because every chunk is kept until the exchange ends (it is needed for the
 cassette anyway). If the exchange fails before the response head, every reader gets the same error; if it breaks
-midway, every reader's body breaks too. The end of every body waits for `finish`, which the gate calls only once
-the outcome (recorded or not) is decided, so no reader holds a whole body before its cassette is on disk.
+midway, every reader's body breaks too. The end of every body waits for `finish`, which the recorder calls only
+once the outcome (recorded or not) is decided, so no reader holds a whole body before its cassette is on disk.
 
 Some clients stop reading a stream before its body ends: the openai SDK stops at `data: [DONE]`. From the chunk
 that completes such a final event (`hold_back`), chunks are kept from readers until `finish`, so such a client

@@ -144,11 +144,15 @@ class CassetteStore:
         With `replace`, an existing file is overwritten (used for a cassette found corrupt). As a last check,
         SecretLeakError refuses to write bytes that contain any of `secrets` (the API keys in play).
         """
-        data = cassette_to_bytes(cassette)
+        return self._write_checked(cassette_to_bytes(cassette), cassette.key, path, replace=replace, secrets=secrets)
+
+    @staticmethod
+    def _write_checked(data: bytes, key: str, path: Path, *, replace: bool, secrets: Sequence[str]) -> bool:
+        """Write a cassette's bytes atomically, unless they contain one of `secrets` (SecretLeakError)."""
         if leaked_secret(data, secrets):
             # Not named by its file name: the name's slug comes from the prompt, which holds the key.
             raise SecretLeakError(
-                f"refused to write the cassette for key {cassette.key[:KEY_PREFIX_CHARS]} in {path.parent}: "
+                f"refused to write the cassette for key {key[:KEY_PREFIX_CHARS]} in {path.parent}: "
                 "it contains an API key"
             )
         return write_atomically(path, data, replace=replace)
@@ -191,9 +195,11 @@ class CassetteStore:
             else:
                 return TakeWrite.FULL, existing
             updated = (recorded if refresh else existing).with_takes(takes)
-            if material_view(orjson.loads(cassette_to_bytes(updated))) == material_view(orjson.loads(old_bytes)):
+            data = cassette_to_bytes(updated)
+            # Only a refresh can leave the material unchanged: an appended take always changes it.
+            if refresh and material_view(orjson.loads(data)) == material_view(orjson.loads(old_bytes)):
                 return TakeWrite.UNCHANGED, existing
-            self.save(updated, path, replace=True, secrets=secrets)
+            self._write_checked(data, updated.key, path, replace=True, secrets=secrets)
             return TakeWrite.CHANGED, updated
 
     def cassette_paths(self) -> list[Path]:
