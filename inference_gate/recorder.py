@@ -250,23 +250,12 @@ class Recorder:
         """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
         and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
         refresh = self.mode is Mode.REFRESH
+        write_and_prepare = functools.partial(
+            self._write_and_prepare, cassette, slot, secrets, replace_corrupt, take_index=take_index, refresh=refresh
+        )
         try:
-            if refresh or self.settings.takes > 1:
-                put = functools.partial(
-                    self.store.put_take,
-                    cassette,
-                    slot.path,
-                    take_index=take_index,
-                    takes_wanted=self.settings.takes,
-                    refresh=refresh,
-                    secrets=secrets,
-                )
-                write, on_disk = await trio.to_thread.run_sync(put)
-            else:
-                save = functools.partial(self.store.save, cassette, slot.path, replace=replace_corrupt, secrets=secrets)
-                written = await trio.to_thread.run_sync(save)
-                write = TakeWrite.NEW if written else TakeWrite.FULL
-                on_disk = cassette if written else self.store.load(slot.path, cassette.key)
+            # Writing, re-reading a cassette another writer got in first, and preparing replies stay off the loop.
+            write, prepared = await trio.to_thread.run_sync(write_and_prepare)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
             return False, "a credential is in the exchange"
@@ -275,10 +264,37 @@ class Recorder:
             return False, f"the cassette could not be written: {error.strerror or error}"
         if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
-        self._replies.put(cassette.key, PreparedTakes.from_cassette(on_disk or cassette, slot.name, self._pace))
+        self._replies.put(cassette.key, prepared)
         if refresh:
             self.refreshed[slot.name] = max(
                 write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
             )
             return True, write.value
         return True, None
+
+    def _write_and_prepare(
+        self,
+        cassette: Cassette,
+        slot: Slot,
+        secrets: list[str],
+        replace_corrupt: bool,
+        *,
+        take_index: int,
+        refresh: bool,
+    ) -> tuple[TakeWrite, PreparedTakes]:
+        """Write the cassette (or its new take), in a worker thread; what was done, and the cassette now on disk
+        as prepared takes."""
+        if refresh or self.settings.takes > 1:
+            write, on_disk = self.store.put_take(
+                cassette,
+                slot.path,
+                take_index=take_index,
+                takes_wanted=self.settings.takes,
+                refresh=refresh,
+                secrets=secrets,
+            )
+        else:
+            written = self.store.save(cassette, slot.path, replace=replace_corrupt, secrets=secrets)
+            write = TakeWrite.NEW if written else TakeWrite.FULL
+            on_disk = cassette if written else self.store.load(slot.path, cassette.key)
+        return write, PreparedTakes.from_cassette(on_disk or cassette, slot.name, self._pace)
