@@ -14,7 +14,7 @@ from inference_gate.store import CassetteStore
 
 def cassette_names(cache_dir: Path) -> list[str]:
     """Every cassette's name relative to `cache_dir`, as the ledger records it: `chat.completions/x.json`."""
-    return [path.relative_to(cache_dir).as_posix() for path in CassetteStore(cache_dir).cassette_paths()]
+    return [slot.name for slot in CassetteStore(cache_dir).slots()]
 
 
 def delete_cassettes(cache_dir: Path, names: Iterable[str]) -> None:

@@ -35,11 +35,10 @@ from inference_gate.address import gate_url
 from inference_gate.ledger import OUTSIDE_TESTS, Ledger, PrunePlan, RunState, prune_plan
 from inference_gate.outcome import Answer, Outcome
 from inference_gate.policy import Mode
-from inference_gate.prune import cassette_names, delete_cassettes
-from inference_gate.settings import Settings
 
 if TYPE_CHECKING:
     from inference_gate.gate import Gate
+    from inference_gate.settings import Settings
 
 MODE_ENV = "INFERENCE_GATE_MODE"
 MODES = ("replay", "record", "refresh", "off")
@@ -333,6 +332,8 @@ class GateSession:
 
     def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
         assert self._cache_dir is not None
+        from inference_gate.prune import cassette_names, delete_cassettes  # the store, only when pruning
+
         plan = prune_plan(cassette_names(self._cache_dir), self.ledger, self._run_state(session, exitstatus))
         delete_cassettes(self._cache_dir, plan.delete)
         return plan

@@ -43,8 +43,8 @@ print(" ".join(name for name in {io_packages!r} if name in sys.modules))
 """
 
 
-def io_packages_imported_by(module: str) -> list[str]:
-    probe = PROBE.format(module=module, io_packages=IO_PACKAGES)
+def io_packages_imported_by(module: str, io_packages: tuple[str, ...] = IO_PACKAGES) -> list[str]:
+    probe = PROBE.format(module=module, io_packages=io_packages)
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     return completed.stdout.split()
 
@@ -56,3 +56,12 @@ def test_a_core_module_imports_neither_trio_nor_h11(module):
 
 def test_the_probe_sees_an_io_import():
     assert io_packages_imported_by("inference_gate.gate") == ["trio", "h11"]
+
+
+# What the pytest plugin must not load at import: pytest imports it in every run of every suite in an environment
+# where the package is installed, whether or not the suite uses the gate.
+PLUGIN_DEFERRED = ("trio", "h11", "inference_gate.gate", "inference_gate.store", "inference_gate.settings")
+
+
+def test_the_pytest_plugin_defers_the_gate_the_store_and_the_settings():
+    assert io_packages_imported_by("inference_gate.pytest_plugin", PLUGIN_DEFERRED) == []

@@ -274,9 +274,7 @@ def find_cassette(cache_dir: Path, wanted: str) -> Path:
     for candidate in (Path(wanted), cache_dir / wanted):
         if candidate.is_file():
             return candidate
-    matches = [
-        path for path in CassetteStore(cache_dir).cassette_paths() if wanted in f"{path.parent.name}/{path.name}"
-    ]
+    matches = [slot.path for slot in CassetteStore(cache_dir).slots() if wanted in slot.name]
     if len(matches) == 1:
         return matches[0]
     if not matches:
