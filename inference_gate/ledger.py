@@ -1,8 +1,8 @@
 """The ledger: which test made which request, what the gate did with it, and which cassettes are still used.
 
-The pytest plugin (and `inference-gate start --ledger FILE`) feeds every `Answer` into a `Ledger` under the id of
-the test that was running when the request arrived. From it come the terminal summary (counts per outcome, each
-miss with its request and closest cassette), the test -> cassettes map, and the prune decision.
+The pytest plugin (and `inference-gate start|replay --ledger FILE`) feeds every `Answer` into a `Ledger` under
+the id of the test that was running when the request arrived. From it come the terminal summary (counts per
+outcome, each miss with its request and closest cassette), the test -> cassettes map, and the prune decision.
 
 Under pytest-xdist every worker keeps its own ledger and sends it to the controller as JSON (`as_json`), where
 the parts are merged; the same JSON is the `--ledger FILE` format.

@@ -68,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--inference-gate-upstream",
         dest="inference_gate_upstream",
         metavar="URL",
-        help="Where record mode forwards misses (default: the inference-gate config file, then OpenAI).",
+        help="Where record and refresh modes forward misses (default: the inference-gate config file, then OpenAI).",
     )
     group.addoption(
         "--inference-gate-replay-speed",
@@ -95,7 +95,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="Seed that decides which answers fail; the same seed fails the same requests in every run.",
     )
-    parser.addini("inference_gate_mode", "inference-gate mode: replay, record or off.", default="")
+    parser.addini("inference_gate_mode", "inference-gate mode: replay, record, refresh or off.", default="")
     parser.addini("inference_gate_dir", f"Cassette directory, relative to the rootdir ({DEFAULT_CACHE_DIR}).")
 
 
@@ -125,7 +125,7 @@ class RunningGate:
 def inference_gate(request: pytest.FixtureRequest) -> RunningGate:
     session = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
     if session is None or session.running is None:
-        pytest.skip("inference-gate is off: choose a mode with --inference-gate=replay or record")
+        pytest.skip("inference-gate is off: choose a mode with --inference-gate=replay, record or refresh")
     return session.running
 
 

@@ -215,9 +215,10 @@ class _Server:
         """h11's response head for `status` and `headers`, built once and reused when the same head is sent again.
 
         h11 checks every header of every head it is given against regular expressions, which for a replayed
-        answer with OpenAI's dozen headers costs more than all the rest of the gate's work for a hit. A replay
-        sends the same head every time, so checked heads are kept, keyed by their content; the oldest goes
-        when there are `MAX_CACHED_HEADS`.
+        answer with OpenAI's dozen headers costs more than all the rest of the gate's work for a hit. A keep-alive
+        hit sends a wire framed once (`keep_alive_wire`); the heads a replay frames per exchange (HTTP/1.0,
+        `Connection: close`, during shutdown) are the same every time, so checked heads are kept, keyed by their
+        content; the oldest goes when there are `MAX_CACHED_HEADS`.
         """
         key = (status, tuple(headers))
         head = self._heads.get(key)
