@@ -80,7 +80,7 @@ def test_a_paced_stream_is_scheduled_event_by_event_once_with_the_same_head():
     assert reply.paced.headers == reply.headers
     assert [at_s for at_s, _ in reply.paced.schedule] == pytest.approx([0.05, 0.1, 0.15])
     assert [part for _, part in reply.paced.schedule] == [serialize_event(event) for event in EVENTS]
-    assert b"".join(part for _, part in reply.paced.schedule) == reply.body
+    assert b"".join(part for _, part in reply.paced.schedule) == reply.body == take.response_body_bytes()
 
 
 def test_a_paced_whole_body_keeps_its_content_length_and_comes_at_its_total():
