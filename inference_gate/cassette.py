@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from inference_gate.keys import MAX_JSON_DEPTH, CanonicalRequest, nests_deeper_than
+from inference_gate.keys import MAX_JSON_DEPTH, CanonicalRequest, parsed_nests_deeper_than
 from inference_gate.multipart import stored_form
 from inference_gate.sse import SSEEvent, serialize_events
 from inference_gate.summary import summarize
@@ -178,7 +178,7 @@ def parse_json_or_none(body: bytes | str) -> Any:
         value = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         return None
-    return None if nests_deeper_than(value, MAX_JSON_DEPTH) else value
+    return None if parsed_nests_deeper_than(body, value, MAX_JSON_DEPTH) else value
 
 
 def event_data_value(data: str) -> Any:

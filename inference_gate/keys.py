@@ -106,6 +106,17 @@ def is_credential_parameter(name: str) -> bool:
     return name.lower() in CREDENTIAL_QUERY_PARAMETERS
 
 
+def parsed_nests_deeper_than(source: bytes | str, value: Any, limit: int) -> bool:
+    """`nests_deeper_than` for `value` parsed from the JSON text `source`, walked only when `source` has more than
+    `limit` opening brackets: each nested list or dict opens with one (brackets inside strings only add to the
+    count), so a body with fewer cannot nest deeper, and counting bytes costs far less than walking every value."""
+    if isinstance(source, bytes):
+        brackets = source.count(b"[") + source.count(b"{")
+    else:
+        brackets = source.count("[") + source.count("{")
+    return brackets > limit and nests_deeper_than(value, limit)
+
+
 def nests_deeper_than(value: Any, limit: int) -> bool:
     """True if `value` holds more than `limit` nested lists and dicts; iterative, so any depth is safe."""
     pending = [(value, 1)] if isinstance(value, (dict, list)) else []
@@ -133,7 +144,7 @@ def parse_json_body(body: bytes) -> tuple[bool, Any]:
         if str(error).startswith("depth limit exceeded"):
             raise JsonTooDeepError() from None
         return False, None
-    if nests_deeper_than(value, MAX_JSON_DEPTH):
+    if parsed_nests_deeper_than(body, value, MAX_JSON_DEPTH):
         raise JsonTooDeepError()
     return True, value
 

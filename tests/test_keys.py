@@ -13,6 +13,7 @@ from inference_gate.keys import (
     canonicalize,
     multipart_key,
     nests_deeper_than,
+    parsed_nests_deeper_than,
 )
 from inference_gate.multipart import FormField, MultipartError, key_form, key_form_of_stored, stored_form
 from tests.forms import content_type_for, form_body
@@ -204,6 +205,21 @@ def test_deep_nesting_is_counted_in_dicts_and_lists_alike():
     assert not nests_deeper_than({"a": [{"b": []}]}, 4)
     assert nests_deeper_than({"a": [{"b": [[]]}]}, 4)
     assert not nests_deeper_than("scalar", 0)
+
+
+@pytest.mark.parametrize("source_type", [bytes, str])
+def test_parsed_depth_is_walked_only_when_the_text_has_more_opening_brackets_than_the_limit(source_type):
+    def source(value):
+        text = orjson.dumps(value)
+        return text if source_type is bytes else text.decode()
+
+    deep = {"a": [{"b": [[]]}]}
+    assert parsed_nests_deeper_than(source(deep), deep, 4)
+    assert not parsed_nests_deeper_than(source(deep), deep, 5)
+    # As many brackets as the limit cannot nest deeper, so the value is not looked at: a lie about it shows that.
+    assert not parsed_nests_deeper_than(source({"a": [[]]}), deep, 3)
+    brackets_in_strings = {"a": "[[[[{{{{"}
+    assert not parsed_nests_deeper_than(source(brackets_in_strings), brackets_in_strings, 2)
 
 
 def test_the_rules_in_force_are_part_of_the_key():
