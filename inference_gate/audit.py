@@ -1,6 +1,6 @@
 """`cache audit`: credentials that reached a cassette, found before the cassette reaches a commit.
 
-The gate never writes its key or the client's bearer token (see store.py), but a cassette can still carry a
+The gate never writes its key or a credential the client sent (see store.py), but a cassette can still carry a
 credential: a key pasted into a prompt, a token in an upstream's reply, a file edited by hand, a header or
 query parameter the gate has not heard of. The audit looks, in the bytes of every cassette, for:
 
@@ -12,7 +12,7 @@ query parameter the gate has not heard of. The audit looks, in the bytes of ever
 - credential query parameters (`key`, `api-key`, `api_key`, `access_token`, `token`, `sig`, ...) in a URL or
   in a stored `query` pair;
 - the literal current values of the environment variables in `KEY_VARIABLES` and the config's `audit_env`
-  list, when at least `MIN_ENV_VALUE_CHARS` long (shorter ones would match ordinary text).
+  list, when at least `redact.MIN_CREDENTIAL_CHARS` long (shorter ones would match ordinary text).
 
 A key's shape includes its length and, for `sk-` keys, a digit: a prompt about scikit-learn (`sk-learn`) or a
 slug like `sk-my-notes` is not a key. Masked values (`sk-abc****1234`, the `redact` setting's `<redacted>`) do
@@ -37,10 +37,10 @@ import orjson
 
 from inference_gate.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.nearest.diff import flatten_json
+from inference_gate.redact import is_credential_length
 from inference_gate.store import CassetteStore
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
-MIN_ENV_VALUE_CHARS = 32
 UNKNOWN_PATH = "?"
 
 CREDENTIAL_PARAMETERS = tuple(sorted(CREDENTIAL_QUERY_PARAMETERS))
@@ -165,7 +165,7 @@ def watched_values(environ: Mapping[str, str], extra_variables: Sequence[str] = 
     values = {}
     for variable in (*KEY_VARIABLES, *extra_variables):
         value = environ.get(variable, "")
-        if len(value) >= MIN_ENV_VALUE_CHARS:
+        if is_credential_length(value):
             values[variable] = value
     return values
 
@@ -255,5 +255,4 @@ def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -
 
 def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
     """Scan every cassette file under `cache_dir`, named as `cache list` names them."""
-    paths = CassetteStore(cache_dir).cassette_paths()
-    return audit_files(((f"{path.parent.name}/{path.name}", path) for path in paths), scanner)
+    return audit_files(((slot.name, slot.path) for slot in CassetteStore(cache_dir).slots()), scanner)

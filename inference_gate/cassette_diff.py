@@ -47,7 +47,7 @@ class ListedCassette:
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
-    """One thing that changed; `ABSENT` (from nearest.py) stands for a side that does not have it."""
+    """One thing that changed; `ABSENT` (from nearest/diff.py) stands for a side that does not have it."""
 
     field: str
     old: Any

@@ -62,7 +62,4 @@ def diff_revisions(cache_dir: Path, spec: str | None, *, cwd: Path) -> RevisionD
 
 
 def _working_tree_files(cache_dir: Path) -> dict[str, bytes]:
-    files = {}
-    for path in CassetteStore(cache_dir).cassette_paths():
-        files[f"{path.parent.name}/{path.name}"] = path.read_bytes()
-    return files
+    return {slot.name: slot.path.read_bytes() for slot in CassetteStore(cache_dir).slots()}

@@ -25,7 +25,9 @@ from tools.fake_replies import (
     ReceivedRequest,
     Reply,
     derived_hex,
+    pieces,
     reply_text,
+    text_of,
     token_count,
 )
 from tools.fake_upstream import FakeUpstream
@@ -47,24 +49,13 @@ class AnthropicError(Exception):
         self.message = message
 
 
-def _pieces(text: str) -> list[str]:
-    return [text[start : start + DELTA_CHARS] for start in range(0, len(text), DELTA_CHARS)] or [""]
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = content if isinstance(content, list) else []
-    return " ".join(part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str))
-
-
 def _prompt(body: dict[str, Any]) -> str:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise AnthropicError(400, "invalid_request_error", "messages: at least one message is required")
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return _text_of(message.get("content"))
+            return text_of(message.get("content"))
     return ""
 
 
@@ -115,17 +106,17 @@ def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
     """`content_block_start`, the deltas and `content_block_stop` of one block, as the API streams it."""
     if block["type"] == "thinking":
         start = {"type": "thinking", "thinking": "", "signature": ""}
-        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in _pieces(block["thinking"])]
+        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in pieces(block["thinking"], DELTA_CHARS)]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
     elif block["type"] == "tool_use":
         start = {**block, "input": {}}
         deltas = [
             {"type": "input_json_delta", "partial_json": piece}
-            for piece in ["", *_pieces(orjson.dumps(block["input"]).decode())]
+            for piece in ["", *pieces(orjson.dumps(block["input"]).decode(), DELTA_CHARS)]
         ]
     else:
         start = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block["text"])]
+        deltas = [{"type": "text_delta", "text": piece} for piece in pieces(block["text"], DELTA_CHARS)]
     return [
         {"type": "content_block_start", "index": index, "content_block": start},
         *({"type": "content_block_delta", "index": index, "delta": delta} for delta in deltas),

@@ -125,12 +125,12 @@ def token_count(text: str) -> int:
     return max(1, len(text.encode()) // 4)
 
 
-def _pieces(text: str, size: int) -> list[str]:
+def pieces(text: str, size: int) -> list[str]:
     """`text` cut into pieces of `size` characters, as a model streams its output."""
     return [text[start : start + size] for start in range(0, len(text), size)] or [""]
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     """The text of a message's content: a string, or a list of parts of which the text parts count."""
     if isinstance(content, str):
         return content
@@ -147,7 +147,7 @@ def _last_user_text(messages: Any) -> str:
     if isinstance(messages, list):
         for message in reversed(messages):
             if isinstance(message, dict) and message.get("role") == "user":
-                return _text_of(message.get("content"))
+                return text_of(message.get("content"))
     return ""
 
 
@@ -286,7 +286,7 @@ def chat_completion_chunks(body: dict[str, Any], seed: bytes) -> list[dict]:
     if tool_name is None:
         completion = reply_text(prompt)
         first_delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-        deltas = [{"content": piece} for piece in _pieces(completion, TEXT_DELTA_CHARS)]
+        deltas = [{"content": piece} for piece in pieces(completion, TEXT_DELTA_CHARS)]
         finish_reason = "stop"
     else:
         completion = orjson.dumps(TOOL_CALL_ARGUMENTS).decode()
@@ -299,7 +299,7 @@ def chat_completion_chunks(body: dict[str, Any], seed: bytes) -> list[dict]:
         first_delta = {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None}
         deltas = [
             {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
-            for piece in _pieces(completion, ARGUMENTS_DELTA_CHARS)
+            for piece in pieces(completion, ARGUMENTS_DELTA_CHARS)
         ]
         finish_reason = "tool_calls"
 
@@ -308,7 +308,7 @@ def chat_completion_chunks(body: dict[str, Any], seed: bytes) -> list[dict]:
         # vLLM and DeepSeek stream the model's reasoning as `reasoning_content` deltas before the answer, and
         # OpenRouter adds the price to the usage as `cost`: fields the OpenAI SDK keeps only as extras.
         thoughts = [
-            {"content": None, "reasoning_content": piece} for piece in _pieces(REASONING_TEXT, TEXT_DELTA_CHARS)
+            {"content": None, "reasoning_content": piece} for piece in pieces(REASONING_TEXT, TEXT_DELTA_CHARS)
         ]
         deltas = thoughts + deltas
     steps = [(first_delta, None)] + [(delta, None) for delta in deltas] + [({}, finish_reason)]
@@ -404,7 +404,7 @@ def response_events(body: dict[str, Any], seed: bytes) -> list[dict]:
         },
         {"type": "response.content_part.added", **position, "part": _output_text_part("")},
     ]
-    for index, piece in enumerate(_pieces(text, TEXT_DELTA_CHARS)):
+    for index, piece in enumerate(pieces(text, TEXT_DELTA_CHARS)):
         obfuscation = derived_hex(f"obfuscation-{index}", seed, 6 + index % 7)
         delta = {"type": "response.output_text.delta", **position, "delta": piece, "logprobs": []}
         events.append({**delta, "obfuscation": obfuscation})

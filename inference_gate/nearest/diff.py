@@ -467,6 +467,3 @@ def explain(recorded: IndexedRequest, request: CanonicalRequest) -> str:
     if hidden:
         message += f"; {_hidden_note(hidden)}"
     return message
-
-
-# --- the index ----------------------------------------------------------------------------------------------
