@@ -50,10 +50,11 @@ class HttpResponse:
     at once. Otherwise `body` is sent whole in one write with the head: framed by Content-Length, or, with
     `chunked`, as a single chunk, which is how a replayed SSE stream keeps the framing a client saw live.
 
-    `keep_alive_wire` belongs to the server: the first time it sends a whole response it keeps there the bytes that
-    frame it for a keep-alive HTTP/1.1 exchange (empty when the response cannot keep a connection alive). A response
-    sent again and again as the same object, as a prepared reply is, is thus framed once, and every connection
-    sends that one buffer.
+    `keep_alive_wire` is for a response sent again and again as the same object, as a prepared reply is: made with
+    None, the server keeps there, the first time it sends it, the bytes that frame it for a keep-alive HTTP/1.1
+    exchange (empty when the response cannot keep a connection alive), so it is framed once and every connection
+    sends that one buffer. A response sent once keeps the default, empty: each exchange frames it, with no copy
+    of its body.
     """
 
     status: int
@@ -61,4 +62,4 @@ class HttpResponse:
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
     chunked: bool = False
-    keep_alive_wire: bytes | None = None
+    keep_alive_wire: bytes | None = b""

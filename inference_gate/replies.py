@@ -80,7 +80,9 @@ class PreparedReply:
         `HttpResponse.keep_alive_wire`). A recorded stream is sent chunked, as one chunk in the same write as its
         head; the SSE framing inside is the original."""
         if self._response is None:
-            self._response = HttpResponse(self.status, self.headers, self.body, chunked=self.streamed)
+            self._response = HttpResponse(
+                self.status, self.headers, self.body, chunked=self.streamed, keep_alive_wire=None
+            )
         return self._response
 
 

@@ -245,9 +245,10 @@ class _Server:
     def keep_alive_wire(self, response: HttpResponse) -> bytes:
         """A whole response's bytes as h11 frames it in a keep-alive HTTP/1.1 exchange, kept on the response.
 
-        They are framed by a scratch h11 connection, once per response object, so a prepared reply's hits send
-        one shared buffer and their own h11 connection frames nothing. Empty when the response itself closes
-        the connection; then each exchange frames it.
+        They are framed by a scratch h11 connection, once per response object that asks for it (see
+        `HttpResponse.keep_alive_wire`), so a prepared reply's hits send one shared buffer and their own h11
+        connection frames nothing. Empty for a response sent once, and when the response itself closes the
+        connection; then each exchange frames it.
         """
         wire = response.keep_alive_wire
         if wire is None:

@@ -622,7 +622,10 @@ LARGE_BODY_BYTES = 4 * 1024 * 1024
 
 
 async def test_every_connection_sends_one_shared_buffer_for_a_response_given_again():
-    prepared = HttpResponse(200, [(b"content-type", b"application/json")], b"x" * LARGE_BODY_BYTES)
+    # Made with keep_alive_wire=None, as a prepared reply is: the server frames it once and keeps the bytes.
+    prepared = HttpResponse(
+        200, [(b"content-type", b"application/json")], b"x" * LARGE_BODY_BYTES, keep_alive_wire=None
+    )
 
     async def replaying(request: HttpRequest) -> HttpResponse:
         return prepared
@@ -650,6 +653,18 @@ async def test_a_large_body_to_an_http_10_client_is_sent_as_it_is_not_copied():
     head, sent_body = stream.sent
     assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head.lower()
     assert sent_body is body
+
+
+async def test_a_large_body_sent_once_on_a_keep_alive_connection_is_sent_as_it_is_not_copied():
+    body = b"x" * LARGE_BODY_BYTES
+
+    async def answering_once(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, [], body)  # a new response object per request, as a recording's whole body is
+
+    stream = RecordingStream(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gate\r\ncontent-length: 0\r\n\r\n")
+    with trio.fail_after(TEST_TIMEOUT_S):
+        await _Server(answering_once, ServerLimits()).serve_connection(stream)
+    assert any(sent is body for sent in stream.sent)
 
 
 async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(nursery, connect, autojump_clock):
