@@ -18,6 +18,7 @@ from inference_gate.core.dialects import (
 )
 from inference_gate.core.http_models import Headers
 from inference_gate.core.keys import is_credential_parameter
+from inference_gate.core.outcome import TEST_HEADER
 
 HOP_BY_HOP: frozenset[bytes] = frozenset(
     {
@@ -34,8 +35,8 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
 )
 
 # The upstream client sets Host and Content-Length for its own connection, and the gate asks for an
-# uncompressed body so that cassettes hold readable text.
-_REQUEST_HEADERS_SET_BY_GATE = frozenset({b"host", b"content-length", b"accept-encoding"})
+# uncompressed body so that cassettes hold readable text. The test's name is for the gate alone (outcome.py).
+_REQUEST_HEADERS_SET_BY_GATE = frozenset({b"host", b"content-length", b"accept-encoding", TEST_HEADER})
 
 # The gate decodes gzip/deflate and re-frames the body; cookies are CDN noise that no SDK needs.
 _RESPONSE_HEADERS_DROPPED = frozenset({b"content-length", b"content-encoding", b"set-cookie"})

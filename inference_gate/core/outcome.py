@@ -23,6 +23,10 @@ import enum
 from dataclasses import dataclass
 
 OUTCOME_HEADER = b"x-inference-gate"
+TEST_HEADER = b"x-inference-gate-test"
+"""A request header that names the test which sent it, for any test runner (a jest `beforeEach` can set it): the
+ledger files the request under it and identical requests are counted per test. The gate reads it and drops it:
+it is neither forwarded nor stored, and no request key sees it."""
 CASSETTE_HEADER = b"x-inference-gate-cassette"
 REASON_HEADER = b"x-inference-gate-reason"
 RECORDING = b"recording"
@@ -50,7 +54,9 @@ class Answer:
     `cassette` is the cassette's name relative to the cache directory (`chat.completions/say-hi.3f2a….json`),
     set for a hit, for a recording and for an injected fault (faults.py, an `error` whose request a cassette
     matched). `request` is a short human description of the request (endpoint, model, the start of the prompt)
-    and `closest` the nearest recorded request, both set for a miss.
+    and `closest` the nearest recorded request, both set for a miss. `test_id` is what the request's
+    `x-inference-gate-test` header said, if it had one; `new_cassette` says that a recording created its cassette
+    file, rather than adding a take to one that was there (the plugin may take such a cassette back).
     """
 
     method: str
@@ -61,3 +67,5 @@ class Answer:
     reason: str | None = None
     request: str | None = None
     closest: str | None = None
+    test_id: str | None = None
+    new_cassette: bool = False

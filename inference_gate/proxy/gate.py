@@ -8,9 +8,10 @@ exchanges run in. The CLI and a Python user start the same object:
     trio.run(gate.run)
 
 Identical requests are counted per gate process (`reset_take_counters` starts a new count, for example per
-test): the k-th one is answered by the cassette's k-th take, recorded first if the cassette has fewer than the
-`takes` setting, and once the takes run out the last one repeats. With a fault rate, the same count decides which
-hits fail on purpose instead (faults.py).
+test), and apart for each test that a request names in its `x-inference-gate-test` header: the k-th one is
+answered by the cassette's k-th take, recorded first if the cassette has fewer than the `takes` setting, and once
+the takes run out the last one repeats. With a fault rate, the same count decides which hits fail on purpose
+instead (faults.py).
 
 With `replay_speed` set, a hit whose take has a recorded timing is paced (pacing.py): its parts are sent at their
 scheduled times by `paced_parts`, and a client that goes away stops it at once (the server watches for that).
@@ -40,6 +41,7 @@ from inference_gate.core.outcome import (
     OUTCOME_HEADER,
     REASON_HEADER,
     RECORDING,
+    TEST_HEADER,
     Answer,
     Outcome,
 )
@@ -88,6 +90,12 @@ async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
         yield part
 
 
+def test_of(request: HttpRequest) -> str | None:
+    """The test a request names in its `x-inference-gate-test` header, if it names one."""
+    value = request.header(TEST_HEADER)
+    return value.decode("utf-8", "replace") if value else None
+
+
 def _log_subject(answer: Answer, slot: str) -> str:
     """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
     the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
@@ -128,7 +136,7 @@ class Gate:
         self._nearest = NearestRequests(self.store, self.key_rules)
         self._nearest_threads = trio.CapacityLimiter(NEAREST_THREADS)
         self._exchanges: trio.Nursery | None = None
-        self._take_counts: collections.Counter[str] = collections.Counter()
+        self._take_counts: collections.Counter[tuple[str | None, str]] = collections.Counter()
         self._faults = fault_plan(settings, mode)
 
     def reset_take_counters(self) -> None:
@@ -185,8 +193,9 @@ class Gate:
             key = self._replies.key_of_exact_request(exact_request)
             canonical = self._canonicalize(request) if key is None else None
             key = key or canonical.key
-            take_index = self._take_counts[key]
-            self._take_counts[key] += 1
+            counted = (test_of(request), key)
+            take_index = self._take_counts[counted]
+            self._take_counts[counted] += 1
             takes = self._replies.get(key)
             if takes is not None and self._serves(takes, take_index):
                 if canonical is not None:
@@ -265,6 +274,7 @@ class Gate:
         slot: str = "",
         described: str | None = None,
         closest: str | None = None,
+        new_cassette: bool = False,
     ) -> None:
         """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
 
@@ -283,6 +293,8 @@ class Gate:
             reason=reason,
             request=described,
             closest=closest,
+            test_id=test_of(request),
+            new_cassette=new_cassette,
         )
         if logging_answers:
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -393,6 +405,7 @@ class Gate:
                     done.outcome,
                     cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
                     reason=done.reason,
+                    new_cassette=done.new_cassette,
                 )
             )
             if not exchange.streamed:

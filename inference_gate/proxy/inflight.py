@@ -44,6 +44,7 @@ class InflightExchange:
         self._changed = trio.Event()
         self.streamed = False
         self.cassette: str | None = None
+        self.new_cassette = False  # the recording created the cassette file (not a take added to one)
         self.outcome = Outcome.ERROR
         self.reason: str | None = None
         self._done = False

@@ -7,6 +7,9 @@ outcome, each miss with its request and closest cassette), the test -> cassettes
 Under pytest-xdist every worker keeps its own ledger and sends it to the controller as JSON (`as_json`), where
 the parts are merged; the same JSON is the `--ledger FILE` format.
 
+Recording only what passed: in record and refresh modes the plugin takes back the cassettes that tests which did
+not pass created, once the run is over; `discard_plan` decides which, keeping every cassette a passing test used.
+
 Pruning deletes cassettes that no test used, so it is only safe when every test ran and passed: a test that was
 deselected, skipped, never reached or failed early may well need a cassette this run never asked for.
 `prune_plan` therefore either names what to delete or says every reason it refuses, never both.
@@ -15,7 +18,7 @@ deselected, skipped, never reached or failed early may well need a cassette this
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,7 @@ class TestRecord:
     counts: Counter[Outcome] = field(default_factory=Counter)
     cassettes: set[str] = field(default_factory=set)
     misses: list[Miss] = field(default_factory=list)
+    created: set[str] = field(default_factory=set)  # the cassettes its recordings created (not takes added)
 
 
 class Ledger:
@@ -59,6 +63,8 @@ class Ledger:
         record.counts[answer.outcome] += 1
         if answer.cassette is not None:
             record.cassettes.add(answer.cassette)
+            if answer.outcome is Outcome.RECORDED and answer.new_cassette:
+                record.created.add(answer.cassette)
         if answer.outcome is Outcome.MISS:
             record.misses.append(Miss(test_id, answer.method, answer.path, answer.request, answer.closest))
 
@@ -69,6 +75,7 @@ class Ledger:
             ours.counts.update(theirs.counts)
             ours.cassettes |= theirs.cassettes
             ours.misses.extend(theirs.misses)
+            ours.created |= theirs.created
 
     def counts(self) -> Counter[Outcome]:
         total: Counter[Outcome] = Counter()
@@ -92,6 +99,7 @@ class Ledger:
                 test_id: {
                     "counts": {outcome.value: count for outcome, count in sorted(record.counts.items(), key=_value)},
                     "cassettes": sorted(record.cassettes),
+                    "created": sorted(record.created),
                     "misses": [
                         {"method": m.method, "path": m.path, "request": m.request, "closest": m.closest}
                         for m in record.misses
@@ -114,6 +122,7 @@ class Ledger:
                     misses=[
                         Miss(test_id, m["method"], m["path"], m["request"], m["closest"]) for m in part["misses"]
                     ],
+                    created=set(part.get("created", ())),  # absent from a ledger written before it was kept
                 )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise LedgerError(f"malformed ledger: {error!r}") from None
@@ -189,3 +198,39 @@ def prune_plan(cassette_names: Iterable[str], ledger: Ledger, run: RunState) -> 
         return PrunePlan([], refusals)
     used = ledger.used_cassettes()
     return PrunePlan(sorted(name for name in cassette_names if name not in used), [])
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardPlan:
+    """What happens to the cassettes that tests which did not pass created: each one to delete, with those tests,
+    and each one kept because a passing test used it too, with the passing tests."""
+
+    discard: dict[str, list[str]]
+    kept: dict[str, list[str]]
+
+
+def discard_plan(ledger: Ledger, passed: Collection[str]) -> DiscardPlan:
+    """Which cassettes to take back after a recording run whose passing tests are `passed`.
+
+    A cassette created by a test that did not pass (it failed, errored, was skipped or never finished) is deleted,
+    unless a passing test used it too (it replayed it, or recorded it at the same moment): no passing test loses
+    a cassette. Requests made outside any test count as passing: nothing judged them. A take that a failing test
+    added to a cassette already there stays: deleting the file would lose the takes before it.
+    """
+    passing = set(passed) | {OUTSIDE_TESTS}
+    used_by_passing: dict[str, set[str]] = {}
+    for test_id, record in ledger.tests.items():
+        if test_id in passing:
+            for name in record.cassettes:
+                used_by_passing.setdefault(name, set()).add(test_id)
+    discard: dict[str, list[str]] = {}
+    kept: dict[str, list[str]] = {}
+    for test_id in sorted(ledger.tests):
+        if test_id in passing:
+            continue
+        for name in sorted(ledger.tests[test_id].created):
+            if name in used_by_passing:
+                kept[name] = sorted(used_by_passing[name] - {OUTSIDE_TESTS}) or [OUTSIDE_TESTS]
+            else:
+                discard.setdefault(name, []).append(test_id)
+    return DiscardPlan(dict(sorted(discard.items())), dict(sorted(kept.items())))

@@ -210,10 +210,11 @@ class Recorder:
                 json_body=stored_json_body,
                 store_file_contents=self.settings.store_file_contents,
             )
-            recorded, how = await self._save(
+            write, how = await self._save(
                 cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt, take_index=flight[1]
             )
-            if recorded:
+            if write is not None:
+                exchange.new_cassette = write is TakeWrite.NEW
                 exchange.finish(Outcome.RECORDED, how)
                 return
             if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
@@ -251,9 +252,9 @@ class Recorder:
 
     async def _save(
         self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool, *, take_index: int
-    ) -> tuple[bool, str | None]:
-        """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
-        and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
+    ) -> tuple[TakeWrite | None, str | None]:
+        """Write the cassette (or its new take) and keep its replies in memory; returns what the write did (None:
+        not recorded), and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
         refresh = self.mode is Mode.REFRESH
         write_and_prepare = functools.partial(
             self._write_and_prepare, cassette, slot, secrets, replace_corrupt, take_index=take_index, refresh=refresh
@@ -263,10 +264,10 @@ class Recorder:
             write, prepared = await trio.to_thread.run_sync(write_and_prepare)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
-            return False, "a credential is in the exchange"
+            return None, "a credential is in the exchange"
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
-            return False, f"the cassette could not be written: {error.strerror or error}"
+            return None, f"the cassette could not be written: {error.strerror or error}"
         if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
         self._replies.put(cassette.key, prepared)
@@ -274,8 +275,8 @@ class Recorder:
             self.refreshed[slot.name] = max(
                 write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
             )
-            return True, write.value
-        return True, None
+            return write, write.value
+        return write, None
 
     def _write_and_prepare(
         self,

@@ -6,14 +6,21 @@ that brings in trio or h11 (the gate, the server) is imported until then, so an 
 next to nothing.
 
 While active, each pytest process (each xdist worker, not the controller) runs one gate on 127.0.0.1 with a free
-port, in a background thread with its own trio loop, from session start to session end, and points
-`OPENAI_BASE_URL` at it: an `OpenAI()` built with no arguments then goes through the gate. The gate calls back
-with an `Answer` per request, on its own thread, before the client has the response; the plugin files it in the
-ledger under the test running at that moment, which is therefore the test that made the request.
+port, in a background thread with its own trio loop, from session start to session end, and points every SDK it
+knows at it through the SDK's own variable (core/sdk_environment.py): an `OpenAI()` or `Anthropic()` built with no
+arguments then goes through the gate. The gate calls back with an `Answer` per request, on its own thread, before
+the client has the response; the plugin files it in the ledger under the test running at that moment, which is
+therefore the test that made the request (no header is needed: the plugin sees the tests).
 
-At session end the gate stops gracefully (pending cassette writes finish), the environment is put back, and the
-`inference-gate` summary section reports the ledger. Under xdist, workers send their ledger to the controller
-through `workeroutput`; the controller merges the parts, reports, and prunes once all workers are down.
+The network guard (network_guard.py) is installed for the session once the gate runs: in replay, a test that
+connects to a provider itself fails at once. A test whose code swallowed the guard's error still fails: each
+phase's report is failed when the guard refused something during it.
+
+At session end the gate stops gracefully (pending cassette writes finish), the guard comes off, the environment is
+put back, and in record and refresh modes the cassettes created by tests that did not pass are taken back
+(`ledger.discard_plan`). The `inference-gate` summary section reports the ledger. Under xdist, workers send their
+ledger to the controller through `workeroutput`; the controller, which sees every test's reports, merges the
+parts, reports, takes back and prunes once all workers are down.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ import dataclasses
 import functools
 import os
 import threading
-from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +38,29 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from inference_gate.core.address import gate_url
-from inference_gate.core.outcome import Answer, Outcome
+from inference_gate.core.outcome import Answer
 from inference_gate.core.policy import Mode
-from inference_gate.proxy.ledger import OUTSIDE_TESTS, Ledger, PrunePlan, RunState, prune_plan
+from inference_gate.core.sdk_environment import sdk_environment
+from inference_gate.proxy.ledger import (
+    OUTSIDE_TESTS,
+    DiscardPlan,
+    Ledger,
+    PrunePlan,
+    RunState,
+    discard_plan,
+    prune_plan,
+)
+from inference_gate.proxy.ledger_report import KEEP_FAILED_OPTION, discard_lines, prune_lines, summary_lines
+from inference_gate.pytest_plugin.network_guard import (
+    Endpoint,
+    GuardLevel,
+    GuardPolicy,
+    NetworkGuard,
+    add_guard_options,
+    allowed_hosts,
+    guard_level,
+    mark_gate_context,
+)
 
 if TYPE_CHECKING:
     from inference_gate.config.settings import Settings
@@ -43,7 +69,6 @@ if TYPE_CHECKING:
 MODE_ENV = "INFERENCE_GATE_MODE"
 MODES = ("replay", "record", "refresh", "off")
 DEFAULT_CACHE_DIR = ".inference_cache"
-REPLAY_PLACEHOLDER_KEY = "inference-gate-replay-placeholder"  # not a key, and not shaped like one
 WORKEROUTPUT_KEY = "inference_gate_ledger"
 GATE_THREAD_NAME = "inference-gate"
 START_TIMEOUT_S = 30.0
@@ -95,6 +120,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="Seed that decides which answers fail; the same seed fails the same requests in every run.",
     )
+    group.addoption(
+        KEEP_FAILED_OPTION,
+        dest="inference_gate_keep_failed",
+        action="store_true",
+        help="In record and refresh modes, keep the cassettes that tests which did not pass created (by default "
+        "they are deleted when the run ends, unless a passing test used them too).",
+    )
+    add_guard_options(group, parser)
+    parser.addini("inference_gate_keep_failed", f"Keep what failing tests recorded ({KEEP_FAILED_OPTION}).", "bool")
     parser.addini("inference_gate_mode", "inference-gate mode: replay, record, refresh or off.", default="")
     parser.addini("inference_gate_dir", f"Cassette directory, relative to the rootdir ({DEFAULT_CACHE_DIR}).")
 
@@ -212,6 +246,7 @@ class GateThread:
     async def _serve(self) -> None:
         import trio
 
+        mark_gate_context()  # the gate's tasks and threads inherit it: the network guard lets them through
         self._token = trio.lowlevel.current_trio_token()
         self._shutdown = trio.Event()
         async with trio.open_nursery() as nursery:
@@ -246,6 +281,10 @@ class GateSession:
         self._cache_dir: Path | None = None
         self._mode: Mode | None = None
         self._plan: PrunePlan | None = None
+        self._discarded: DiscardPlan | None = None
+        self._guard: NetworkGuard | None = None
+        self._called_ok: set[str] = set()  # tests whose call phase passed
+        self._not_ok: set[str] = set()  # tests with a phase that failed
         self._faults_note: str | None = None  # the summary's line about injected faults, when they are on
 
     @property
@@ -267,9 +306,18 @@ class GateSession:
         self._gate_thread = GateThread(self._gate)
         port = self._gate_thread.start()
         self.running = RunningGate(gate_url(settings.host, port), self._mode, settings.cache_dir)
-        self._set_environ("OPENAI_BASE_URL", self.running.base_url)
-        if self._mode is Mode.REPLAY and not os.environ.get("OPENAI_API_KEY"):
-            self._set_environ("OPENAI_API_KEY", REPLAY_PLACEHOLDER_KEY)
+        replay = self._mode is Mode.REPLAY
+        for name, value in sdk_environment(self.running.url, replay=replay, environ=os.environ).items():
+            self._set_environ(name, value)
+        policy = GuardPolicy.build(
+            guard_level(self._config, replay=replay),
+            gate=Endpoint(settings.host, port),
+            upstream_urls=[settings.upstream],
+            allowed_hosts=allowed_hosts(self._config),
+        )
+        if policy.level is not GuardLevel.OFF:
+            self._guard = NetworkGuard(policy)
+            self._guard.install()
 
     def _set_environ(self, name: str, value: str) -> None:
         self._saved_environ[name] = os.environ.get(name)
@@ -290,7 +338,22 @@ class GateSession:
         finally:
             self._current_test = OUTSIDE_TESTS
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        """A phase during which the guard refused a connection fails, even if the code under test caught the
+        guard's error."""
+        report = yield
+        refusals = self._guard.take_refusals() if self._guard is not None else []
+        if refusals and report.passed:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(refusal.message(self._guard.policy.level) for refusal in refusals)
+        return report
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self._not_ok.add(report.nodeid)
+        elif report.when == "call" and report.passed:
+            self._called_ok.add(report.nodeid)
         if report.failed:
             if report.when == "call":
                 self._facts.failed += 1
@@ -318,6 +381,9 @@ class GateSession:
         if self._gate_thread is not None:
             self._gate_thread.stop()
             self._gate_thread = None
+        if self._guard is not None:
+            self._guard.uninstall()
+            self._guard = None
         for name, value in self._saved_environ.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -327,8 +393,26 @@ class GateSession:
         workeroutput = getattr(self._config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[WORKEROUTPUT_KEY] = self.ledger.as_json()
-        elif self._config.getoption("inference_gate_prune") and self._cache_dir is not None:
+            return
+        if self._mode is not None and self._mode.calls_upstream and not self._keeps_failed:
+            self._discarded = self._discard_what_did_not_pass()
+        if self._config.getoption("inference_gate_prune") and self._cache_dir is not None:
             self._plan = self._prune(session, exitstatus)
+
+    @property
+    def _keeps_failed(self) -> bool:
+        config = self._config
+        return bool(config.getoption("inference_gate_keep_failed") or config.getini("inference_gate_keep_failed"))
+
+    def _discard_what_did_not_pass(self) -> DiscardPlan:
+        """Delete the cassettes that tests which did not pass created (after every gate has stopped)."""
+        assert self._cache_dir is not None
+        from inference_gate.review.prune import delete_cassettes  # the store, only when a test did not pass
+
+        plan = discard_plan(self.ledger, passed=self._called_ok - self._not_ok)
+        if plan.discard:
+            delete_cassettes(self._cache_dir, plan.discard)
+        return plan
 
     def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
         assert self._cache_dir is not None
@@ -363,39 +447,18 @@ class GateSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if hasattr(self._config, "workerinput") or self._mode is None:
             return
-        write = terminalreporter.write_line
-        terminalreporter.section("inference-gate")
-        counts = self.ledger.counts()
-        listed = ", ".join(f"{label} {counts[outcome]}" for outcome, label in _count_labels(counts))
-        write(f"{self._mode.value} mode, cassettes in {self._cache_dir}: {listed}")
-        if self._faults_note is not None:
-            write(self._faults_note)
+        assert self._cache_dir is not None
+        notes = [] if self._faults_note is None else [self._faults_note]
         if self._mode is Mode.REFRESH and self._gate is not None:  # under xdist, each worker's gate counts its own
-            write(self._gate.refresh_summary())
-        for miss in self.ledger.misses():
-            write(f"MISS {miss.test_id}: {miss.method} {miss.path} {miss.request or ''}".rstrip())
-            write(f"    closest cassette: {miss.closest or 'none recorded for this endpoint'}")
-        if self._config.get_verbosity() > 0:
-            write("cassettes used, by test:")
-            for test_id, names in self.ledger.cassettes_by_test().items():
-                write(f"  {test_id}: {', '.join(names) or '-'}")
+            notes.append(self._gate.refresh_summary())
+        lines = summary_lines(
+            self.ledger, self._mode, self._cache_dir, notes=notes, by_test=self._config.get_verbosity() > 0
+        )
+        if self._discarded is not None:
+            lines.extend(discard_lines(self._discarded))
         if self._plan is not None:
-            _write_plan(write, self._plan)
+            lines.extend(prune_lines(self._plan))
+        terminalreporter.section("inference-gate")
+        for line in lines:
+            terminalreporter.write_line(line)
 
-
-def _count_labels(counts: Counter[Outcome]) -> list[tuple[Outcome, str]]:
-    """hits, recorded and misses always; passthrough and errors only when there were some."""
-    always = [(Outcome.HIT, "hits"), (Outcome.RECORDED, "recorded"), (Outcome.MISS, "misses")]
-    if_any = [(Outcome.PASSTHROUGH, "passthrough"), (Outcome.ERROR, "errors")]
-    return always + [(outcome, label) for outcome, label in if_any if counts[outcome]]
-
-
-def _write_plan(write: Callable[[str], None], plan: PrunePlan) -> None:
-    if plan.refusals:
-        write(f"prune refused, nothing deleted: {'; '.join(plan.refusals)}")
-    elif plan.delete:
-        write(f"pruned the cassettes no test used ({len(plan.delete)}):")
-        for name in plan.delete:
-            write(f"  {name}")
-    else:
-        write("prune: every cassette was used, nothing deleted")

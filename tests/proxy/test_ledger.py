@@ -1,7 +1,17 @@
 import pytest
 
 from inference_gate.core.outcome import Answer, Outcome
-from inference_gate.proxy.ledger import Ledger, LedgerError, Miss, PrunePlan, RunState, prune_plan
+from inference_gate.proxy.ledger import (
+    OUTSIDE_TESTS,
+    DiscardPlan,
+    Ledger,
+    LedgerError,
+    Miss,
+    PrunePlan,
+    RunState,
+    discard_plan,
+    prune_plan,
+)
 
 CHAT = "/v1/chat/completions"
 
@@ -10,8 +20,8 @@ def hit(cassette: str) -> Answer:
     return Answer("POST", CHAT, 200, Outcome.HIT, cassette=cassette)
 
 
-def recorded(cassette: str) -> Answer:
-    return Answer("POST", CHAT, 200, Outcome.RECORDED, cassette=cassette)
+def recorded(cassette: str, *, new: bool = True) -> Answer:
+    return Answer("POST", CHAT, 200, Outcome.RECORDED, cassette=cassette, new_cassette=new)
 
 
 MISS = Answer("POST", CHAT, 404, Outcome.MISS, request="chat.completions gpt-4o-mini 'Hi'", closest="a.json differs")
@@ -50,9 +60,57 @@ def test_json_round_trip_keeps_everything() -> None:
     ledger = Ledger()
     ledger.add("t::a", hit("x.json"))
     ledger.add("t::b", MISS)
+    ledger.add("t::c", recorded("y.json"))
     again = Ledger.from_json(ledger.as_json())
     assert again.as_json() == ledger.as_json()
     assert again.misses() == ledger.misses()
+    assert again.tests["t::c"].created == {"y.json"}
+
+
+def test_a_ledger_written_before_created_cassettes_were_kept_still_reads() -> None:
+    old = {"version": 1, "tests": {"t::a": {"counts": {"hit": 1}, "cassettes": ["x.json"], "misses": []}}}
+    assert Ledger.from_json(old).tests["t::a"].created == set()
+
+
+def test_only_a_recording_that_made_the_file_counts_as_created() -> None:
+    ledger = Ledger()
+    ledger.add("t::a", recorded("new.json"))
+    ledger.add("t::a", recorded("more-takes.json", new=False))
+    ledger.add("t::a", hit("old.json"))
+    assert ledger.tests["t::a"].created == {"new.json"}
+
+
+def test_cassettes_created_by_tests_that_did_not_pass_are_discarded() -> None:
+    ledger = Ledger()
+    ledger.add("t::fails", recorded("only-failing.json"))
+    ledger.add("t::fails", recorded("took-a-take.json", new=False))
+    ledger.add("t::passes", recorded("passing.json"))
+    ledger.add("t::unfinished", recorded("unfinished.json"))
+    plan = discard_plan(ledger, passed={"t::passes"})
+    assert plan == DiscardPlan(
+        discard={"only-failing.json": ["t::fails"], "unfinished.json": ["t::unfinished"]}, kept={}
+    )
+
+
+def test_a_cassette_a_passing_test_used_too_is_kept_and_says_which() -> None:
+    ledger = Ledger()
+    ledger.add("t::fails", recorded("shared.json"))
+    ledger.add("t::passes", hit("shared.json"))
+    ledger.add("t::other_fails", recorded("same-moment.json"))
+    ledger.add("t::other_passes", recorded("same-moment.json"))  # another xdist worker, the same request
+    ledger.add(OUTSIDE_TESTS, hit("collected.json"))
+    ledger.add("t::late", recorded("collected.json"))
+    plan = discard_plan(ledger, passed={"t::passes", "t::other_passes"})
+    assert plan == DiscardPlan(
+        discard={},
+        kept={"collected.json": [OUTSIDE_TESTS], "same-moment.json": ["t::other_passes"], "shared.json": ["t::passes"]},
+    )
+
+
+def test_requests_outside_tests_are_never_discarded() -> None:
+    ledger = Ledger()
+    ledger.add(OUTSIDE_TESTS, recorded("at-collection.json"))
+    assert discard_plan(ledger, passed=set()) == DiscardPlan(discard={}, kept={})
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import functools
 import importlib.metadata
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -256,9 +257,46 @@ def test_the_fixture_gives_the_running_gate(pytester: pytest.Pytester, project: 
             assert inference_gate.cache_dir == inference_gate.cache_dir.absolute()
             assert inference_gate.cache_dir.name == ".inference_cache"
             assert os.environ["OPENAI_API_KEY"]
+            for name in ("ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "AZURE_OPENAI_ENDPOINT"):
+                assert os.environ[name] == inference_gate.url
         """
     )
     run(pytester, "--inference-gate=replay", "test_fixture.py").assert_outcomes(passed=1)
+
+
+def test_the_anthropic_and_azure_sdks_built_with_no_arguments_reach_the_gate(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(
+        test_others="""
+        import anthropic
+        import openai
+        import pytest
+
+        def test_claude():
+            with pytest.raises(anthropic.NotFoundError, match="No cassette"):
+                anthropic.Anthropic(max_retries=0).messages.create(
+                    model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "Hi Claude"}]
+                )
+
+        def test_azure():
+            client = openai.AzureOpenAI(api_version="2024-10-21", max_retries=0)
+            with pytest.raises(openai.NotFoundError, match="No cassette"):
+                client.chat.completions.create(model="my-deployment", messages=[{"role": "user", "content": "Hi"}])
+        """
+    )
+    result = run(pytester, "--inference-gate=replay", "test_others.py")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "replay mode, cassettes in *: hits 0, recorded 0, misses 2",
+            "MISS test_others.py::test_azure: POST /openai/deployments/my-deployment/chat/completions *",
+            "*",
+            "MISS test_others.py::test_claude: POST /v1/messages messages claude-sonnet-4-5 'Hi Claude'",
+        ]
+    )
 
 
 def test_the_environment_chooses_the_mode_and_the_command_line_wins(
@@ -325,6 +363,93 @@ def test_refresh_sends_every_test_upstream_and_leaves_unchanged_cassettes_byte_f
     assert {name: (project / name).read_bytes() for name in cassettes(project)} == before
 
 
+RECORDED_BY_PASSING_AND_FAILING = """
+
+import pytest
+
+
+def test_a_fails_after_recording():
+    assert ask("Say shared")
+    assert ask("Say only failing")
+    assert False, "fails after recording"
+
+
+def test_b_passes_with_the_shared_answer():
+    assert ask("Say shared")
+
+
+def test_c_passes():
+    assert ask("Say passing")
+
+
+@pytest.fixture
+def breaks_on_teardown():
+    yield
+    raise RuntimeError("teardown fails")
+
+
+def test_d_errors_in_teardown(breaks_on_teardown):
+    assert ask("Say teardown")
+"""
+
+
+def recorded_prompts(cache_dir: Path) -> list[str]:
+    return sorted(name.split("/")[1].rsplit(".", 2)[0] for name in cassettes(cache_dir))
+
+
+@pytest.fixture
+def record_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache and a test file whose tests record, some passing and some not."""
+    for name in ("OPENAI_BASE_URL", "INFERENCE_GATE_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("PYTHONPATH", PYTHONPATH)
+    pytester.makepyfile(test_rec=ASK + RECORDED_BY_PASSING_AND_FAILING)
+    return pytester.path / ".inference_cache"
+
+
+def test_record_keeps_no_cassette_a_test_that_did_not_pass_made_alone(
+    pytester: pytest.Pytester, record_project: Path
+) -> None:
+    with fake_upstream() as upstream_url:
+        result = run(pytester, "--inference-gate=record", f"--inference-gate-upstream={upstream_url}")
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "record mode, cassettes in *: hits 1, recorded 4, misses 0",
+            "not kept, created by tests that did not pass (2; --inference-gate-keep-failed keeps them):",
+            "  chat.completions/say-only-failing.*.json (test_rec.py::test_a_fails_after_recording)",
+            "  chat.completions/say-teardown.*.json (test_rec.py::test_d_errors_in_teardown)",
+            "kept, created by a test that did not pass but used by a passing one (1):",
+            "  chat.completions/say-shared.*.json (used by test_rec.py::test_b_passes_with_the_shared_answer)",
+        ]
+    )
+    assert recorded_prompts(record_project) == ["say-passing", "say-shared"]
+
+
+def test_keep_failed_keeps_everything_recorded(pytester: pytest.Pytester, record_project: Path) -> None:
+    with fake_upstream() as upstream_url:
+        result = run(
+            pytester, "--inference-gate=record", f"--inference-gate-upstream={upstream_url}",
+            "--inference-gate-keep-failed",
+        )  # fmt: skip
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+    assert "not kept" not in result.stdout.str()
+    assert recorded_prompts(record_project) == ["say-only-failing", "say-passing", "say-shared", "say-teardown"]
+
+
+def test_under_xdist_the_controller_takes_back_what_no_passing_test_used(
+    pytester: pytest.Pytester, record_project: Path
+) -> None:
+    with fake_upstream() as upstream_url:
+        result = run_in_a_fresh_process(
+            pytester, "--inference-gate=record", f"--inference-gate-upstream={upstream_url}", "-n", "2"
+        )
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["not kept, created by tests that did not pass (2; *):"])
+    assert recorded_prompts(record_project) == ["say-passing", "say-shared"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -351,11 +476,18 @@ def test_bad_input_is_one_usage_error_line(
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-def test_an_in_process_run_restores_the_environment_and_leaves_no_thread(
+def test_an_in_process_run_restores_the_environment_and_the_sockets_and_leaves_no_thread(
     pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://example.invalid/v1")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-mine")
+    for name in ("ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "GEMINI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    sockets = (socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex)
     run(pytester, "--inference-gate=replay").assert_outcomes(passed=2)
     assert os.environ["OPENAI_BASE_URL"] == "http://example.invalid/v1"
-    assert "OPENAI_API_KEY" not in os.environ
+    assert os.environ["ANTHROPIC_API_KEY"] == "sk-ant-mine"
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "AZURE_OPENAI_ENDPOINT"):
+        assert name not in os.environ
+    assert (socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex) == sockets
     assert [thread.name for thread in threading.enumerate() if thread.name == GATE_THREAD_NAME] == []
