@@ -38,9 +38,9 @@ from typing import Any
 
 import orjson
 
-from inference_gate.key_rules import KeyRules
-from inference_gate.nearest.diff import ABSENT, json_differences
-from inference_gate.summary import truncate
+from inference_gate.core.key_rules import KeyRules
+from inference_gate.core.nearest import ABSENT, json_differences
+from inference_gate.core.summary import truncate
 
 SESSION_KEY_VERSION = 1
 SESSION_KIND = "websocket_session"

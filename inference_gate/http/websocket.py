@@ -14,6 +14,7 @@ inflation, as each piece arrives: memory is bounded by one receive buffer inflat
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -37,8 +38,8 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import LocalProtocolError, generate_accept_token, split_comma_header
 
-from inference_gate.errors import GateError
-from inference_gate.messages import Headers
+from inference_gate.core.errors import GateError
+from inference_gate.core.http_models import Headers
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
 
@@ -63,6 +64,7 @@ class WebSocketLimits:
     idle_timeout_s: float = 300.0  # no message either way for this long closes the session
     max_messages: int = 100_000  # both directions together, per session
     close_timeout_s: float = 5.0  # how long to wait for the peer's answer to our close frame
+    send_timeout_s: float = 30.0  # a peer not taking a message for this long has stopped reading
 
 
 class WebSocketClosed(Exception):
@@ -100,6 +102,32 @@ def offered_subprotocols(headers: Headers) -> list[str]:
     ]
 
 
+class WebSocketUpgrade:
+    """A WebSocket upgrade request the server has read, waiting for its handler to accept it (or not).
+
+    The handler either calls `accept`, which sends the `101` and gives it the `WebSocket`, or returns an HTTP
+    response, which the server sends instead (a refusal).
+    """
+
+    def __init__(self, stream: trio.abc.Stream, protocol: h11.Connection, limits: WebSocketLimits) -> None:
+        self._stream = stream
+        self._protocol = protocol
+        self.limits = limits
+        self.websocket: WebSocket | None = None
+
+    async def accept(
+        self, request_headers: Headers, *, subprotocol: str | None = None, extra_headers: Headers = ()
+    ) -> WebSocket:
+        """Send the `101` (with `extra_headers`) and return the open WebSocket."""
+        head, protocol = accept_upgrade(
+            self._protocol, request_headers, subprotocol=subprotocol, extra_headers=list(extra_headers)
+        )
+        websocket = WebSocket(self._stream, protocol, self.limits)
+        await websocket.send_raw(head)
+        self.websocket = websocket
+        return websocket
+
+
 def accept_upgrade(
     protocol: h11.Connection, request_headers: Headers, *, subprotocol: str | None, extra_headers: Headers
 ) -> tuple[bytes, Connection]:
@@ -118,7 +146,12 @@ def accept_upgrade(
             426, "The gate speaks WebSocket version 13 only (Sec-WebSocket-Version: 13).", code="bad_websocket_upgrade"
         )
     extension = PerMessageDeflate()
-    offers = [offer for name, value in request_headers if name == b"sec-websocket-extensions" for offer in split_comma_header(value)]
+    offers = [
+        offer
+        for name, value in request_headers
+        if name == b"sec-websocket-extensions"
+        for offer in split_comma_header(value)
+    ]
     agreed = server_extensions_handshake(offers, [extension])
     headers: Headers = [
         (b"upgrade", b"websocket"),
@@ -151,7 +184,8 @@ class WebSocket:
         self._limits = limits
         self._send_lock = trio.Lock()
         self._messages = 0
-        self._idle = trio.CancelScope(deadline=trio.current_time() + limits.idle_timeout_s)
+        self._idle_deadline = trio.current_time() + limits.idle_timeout_s
+        self._reading: trio.CancelScope | None = None  # the read in progress, whose deadline activity moves
         self.closed: WebSocketClosed | None = None
 
     @property
@@ -169,10 +203,11 @@ class WebSocket:
                 parts.append(event.data)
                 size += len(event.data)
                 if size > self._limits.max_message_bytes:
-                    await self.close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {self._limits.max_message_bytes} bytes")
+                    limit = self._limits.max_message_bytes
+                    await self.close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
                     raise self._closed_error()
                 if event.message_finished:
-                    self._count_message()
+                    await self._count_message()
                     if isinstance(event, TextMessage):
                         return "".join(parts)  # type: ignore[arg-type]
                     return b"".join(parts)  # type: ignore[arg-type]
@@ -184,7 +219,7 @@ class WebSocket:
 
     async def send(self, message: str | bytes) -> None:
         """Send one whole message; raises `WebSocketClosed` if the session is already over."""
-        self._count_message()
+        await self._count_message()
         event = TextMessage(data=message) if isinstance(message, str) else BytesMessage(data=message)
         await self._send_frame(event)
 
@@ -195,25 +230,30 @@ class WebSocket:
             return
         self.closed = WebSocketClosed(code, _fit_close_reason(reason), by_peer=False)
         if self._protocol.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-            try:
+            with contextlib.suppress(WebSocketClosed):
                 await self._send_frame(CloseConnection(code=code, reason=self.closed.reason))
-            except WebSocketClosed:
-                pass
         if self._protocol.state is ConnectionState.LOCAL_CLOSING:
             with trio.move_on_after(self._limits.close_timeout_s):
                 await self._drain_until_closed()
         await trio.aclose_forcefully(self._stream)
 
-    def _count_message(self) -> None:
+    async def send_raw(self, data: bytes) -> None:
+        """Send bytes that are not a frame: the `101` that opens the session."""
+        async with self._send_lock:
+            await self._send_within_timeout(data)
+
+    async def _count_message(self) -> None:
+        """Count a message against the cap, and as activity against the idle clock; the message over the cap
+        closes the session instead."""
         if self.closed is not None:
             raise self.closed
         self._messages += 1
-        self._idle.deadline = trio.current_time() + self._limits.idle_timeout_s
+        self._idle_deadline = trio.current_time() + self._limits.idle_timeout_s
+        if self._reading is not None:
+            self._reading.deadline = self._idle_deadline
         if self._messages > self._limits.max_messages:
-            self.closed = WebSocketClosed(
-                CLOSE_POLICY_VIOLATION, f"more than {self._limits.max_messages} messages in one session", by_peer=False
-            )
-            raise self.closed
+            await self.close(CLOSE_POLICY_VIOLATION, f"more than {self._limits.max_messages} messages in one session")
+            raise self._closed_error()
 
     async def _next_event(self) -> object:
         """wsproto's next event, reading as needed; an idle session or a dropped connection ends the session."""
@@ -223,17 +263,18 @@ class WebSocket:
             event = next(self._protocol.events(), None)
             if event is not None:
                 return event
-            with self._idle:
+            with trio.CancelScope(deadline=self._idle_deadline) as self._reading:
                 try:
                     data = await self._stream.receive_some(RECEIVE_BUFFER_BYTES)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""
-            if self._idle.cancelled_caught:
-                self._idle = trio.CancelScope(deadline=float("inf"))
+            idle = self._reading.cancelled_caught
+            self._reading = None
+            if idle:
                 await self.close(CLOSE_GOING_AWAY, f"idle for {self._limits.idle_timeout_s} s")
                 raise self._closed_error()
             if not data:
-                self.closed = WebSocketClosed(CLOSE_ABNORMAL, "the connection dropped without a close frame", by_peer=True)
+                self.closed = WebSocketClosed(CLOSE_ABNORMAL, "the connection dropped without a close", by_peer=True)
                 await trio.aclose_forcefully(self._stream)
                 raise self.closed
             self._protocol.receive_data(data)
@@ -247,10 +288,8 @@ class WebSocket:
         by_peer = self._protocol.state is ConnectionState.REMOTE_CLOSING
         if self.closed is None:
             self.closed = WebSocketClosed(event.code, _fit_close_reason(event.reason or ""), by_peer=by_peer)
-        try:
+        with contextlib.suppress(WebSocketClosed):
             await self._send_frame(CloseConnection(code=event.code, reason=self.closed.reason))
-        except WebSocketClosed:
-            pass
         await trio.aclose_forcefully(self._stream)
 
     async def _drain_until_closed(self) -> None:
@@ -272,12 +311,19 @@ class WebSocket:
                 data = self._protocol.send(event)  # type: ignore[arg-type]
             except LocalProtocolError:
                 raise self._closed_error() from None
-            try:
+            await self._send_within_timeout(data)
+
+    async def _send_within_timeout(self, data: bytes) -> None:
+        try:
+            with trio.fail_after(self._limits.send_timeout_s):
                 await self._stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                if self.closed is None:
-                    self.closed = WebSocketClosed(CLOSE_ABNORMAL, "the connection dropped", by_peer=True)
-                raise self.closed from None
+        except trio.TooSlowError:
+            self.closed = self.closed or WebSocketClosed(CLOSE_ABNORMAL, "the peer stopped reading", by_peer=False)
+            await trio.aclose_forcefully(self._stream)
+            raise self.closed from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.closed = self.closed or WebSocketClosed(CLOSE_ABNORMAL, "the connection dropped", by_peer=True)
+            raise self.closed from None
 
     def _closed_error(self) -> WebSocketClosed:
         if self.closed is None:
