@@ -189,6 +189,15 @@ class WebSocket:
         self.closed: WebSocketClosed | None = None
 
     @property
+    def limits(self) -> WebSocketLimits:
+        return self._limits
+
+    async def drop(self) -> None:
+        """End the session without a close frame, as a dropped connection does (an injected fault)."""
+        self.closed = self.closed or WebSocketClosed(CLOSE_ABNORMAL, "dropped on purpose", by_peer=False)
+        await trio.aclose_forcefully(self._stream)
+
+    @property
     def messages(self) -> int:
         """Messages moved so far, both directions."""
         return self._messages
