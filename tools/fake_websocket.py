@@ -65,7 +65,7 @@ class ReceivedSession:
     subprotocols: list[str]
     extensions: str | None
     client_messages: list[str] = field(default_factory=list)
-    close_code: int | None = None  # the client's close code; 1006 when it went away without one
+    close_code: int | None = None  # the first close frame's, either side's; 1006 when the client just went away
 
     @property
     def client_events(self) -> list[Any]:
@@ -211,7 +211,7 @@ class FakeWebSocketUpstream(FakeUpstream):
     ) -> None:
         """Answer client messages until either side closes; a client that vanishes ends only its own session."""
         try:
-            await self._send_turn(stream, websocket, Turn(session.opening()), paced=False)
+            await self._send_turn(stream, websocket, Turn(session.opening()), received, paced=False)
             fragments: list[str] = []
             while websocket.state is ConnectionState.OPEN:
                 for event in websocket.events():
@@ -222,7 +222,7 @@ class FakeWebSocketUpstream(FakeUpstream):
                             continue
                         message, fragments = "".join(fragments), []
                         received.client_messages.append(message)
-                        if not await self._send_turn(stream, websocket, session.receive(message), paced=True):
+                        if not await self._send_turn(stream, websocket, session.receive(message), received, paced=True):
                             return
                     elif isinstance(event, Ping):
                         await stream.send_all(websocket.send(event.response()))
@@ -237,7 +237,9 @@ class FakeWebSocketUpstream(FakeUpstream):
         except trio.BrokenResourceError:
             received.close_code = received.close_code or 1006
 
-    async def _send_turn(self, stream: trio.abc.Stream, websocket: Connection, turn: Turn, *, paced: bool) -> bool:
+    async def _send_turn(
+        self, stream: trio.abc.Stream, websocket: Connection, turn: Turn, received: ReceivedSession, *, paced: bool
+    ) -> bool:
         """Send a turn's events; False when it ended the connection (a drop, or the server's close)."""
         for index, event in zip(itertools.count(), turn.events, strict=False):
             if index == turn.drop_after:
@@ -250,6 +252,7 @@ class FakeWebSocketUpstream(FakeUpstream):
             await stream.send_all(websocket.send(TextMessage(data=orjson.dumps(event).decode())))
         if turn.close is None:
             return True
+        received.close_code = turn.close.code
         await stream.send_all(websocket.send(CloseConnection(code=turn.close.code, reason=turn.close.reason)))
         with trio.move_on_after(1):
             while websocket.state is not ConnectionState.CLOSED:
