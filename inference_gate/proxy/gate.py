@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
 import trio
@@ -47,7 +48,7 @@ from inference_gate.core.pacing import ReplayPace, Schedule, Spread
 from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
 from inference_gate.http.server import ServerLimits, serve_http
-from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
+from inference_gate.proxy.faults import fault_plan, fault_response
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.recorder import Flight, Recorder
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
@@ -96,6 +97,17 @@ def _log_subject(answer: Answer, slot: str) -> str:
     if answer.outcome is Outcome.ERROR and named and answer.reason:
         return f"{named} {answer.reason}"
     return named or answer.reason or ""
+
+
+class _Verdict(NamedTuple):
+    """What `_report` says of an answer besides its status: the outcome, the cassette it names, why, and for a
+    miss the request described and the closest recorded one."""
+
+    outcome: Outcome
+    cassette: str | None = None
+    reason: str | None = None
+    described: str | None = None
+    closest: str | None = None
 
 
 class Gate:
@@ -177,66 +189,134 @@ class Gate:
                     await self._recorder.aclose()
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        """Answer one request: memo, then in flight, then store, then the policy decides."""
+        """Answer one request: its key, then the memo, then an exchange in flight, then the store, and then the
+        policy decides.
+
+        What is decided here (a hit, an injected fault, a refusal) is reported here, once, at the end; a request
+        that joins an upstream exchange is reported when the exchange's outcome is decided (`_join`), since only
+        then is it known whether the answer reached the disk.
+        """
         started = time.perf_counter()
-        exact_request = (request.method, request.target, request.body)
         slot_name = ""  # for the log line of a miss
         try:
-            key = self._replies.key_of_exact_request(exact_request)
-            canonical = self._canonicalize(request) if key is None else None
-            key = key or canonical.key
+            key, canonical = self._key(request)
             take_index = self._take_counts[key]
             self._take_counts[key] += 1
-            takes = self._replies.get(key)
-            if takes is not None and self._serves(takes, take_index):
-                if canonical is not None:
-                    self._replies.remember_request(exact_request, key)
-                reply = takes.take(take_index)
-            elif (exchange := self._in_flight((key, self._flight_take(take_index)))) is not None:
-                return await self._join(request, started, exchange)
-            else:
+            reply = self._memo(request, key, canonical, take_index)
+            if reply is None:
+                exchange = self._in_flight((key, self._flight_take(take_index)))
+                if exchange is not None:
+                    return await self._join(request, started, exchange)
                 canonical = canonical or self._canonicalize(request)
                 slot = self.store.locate(canonical)
                 slot_name = slot.name
-                return await self._answer_uncached(request, started, canonical, slot, take_index)
+                reply, lookup = await self._stored(canonical, slot, take_index)
+                if reply is None:
+                    return await self._record(request, started, canonical, slot, take_index, lookup)
+            response, verdict = self._replay(request, reply, key, take_index)
         except GateError as error:
             response = error_response(error, dialect=route_of(request.path).dialect)
-            self._report(
-                request,
-                started,
-                response.status,
-                error_outcome(error),
-                reason=error.code,
-                slot=slot_name,
-                described=error.request if isinstance(error, CacheMiss) else None,
-                closest=error.closest if isinstance(error, CacheMiss) else None,
+            missed = error if isinstance(error, CacheMiss) else None
+            verdict = _Verdict(
+                error_outcome(error), None, error.code, missed and missed.request, missed and missed.closest
             )
-            return response
-        return self._hit(request, started, reply, key, take_index)
+        self._report(request, started, response.status, verdict, slot=slot_name)
+        return response
 
-    def _hit(
-        self, request: HttpRequest, started: float, reply: PreparedReply, key: str, take_index: int
+    def _key(self, request: HttpRequest) -> tuple[str, CanonicalRequest | None]:
+        """The request's key: from the memo of exact requests already keyed, else computed (and the canonical
+        request with it, for the store and the recorder)."""
+        key = self._replies.key_of_exact_request((request.method, request.target, request.body))
+        if key is not None:
+            return key, None
+        canonical = self._canonicalize(request)
+        return canonical.key, canonical
+
+    def _memo(
+        self, request: HttpRequest, key: str, canonical: CanonicalRequest | None, take_index: int
+    ) -> PreparedReply | None:
+        """The take that prepared replies in memory give this request, if the policy lets them answer it."""
+        takes = self._replies.get(key)
+        if takes is None or not self._serves(takes, take_index):
+            return None
+        if canonical is not None:
+            self._replies.remember_request((request.method, request.target, request.body), key)
+        return takes.take(take_index)
+
+    async def _stored(
+        self, canonical: CanonicalRequest, slot: Slot, take_index: int
+    ) -> tuple[PreparedReply | None, Lookup]:
+        """The store's take for this request, or None with what the lookup found when the policy says to record;
+        a miss and a corrupt cassette in replay raise the error the client gets."""
+        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
+        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
+        if problem is not None:
+            logger.warning("corrupt cassette: %s", problem)
+        takes_found = len(takes) if takes is not None else 0
+        action = decide(
+            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
+        )
+        if action is Action.REPLAY_CASSETTE and takes is not None:
+            self._replies.put(canonical.key, takes)
+            return takes.take(take_index), lookup
+        if action is Action.REPORT_CORRUPT:
+            raise GateError(
+                500,
+                f"The cassette for this request is unreadable: {problem}. Delete it and record it again with "
+                f"`inference-gate start`.",
+                code="corrupt_cassette",
+                retryable=False,
+            )
+        if action is Action.REPORT_MISS:
+            # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
+            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical, limiter=self._nearest_threads)
+            raise CacheMiss(
+                canonical.method,
+                canonical.path,
+                canonical.key,
+                str(self.store.root.resolve()),
+                request=describe_request(canonical.path, canonical.json_body),
+                closest=closest,
+            )
+        if action is not Action.FORWARD_AND_RECORD:
+            raise GateError(500, f"the policy decided {action.value} with no cassette to replay", code="gate_bug")
+        return None, lookup
+
+    async def _record(
+        self,
+        request: HttpRequest,
+        started: float,
+        canonical: CanonicalRequest,
+        slot: Slot,
+        take_index: int,
+        lookup: Lookup,
     ) -> HttpResponse:
+        """Start the upstream exchange that records this request's take, and answer from it. An identical
+        request may have started its exchange while this one's cassette was looked for: `start` joins it then."""
+        if self._recorder is None or self._exchanges is None:
+            raise GateError(500, "recording needs a recorder and a running gate (Gate.run)", code="gate_bug")
+        flight = (canonical.key, self._flight_take(take_index))
+        exchange = self._recorder.start(
+            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
+        )
+        return await self._join(request, started, exchange)
+
+    def _replay(
+        self, request: HttpRequest, reply: PreparedReply, key: str, take_index: int
+    ) -> tuple[HttpResponse, _Verdict]:
         """The response to a request that a cassette's take answers, from memory or just loaded; paced when the
         reply was prepared with a schedule; with a fault rate, the `take_index`-th request with `key` may fail on
-        purpose instead (faults.py)."""
+        purpose instead (faults.py): an `error`, never a `hit`, naming the cassette that matched so that a ledger
+        still counts that cassette as used."""
         if self._faults is not None:
             fault = self._faults.fault_for(key, take_index, streamed=reply.streamed)
             if fault is not None:
-                return self._fail_on_purpose(request, started, reply, fault)
-        self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
+                response = fault_response(fault, reply, route_of(request.path).dialect, paced_parts)
+                return response, _Verdict(Outcome.ERROR, reply.name, fault.reason)
         if reply.paced is not None:
-            return HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
-        return reply.response()
-
-    def _fail_on_purpose(
-        self, request: HttpRequest, started: float, reply: PreparedReply, fault: FaultKind
-    ) -> HttpResponse:
-        """An injected fault is an `error`, never a `hit`; it names the cassette that matched, so that a ledger
-        still counts that cassette as used."""
-        response = fault_response(fault, reply, route_of(request.path).dialect, paced_parts)
-        self._report(request, started, response.status, Outcome.ERROR, cassette=reply.name, reason=fault.reason)
-        return response
+            response = HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
+            return response, _Verdict(Outcome.HIT, reply.name)
+        return reply.response(), _Verdict(Outcome.HIT, reply.name)
 
     def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
         """Whether prepared takes answer the `take_index`-th identical request without a look at the disk."""
@@ -253,19 +333,7 @@ class Gate:
         last wanted take join the exchange for that take, so identical requests make at most `takes` calls."""
         return min(take_index, self.settings.takes - 1)
 
-    def _report(
-        self,
-        request: HttpRequest,
-        started: float,
-        status: int,
-        outcome: Outcome,
-        *,
-        cassette: str | None = None,
-        reason: str | None = None,
-        slot: str = "",
-        described: str | None = None,
-        closest: str | None = None,
-    ) -> None:
+    def _report(self, request: HttpRequest, started: float, status: int, verdict: _Verdict, *, slot: str = "") -> None:
         """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
 
         The log names the cassette, or for a miss the one that would answer (`slot`), else the reason. When
@@ -278,11 +346,11 @@ class Gate:
             request.method,
             request.path,
             status,
-            outcome,
-            cassette=cassette,
-            reason=reason,
-            request=described,
-            closest=closest,
+            verdict.outcome,
+            cassette=verdict.cassette,
+            reason=verdict.reason,
+            request=verdict.described,
+            closest=verdict.closest,
         )
         if logging_answers:
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -320,49 +388,6 @@ class Gate:
                 )
         return canonical
 
-    async def _answer_uncached(
-        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot, take_index: int
-    ) -> HttpResponse:
-        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
-        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
-        if problem is not None:
-            logger.warning("corrupt cassette: %s", problem)
-        takes_found = len(takes) if takes is not None else 0
-        action = decide(
-            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
-        )
-        if action is Action.REPLAY_CASSETTE:
-            assert takes is not None
-            self._replies.put(canonical.key, takes)
-            return self._hit(request, started, takes.take(take_index), canonical.key, take_index)
-        if action is Action.REPORT_CORRUPT:
-            raise GateError(
-                500,
-                f"The cassette for this request is unreadable: {problem}. Delete it and record it again with "
-                f"`inference-gate start`.",
-                code="corrupt_cassette",
-                retryable=False,
-            )
-        if action is Action.REPORT_MISS:
-            # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
-            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical, limiter=self._nearest_threads)
-            raise CacheMiss(
-                canonical.method,
-                canonical.path,
-                canonical.key,
-                str(self.store.root.resolve()),
-                request=describe_request(canonical.path, canonical.json_body),
-                closest=closest,
-            )
-        # An identical request may have started its exchange while this one's cassette was looked for: `start`
-        # joins it then.
-        assert self._recorder is not None and self._exchanges is not None, "recording needs a recorder and Gate.run"
-        flight = (canonical.key, self._flight_take(take_index))
-        exchange = self._recorder.start(
-            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
-        )
-        return await self._join(request, started, exchange)
-
     def _load_takes(self, slot: Slot, key: str) -> tuple[Lookup, PreparedTakes | None, str | None]:
         """The slot's cassette as prepared takes, or why there is none (the problem of a corrupt one)."""
         try:
@@ -390,9 +415,7 @@ class Gate:
                     request,
                     started,
                     status,
-                    done.outcome,
-                    cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
-                    reason=done.reason,
+                    _Verdict(done.outcome, done.cassette if done.outcome is Outcome.RECORDED else None, done.reason),
                 )
             )
             if not exchange.streamed:
