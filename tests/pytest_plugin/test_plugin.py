@@ -462,7 +462,11 @@ def test_under_xdist_the_controller_takes_back_what_no_passing_test_used(
         ),
         (
             ["--inference-gate=replay", "--inference-gate-dir=blocker/cache"],
-            "ERROR: --inference-gate-dir: cannot create the cassette directory */blocker/cache: *",
+            "ERROR: --inference-gate=replay: the cassette directory */blocker/cache does not exist; only recording *",
+        ),
+        (
+            ["--inference-gate=replay", "--inference-gate-dir=.inference_cahce"],
+            "ERROR: --inference-gate=replay: the cassette directory */.inference_cahce does not exist; *",
         ),
     ],
 )
@@ -474,6 +478,7 @@ def test_bad_input_is_one_usage_error_line(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / ".inference_cahce").exists()
 
 
 def test_an_in_process_run_restores_the_environment_and_the_sockets_and_leaves_no_thread(
