@@ -301,6 +301,8 @@ class GateSession:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         settings, self._mode = settings_for(self._config, self._mode_name)
+        replay = self._mode is Mode.REPLAY
+        level = guard_level(self._config, replay=replay)  # a usage error, before there is a gate to stop
         self._cache_dir = settings.cache_dir
         from inference_gate.proxy.faults import fault_plan
 
@@ -314,11 +316,10 @@ class GateSession:
         self._gate_thread = GateThread(self._gate)
         port = self._gate_thread.start()
         self.running = RunningGate(gate_url(settings.host, port), self._mode, settings.cache_dir)
-        replay = self._mode is Mode.REPLAY
         for name, value in sdk_environment(self.running.url, replay=replay, environ=os.environ).items():
             self._set_environ(name, value)
         policy = GuardPolicy.build(
-            guard_level(self._config, replay=replay),
+            level,
             gate=Endpoint(settings.host, port),
             upstream_urls=[settings.upstream],
             allowed_hosts=allowed_hosts(self._config),

@@ -260,7 +260,14 @@ async def test_script_ledger_is_written_at_shutdown_with_every_answer_under_one_
     [cassette] = files_under(cache_dir)
     assert orjson.loads(ledger_path.read_bytes()) == {
         "version": 1,
-        "tests": {OUTSIDE_TESTS: {"counts": {"hit": 1, "recorded": 1}, "cassettes": [cassette], "misses": []}},
+        "tests": {
+            OUTSIDE_TESTS: {
+                "counts": {"hit": 1, "recorded": 1},
+                "cassettes": [cassette],
+                "created": [cassette],
+                "misses": [],
+            }
+        },
     }
 
 

@@ -337,6 +337,7 @@ import time
 
 
 def test_hello_takes_half_its_recorded_second():
+    assert ask("Say goodbye")  # the client's and the gate's first request, whose set-up is not the pace
     started = time.monotonic()
     assert ask("Say hello")
     assert time.monotonic() - started >= 0.4
