@@ -25,7 +25,14 @@ from tools.bench.report import Row, Target, first_line
 from tools.bench.requests import API_KEY, COMMAND_TIMEOUT_S
 from tools.bench.run import BenchRun
 from tools.fake_replies import TEXT_DELTA_CHARS, response_events
-from tools.ws_loadgen import ScriptTurn, SessionLoadResult, SessionScript, play_session, run_session_load
+from tools.ws_loadgen import (
+    ScriptTurn,
+    SessionFailed,
+    SessionLoadResult,
+    SessionScript,
+    play_session,
+    run_session_load,
+)
 
 SESSION_FRAMES = 50
 MODEL = "gpt-4o-mini"
@@ -61,11 +68,16 @@ def session_script(prompt: str) -> SessionScript:
 
 
 def play_now(port: int, script: SessionScript) -> list[str]:
+    """The server messages of one session; BenchError when the session fails."""
+
     async def bounded() -> list[str]:
         with trio.fail_after(COMMAND_TIMEOUT_S):
             return await play_session(HOST, port, script)
 
-    return trio.run(bounded)
+    try:
+        return trio.run(bounded)
+    except (SessionFailed, OSError) as error:
+        raise BenchError(f"a WebSocket session with {HOST}:{port} failed: {error}") from None
 
 
 def load_now(port: int, script: SessionScript, duration_s: float) -> SessionLoadResult:
