@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from inference_gate.core.cassette import CassetteError
 from inference_gate.core.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.core.nearest import flatten_json
 from inference_gate.core.redact import is_credential_length
@@ -236,15 +237,21 @@ def _paths_of(data: bytes, values: list[str]) -> list[str]:
     return paths
 
 
-def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -> AuditReport:
-    """Scan each `(name, path)`; a file that cannot be read is a finding, since it was not audited."""
+def audit_files(
+    files: Iterable[tuple[str, Path]], scanner: CredentialScanner, read: Callable[[Path], bytes] = Path.read_bytes
+) -> AuditReport:
+    """Scan each `(name, path)`, read with `read`; a file that cannot be read is a finding, since it was not
+    audited."""
     findings: list[Finding] = []
     scanned = allowed = 0
     for name, path in files:
         try:
-            data = path.read_bytes()
+            data = read(path)
         except OSError as error:
             findings.append(Finding(name, UNKNOWN_PATH, f"unreadable file ({error.strerror})", "", ""))
+            continue
+        except CassetteError as error:  # not a regular file in the directory, or too large to read
+            findings.append(Finding(name, UNKNOWN_PATH, f"unreadable file ({error})", "", ""))
             continue
         scanned += 1
         found, dropped = scanner.scan(name, data)
@@ -255,4 +262,5 @@ def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -
 
 def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
     """Scan every cassette file under `cache_dir`, named as `cache list` names them."""
-    return audit_files(((slot.name, slot.path) for slot in CassetteStore(cache_dir).slots()), scanner)
+    store = CassetteStore(cache_dir)
+    return audit_files(((slot.name, slot.path) for slot in store.slots()), scanner, store.read_bytes)
