@@ -25,7 +25,7 @@ from inference_gate.cli.cache_commands import (
 )
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
-from inference_gate.cli.prompt_test_commands import ProbeGateCommand, ProbeUpstreamCommand
+from inference_gate.cli.prompt_test_commands import GateTestCommand, UpstreamTestCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
 
 COMMANDS: tuple[type[Command], ...] = (
@@ -34,8 +34,8 @@ COMMANDS: tuple[type[Command], ...] = (
     ConfigShowCommand,
     StartCommand,
     ReplayCommand,
-    ProbeGateCommand,
-    ProbeUpstreamCommand,
+    GateTestCommand,
+    UpstreamTestCommand,
     CacheListCommand,
     CacheInfoCommand,
     CacheClearCommand,

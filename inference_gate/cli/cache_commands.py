@@ -29,7 +29,7 @@ from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.summary import truncate
 from inference_gate.proxy.ledger import Ledger, LedgerError, RunState, prune_plan
 from inference_gate.review import changes_report
-from inference_gate.review.audit import AuditReport, CredentialScanner, audit_store, watched_values
+from inference_gate.review.audit import AuditReport, CredentialScanner, audit_store, masked_copy, watched_values
 from inference_gate.review.cassette_view import view_lines, view_of
 from inference_gate.review.git_tree import GitError
 from inference_gate.review.inventory import CassetteReview, StoreInfo, review_cassettes, store_info
@@ -262,10 +262,12 @@ class CacheShowCommand(Command):
             write_error(self.io, f"{wanted}: cannot read the file: {error.strerror}")
             return 1
         if self.option("json"):
-            self.io.write_line(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(), type=OutputType.RAW)
+            text = orjson.dumps(masked_copy(document), option=orjson.OPT_INDENT_2).decode()
+            self.io.write_line(text, type=OutputType.RAW)
         else:
             name = f"{path.parent.name}/{path.name}"
-            _write_lines(self.io, view_lines(view_of(name, document)))
+            # Masked once reassembled: a stream can carry a key cut across its events.
+            _write_lines(self.io, view_lines(masked_copy(view_of(name, document))))
         return 0
 
 
@@ -305,13 +307,16 @@ class CacheAuditCommand(Command):
 
 
 def audit_lines(report: AuditReport, cache_dir: Path) -> list[str]:
-    """One line per finding (file, JSON path, kind, masked value), then the count."""
+    """One line per finding (file, JSON path, kind, masked value), then the count and in how many files."""
     lines = [f"{finding.name}  {finding.path}  {finding.kind}  {finding.masked}" for finding in report.findings]
     allowed = f"; {report.allowed} allowed by audit_allow" if report.allowed else ""
-    scanned = cassette_count_text(report.scanned)
+    scanned = f"{report.scanned} file{'' if report.scanned == 1 else 's'}"
     if report.findings:
         count = len(report.findings)
-        lines.append(f"{count} credential{'s' if count > 1 else ''} found in {scanned} in {cache_dir}{allowed}")
+        lines.append(
+            f"{count} credential{'s' if count > 1 else ''} found in {report.files_with_findings} of {scanned} "
+            f"in {cache_dir}{allowed}"
+        )
     else:
         lines.append(f"no credentials found in {scanned} in {cache_dir}{allowed}")
     return lines

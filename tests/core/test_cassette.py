@@ -30,7 +30,6 @@ def chat_cassette(**response_fields) -> Cassette:
     response = RecordedResponse(status=200, headers={"content-type": "application/json"}, **response_fields)
     return Cassette(
         key="ab" * 32,
-        recorded_at="2026-11-27T10:00:00Z",
         request=RecordedRequest(
             method="POST",
             path="/v1/chat/completions",
@@ -40,7 +39,7 @@ def chat_cassette(**response_fields) -> Cassette:
             json_body=REQUEST_BODY,
             is_json=True,
         ),
-        response=response,
+        takes=[Take("2026-11-27T10:00:00Z", response)],
     ).with_summary()
 
 
@@ -364,3 +363,11 @@ def test_a_malformed_timing_is_a_malformed_cassette(timing, message):
     document["response"]["timing"] = timing
     with pytest.raises(CassetteError, match=message):
         cassette_from_bytes(orjson.dumps(document))
+
+
+def test_a_cassette_holds_its_takes_so_a_take_added_to_them_is_kept():
+    cassette = chat_cassette(body=b'{"reply":"one"}')
+    cassette.takes.append(Take("2026-11-28T10:00:00Z", RecordedResponse(200, {}, b'{"reply":"two"}')))
+    again = cassette_from_bytes(cassette_to_bytes(cassette))
+    assert [take.response.body for take in again.takes] == [b'{"reply":"one"}', b'{"reply":"two"}']
+    assert again.recorded_at == "2026-11-27T10:00:00Z"

@@ -11,6 +11,7 @@ from inference_gate.core.cassette import (
     CassetteError,
     RecordedRequest,
     RecordedResponse,
+    Take,
     cassette_to_bytes,
 )
 from inference_gate.core.keys import canonicalize
@@ -36,7 +37,6 @@ def chat_request(prompt: str = "Say hello in French", model: str = "gpt-4o-mini"
 def cassette_for(request, reply: str = "Bonjour") -> Cassette:
     return Cassette(
         key=request.key,
-        recorded_at="2026-11-27T10:00:00Z",
         request=RecordedRequest(
             method=request.method,
             path=request.path,
@@ -46,7 +46,7 @@ def cassette_for(request, reply: str = "Bonjour") -> Cassette:
             json_body=request.json_body,
             is_json=request.is_json,
         ),
-        response=RecordedResponse(status=200, headers={}, body=orjson.dumps({"reply": reply})),
+        takes=[Take("2026-11-27T10:00:00Z", RecordedResponse(200, {}, orjson.dumps({"reply": reply})))],
     ).with_summary()
 
 
@@ -255,7 +255,7 @@ def test_a_refresh_rewrites_only_a_take_whose_material_view_changed(tmp_path):
     assert store.save(cassette_for(request, "one"), path)
     before = path.read_bytes()
     again = cassette_for(request, "one")
-    again.recorded_at = "2030-01-01T00:00:00Z"
+    again.takes[0].recorded_at = "2030-01-01T00:00:00Z"
     again.response.headers = {"x-request-id": "req_new"}
     again.response.timing = BodyTiming(total_ms=1234)
     put = functools.partial(store.put_take, path=path, take_index=0, takes_wanted=1, refresh=True)
