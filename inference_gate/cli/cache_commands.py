@@ -23,7 +23,13 @@ from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 from cleo.terminal import Terminal
 
-from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_error
+from inference_gate.cli.common import (
+    cassette_count_text,
+    existing_cache_dir,
+    setting_options,
+    settings_from_io,
+    write_error,
+)
 from inference_gate.core.cassette import CassetteError, cassette_document
 from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.summary import truncate
@@ -36,7 +42,7 @@ from inference_gate.review.inventory import CassetteReview, StoreInfo, review_ca
 from inference_gate.review.prune import cassette_names, delete_cassettes
 from inference_gate.review.rekey import Move, RekeyPlan, apply_rekey, plan_rekey
 from inference_gate.review.revisions import diff_revisions
-from inference_gate.store.cassette_store import CassetteStore
+from inference_gate.store.cassette_store import CassetteStore, require_cache_dir
 
 COLUMN_GAP = "  "
 MIN_PREVIEW_CHARS = 16
@@ -53,7 +59,7 @@ class CacheListCommand(Command):
     ]
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         reviews = review_cassettes(cache_dir)
         if self.option("json"):
             text = orjson.dumps([review.as_json() for review in reviews], option=orjson.OPT_INDENT_2).decode()
@@ -75,7 +81,7 @@ class CacheInfoCommand(Command):
     options: ClassVar[list[Option]] = setting_options("cache_dir")
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         reviews = review_cassettes(cache_dir)
         if not reviews:
             self.io.write_line(f"no cassettes in {cache_dir}", type=OutputType.RAW)
@@ -93,7 +99,7 @@ class CacheClearCommand(Command):
     ]
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         store = CassetteStore(cache_dir)
         count = store.count()
         if count == 0:
@@ -155,7 +161,7 @@ class CachePruneCommand(Command):
     ]
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         if self.option("ledger") is None:
             write_error(self.io, "cache prune needs --ledger FILE, written by `start --ledger` or `replay --ledger`")
             return 1
@@ -203,7 +209,7 @@ class CacheRekeyCommand(Command):
 
     def handle(self) -> int:
         settings = settings_from_io(self.io).settings
-        cache_dir = settings.cache_dir.absolute()
+        cache_dir = require_cache_dir(settings.cache_dir.absolute())
         store = CassetteStore(cache_dir, redact_rules=settings.redact)
         plan = plan_rekey(store, KeyRules.from_config(settings.ignore, settings.normalize))
         blocked = apply_rekey(plan) if self.option("apply") else []
@@ -276,6 +282,7 @@ def find_cassette(cache_dir: Path, wanted: str) -> Path:
     for candidate in (Path(wanted), cache_dir / wanted):
         if candidate.is_file():
             return candidate
+    require_cache_dir(cache_dir)
     matches = [slot.path for slot in CassetteStore(cache_dir).slots() if wanted in slot.name]
     if len(matches) == 1:
         return matches[0]
@@ -294,7 +301,7 @@ class CacheAuditCommand(Command):
 
     def handle(self) -> int:
         settings = settings_from_io(self.io).settings
-        cache_dir = settings.cache_dir.absolute()
+        cache_dir = require_cache_dir(settings.cache_dir.absolute())
         scanner = CredentialScanner(watched_values(os.environ, settings.audit_env), settings.audit_allow)
         report = audit_store(cache_dir, scanner)
         if self.option("json"):

@@ -50,6 +50,7 @@ from inference_gate.core.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.core.nearest import flatten_json
 from inference_gate.core.redact import is_credential_length
 from inference_gate.review.decoded_text import decoded_runs, joined_stream_fields, string_leaves
+from inference_gate.store.cassette_store import CASSETTE_NAME, CassetteStore
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
 UNKNOWN_PATH = "?"

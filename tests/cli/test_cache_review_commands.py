@@ -360,3 +360,20 @@ def test_no_review_output_prints_a_planted_key(repo):
         assert "Zx9_Yw8" not in output, command
         if "list" not in command:  # the table cuts previews to the terminal's width
             assert "sk-pro…" in output, command
+
+
+def test_diff_of_a_cache_dir_that_is_nowhere_is_one_line(repo):
+    (repo / "README").write_text("a first commit\n")
+    commit_all(repo, "first")
+    tester = run("cache diff -c .inference_cahce")
+    assert tester.status_code == 2
+    assert tester.io.fetch_error() == (
+        "error: no cache directory .inference_cahce in the working tree, and no cassettes under it at HEAD\n"
+    )
+
+
+async def test_diff_of_a_cache_dir_deleted_since_the_revision_lists_its_cassettes_as_removed(scenario, repo):
+    shutil.rmtree(repo / ".inference_cache")
+    tester = run("cache diff")
+    assert tester.status_code == 0
+    assert tester.io.fetch_output().startswith("cache diff HEAD → working tree in .inference_cache: 4 removed")
