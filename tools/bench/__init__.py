@@ -30,7 +30,11 @@ same run, because absolute numbers say more about the machine than about the gat
     through the gate in replay, through aimock, and under vcrpy in-process, which costs only the SDK's own work
     (sdk.py);
 (k) the gate's peak memory while 20 clients read a 20 MB replayed stream at 1 MB/s each, then hang up
-    (slow_readers.py).
+    (slow_readers.py);
+(m) replayed WebSocket sessions: a 50-frame `responses.connect()` session recorded from tools/fake_websocket.py,
+    played whole (upgrade, frames, close) by 32 clients of tools/ws_loadgen.py against the gate in `replay`,
+    tools/baseline_ws_server.py sending the very messages the gate sent, and aimock serving the same answer
+    from a fixture: sessions and messages per second (websocket.py).
 
 Servers run as child processes pinned to one core and the load generator on another, so that on a two-core
 machine they never compete for a core (this, and reading peak memory from /proc, make the bench Linux-only).

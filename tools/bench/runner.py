@@ -26,6 +26,7 @@ from tools.bench.run import BenchRun
 from tools.bench.sdk import SDK_WARMUP_CALLS, sdk_calls
 from tools.bench.slow_readers import slow_readers
 from tools.bench.startup import startup
+from tools.bench.websocket import websocket_sessions
 
 
 def run_all(run: BenchRun) -> Report:
@@ -54,6 +55,8 @@ def run_all(run: BenchRun) -> Report:
         mitmdump_hits(run, chat, chat_reply, replay_port)
         print("the SDK's sequential calls (j)...", flush=True)
         sdk_calls(run, chat, message_content(chat_reply.body), replay_port, upstream_port, aimock)
+        print("replayed WebSocket sessions against the baseline and aimock (m)...", flush=True)
+        websocket_sessions(run)
 
     print("slow readers of a large stream (k)...", flush=True)
     slow_readers(run)
@@ -83,6 +86,7 @@ def header_lines(profile: Profile, quick: bool, elapsed_s: float, environment: s
         f"load generator: {load.name}",
         f"(b) (c) (c') (d) (f) (i): {CONNECTIONS} keep-alive connections; {load_runs}",
         f"(j): best of {profile.sdk_rounds} interleaved runs, each after {SDK_WARMUP_CALLS} untimed calls",
+        f"(m) (m'): {CONNECTIONS} clients of tools/ws_loadgen.py, a new connection per session; {load_runs}",
     ]
 
 
