@@ -127,7 +127,9 @@ class Gate:
         self.settings = settings
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.store = CassetteStore(
+            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
+        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
