@@ -48,9 +48,10 @@ from inference_gate.core.pacing import ReplayPace, Schedule, Spread
 from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
 from inference_gate.http.server import ServerLimits, serve_http
+from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
 from inference_gate.proxy.faults import fault_plan, fault_response
 from inference_gate.proxy.inflight import InflightExchange
-from inference_gate.proxy.recorder import Flight, Recorder
+from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, Slot
 from inference_gate.store.nearest_index import NearestRequests
@@ -137,12 +138,15 @@ class Gate:
         self.record_command = record_command or cli_record_command(settings)
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.store = CassetteStore(
+            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
+        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
         self._replies = ReplyCache()
+        self._clock = clock
         self._recorder = (
             Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
             if mode.calls_upstream
@@ -183,12 +187,24 @@ class Gate:
             send_timeout_s=settings.send_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
             max_connections=settings.max_connections,
+            websocket=WebSocketLimits(
+                max_message_bytes=settings.max_body_bytes,
+                idle_timeout_s=settings.websocket_idle_timeout_s,
+                max_messages=settings.websocket_max_messages,
+                send_timeout_s=settings.send_timeout_s,
+            ),
         )
         try:
             async with trio.open_nursery() as exchanges:
                 self._exchanges = exchanges
                 await serve_http(
-                    self.handle, settings.host, settings.port, limits, shutdown=shutdown, task_status=task_status
+                    self.handle,
+                    settings.host,
+                    settings.port,
+                    limits,
+                    shutdown=shutdown,
+                    websocket_handler=self.handle_websocket,
+                    task_status=task_status,
                 )
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
@@ -198,6 +214,64 @@ class Gate:
             if self._recorder is not None:
                 with trio.CancelScope(shield=True):
                     await self._recorder.aclose()
+
+    async def handle_websocket(self, request: HttpRequest, upgrade: WebSocketUpgrade) -> HttpResponse | None:
+        """Run a WebSocket session (websocket_routes.py); a path the gate does not record is refused."""
+        # Imported here: the session modules import this one's types.
+        from inference_gate.proxy.websocket_routes import run_websocket
+
+        return await run_websocket(self, request, upgrade)
+
+    async def plan_turn(self, request: HttpRequest) -> HttpResponse | TurnToRecord:
+        """A request that stands for one turn of a WebSocket (a Responses `response.create`): the cassette's
+        answer, as `handle` gives it, when the policy replays; else, in a recording mode, what to record it as.
+
+        The take count advances exactly as for `handle`. Raises GateError for a request that cannot be keyed.
+        """
+        if self._recorder is None:
+            return await self.handle(request)
+        canonical = self._canonicalize(request)
+        take_index = self._take_counts[canonical.key]
+        takes = self._replies.get(canonical.key)
+        slot = self.store.locate(canonical)
+        lookup = Lookup.FOUND
+        if takes is None:
+            lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
+            if problem is not None:
+                logger.warning("corrupt cassette: %s", problem)
+        takes_found = len(takes) if takes is not None else 0
+        action = decide(
+            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
+        )
+        if action is Action.REPLAY_CASSETTE:
+            return await self.handle(request)
+        self._take_counts[canonical.key] += 1
+        return TurnToRecord(canonical, slot, self._flight_take(take_index), replace_corrupt=lookup is Lookup.CORRUPT)
+
+    def report(
+        self,
+        request: HttpRequest,
+        started: float,
+        status: int,
+        outcome: Outcome,
+        *,
+        cassette: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request."""
+        self._report(request, started, status, _Verdict(outcome, cassette=cassette, reason=reason))
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self._recorder
+
+    @property
+    def pace(self) -> ReplayPace | None:
+        return self._pace
+
+    def recorded_at(self) -> str:
+        """Now, as a recording is dated."""
+        return self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request: its key, then the memo, then an exchange in flight, then the store, and then the
