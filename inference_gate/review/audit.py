@@ -256,3 +256,17 @@ def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -
 def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
     """Scan every cassette file under `cache_dir`, named as `cache list` names them."""
     return audit_files(((slot.name, slot.path) for slot in CassetteStore(cache_dir).slots()), scanner)
+
+
+def mask_credentials(text: str, scanner: CredentialScanner) -> str:
+    """`text` with every credential the audit would flag in it shown masked (`mask`), for output that may be
+    published, such as a CI job's summary. The allow-list does not apply: a value allowed in a cassette is still
+    not printed whole."""
+    data = text.encode("utf-8")
+    masked, end = [], 0
+    for start, stop, _, value in scanner._matches(data):
+        # A match may start before its value (a header's name): only the value is replaced.
+        found = data[start:stop].decode("utf-8", "replace")
+        masked += [data[end:start].decode("utf-8", "replace"), found.replace(value, mask(value))]
+        end = stop
+    return "".join(masked) + data[end:].decode("utf-8", "replace")
