@@ -165,6 +165,20 @@ class Settings:
         30.0, "Seconds a client has to take each write of a response; one that stops reading is dropped.",
         parse.duration_s,
     )  # fmt: skip
+    websocket_idle_timeout_s: float = _setting(
+        300.0, "Seconds a WebSocket session may pass without a message either way before it is closed.",
+        parse.duration_s,
+    )  # fmt: skip
+    websocket_max_messages: int = _setting(
+        100_000, "Most messages, both ways together, in one WebSocket session; the next one closes it.",
+        parse.positive_int,
+    )  # fmt: skip
+    store_session_audio: bool = _setting(
+        False,
+        "Store the base64 audio of Realtime and Live sessions in their cassettes; by default audio is stored by "
+        "SHA-256 and size (a client's audio still matches exactly; a server's replays as silence of that size).",
+        parse.boolean,
+    )
     upstream_connect_timeout_s: float = _setting(
         10.0, "Seconds to wait while connecting to the upstream.", parse.duration_s
     )

@@ -17,8 +17,9 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 
 import trio
@@ -56,6 +57,16 @@ logger = logging.getLogger("inference_gate")
 
 # An exchange is identified by its request key and the take it records.
 Flight = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnToRecord:
+    """A WebSocket turn (websocket_turns.py) no cassette answers, to be recorded at `slot` as its `take`-th take."""
+
+    canonical: CanonicalRequest
+    slot: Slot
+    take: int
+    replace_corrupt: bool
 
 # What a cassette counts as in the refresh summary when several of its takes were refreshed: the strongest.
 REFRESH_PRECEDENCE = (TakeWrite.UNCHANGED, TakeWrite.CHANGED, TakeWrite.NEW)
@@ -238,6 +249,45 @@ class Recorder:
                 del self._inflight[flight]
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
+
+    async def save_turn(
+        self,
+        request: HttpRequest,
+        turn: TurnToRecord,
+        events: list[SSEEvent],
+        timing: ResponseTiming,
+        *,
+        more_secrets: Sequence[str] = (),
+    ) -> tuple[bool, str | None]:
+        """Record a WebSocket turn as the streamed HTTP exchange it is equivalent to: `request` is that HTTP
+        request, `events` the server's messages as SSE events. Returns whether it is on disk, and why not (or in
+        refresh mode what the refresh did), as for an HTTP exchange."""
+        canonical = turn.canonical
+        stored_headers, stored_query, stored_json_body = redact_request(
+            stored_request_headers(request.headers), canonical.query, canonical.json_body, self.settings.redact
+        )
+        cassette = record_exchange(
+            canonical,
+            RecordedResponse(
+                status=200,
+                headers={"content-type": "text/event-stream; charset=utf-8"},
+                events=events,
+                timing=timing,
+            ),
+            recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            headers=stored_headers,
+            query=stored_query,
+            json_body=stored_json_body,
+        )
+        secrets = [*self._secrets_in_play(request, canonical), *more_secrets]
+        return await self._save(cassette, turn.slot, secrets, turn.replace_corrupt, take_index=turn.take)
+
+    def now_ms(self, since: float) -> int:
+        """Milliseconds from `since` (a reading of this recorder's monotonic clock) to now."""
+        return elapsed_ms(since, self._monotonic())
+
+    def monotonic(self) -> float:
+        return self._monotonic()
 
     @staticmethod
     def _timing(sent_at: float, first_event_at: float | None, ended_at: float) -> ResponseTiming:

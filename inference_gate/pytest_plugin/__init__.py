@@ -156,6 +156,14 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
         raise pytest.UsageError(f"inference-gate: {error}") from None
     if mode.calls_upstream and not settings.api_key:
         raise pytest.UsageError(f"--inference-gate={mode_name} needs an upstream API key: set {API_KEY_ENV}")
+    if not mode.calls_upstream:
+        # Only recording creates the directory: a replay of a typo'd one would fail every test with a miss.
+        if not cache_dir.is_dir():
+            raise pytest.UsageError(
+                f"--inference-gate={mode_name}: the cassette directory {cache_dir} does not exist; only recording "
+                "(--inference-gate=record) creates it"
+            )
+        return dataclasses.replace(settings, cache_dir=cache_dir), mode
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

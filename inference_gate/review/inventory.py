@@ -22,6 +22,7 @@ from typing import Any
 
 from inference_gate.core.cassette import CassetteError, cassette_document, document_takes
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.review.audit import mask_credentials
 from inference_gate.store.cassette_store import CassetteStore, Slot
 
 
@@ -152,10 +153,15 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
         model=_text_or_none(summary.get("model")),
         stream=summary.get("stream") if isinstance(summary.get("stream"), bool) else None,
         settings=settings if isinstance(settings, dict) else {},
-        prompt=_text_or_none(summary.get("prompt")),
-        reply=_text_or_none(summary.get("reply")),
+        prompt=_masked_text_or_none(summary.get("prompt")),
+        reply=_masked_text_or_none(summary.get("reply")),
         takes=len(takes),
     )
+
+
+def _masked_text_or_none(value: Any) -> str | None:
+    """A preview as a reviewer may see it: with any credential the audit would flag masked."""
+    return mask_credentials(value) if isinstance(value, str) else None
 
 
 def _text_or_none(value: Any) -> str | None:

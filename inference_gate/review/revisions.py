@@ -45,6 +45,7 @@ def diff_revisions(cache_dir: Path, spec: str | None, *, cwd: Path) -> RevisionD
     base, target = parse_revisions(spec)
     base_blobs = git_tree.cassette_blobs(root, git_tree.resolve_commit(root, base), folder)
     if target is None:
+        _require_somewhere(cache_dir, folder, base_blobs, base)
         new = _working_tree_files(cache_dir)
         unchanged = {name for name, data in new.items() if base_blobs.get(name) == git_tree.blob_id(data)}
         wanted = {name: blob for name, blob in base_blobs.items() if name not in unchanged}
@@ -53,12 +54,22 @@ def diff_revisions(cache_dir: Path, spec: str | None, *, cwd: Path) -> RevisionD
         new = {name: data for name, data in new.items() if name not in unchanged}
     else:
         target_blobs = git_tree.cassette_blobs(root, git_tree.resolve_commit(root, target), folder)
+        _require_somewhere(cache_dir, folder, {**base_blobs, **target_blobs}, f"{base} or {target}")
         old_ids = {name: blob for name, blob in base_blobs.items() if target_blobs.get(name) != blob}
         new_ids = {name: blob for name, blob in target_blobs.items() if base_blobs.get(name) != blob}
         contents = git_tree.read_blobs(root, [*old_ids.values(), *new_ids.values()])
         old = {name: contents[blob] for name, blob in old_ids.items()}
         new = {name: contents[blob] for name, blob in new_ids.items()}
     return RevisionDiff(base, target or WORKING_TREE, folder, diff_cassettes(old, new))
+
+
+def _require_somewhere(cache_dir: Path, folder: str, blobs: dict[str, str], revisions: str) -> None:
+    """GitError when the cache directory is in neither the working tree nor a revision compared: a typo, which
+    would otherwise read as "nothing changed". A directory deleted since a revision is a change, and is shown."""
+    if not blobs and not cache_dir.is_dir():
+        raise git_tree.GitError(
+            f"no cache directory {folder} in the working tree, and no cassettes under it at {revisions}"
+        )
 
 
 def _working_tree_files(cache_dir: Path) -> dict[str, bytes]:

@@ -14,8 +14,8 @@ A run has three steps, and this module does the first and the last:
    a file is rewritten only when a material value changed). Without `refresh` nothing is written.
 
 The report is text for a person, markdown for a CI job's summary, or JSON for scripts; every rendering is
-passed through the audit's masking (`mask_credentials`), since an upstream's error message or a reply may carry
-a credential and a job summary is published.
+passed through the audit's masking (`CredentialScanner.mask`, with the watched key variables' values), since
+an upstream's error message or a reply may carry a credential and a job summary is published.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from inference_gate.core.cassette import (
 )
 from inference_gate.core.drift import Drift, Level, compare_answers
 from inference_gate.core.http_models import HttpRequest
-from inference_gate.review.audit import CredentialScanner, mask_credentials
+from inference_gate.review.audit import CredentialScanner
 from inference_gate.review.rekey import is_redacted
 from inference_gate.store.cassette_store import CassetteStore, SecretLeakError, Slot, TakeWrite
 
@@ -209,7 +209,7 @@ def _scope(plan: VerifyPlan) -> str:
 def render(report: VerifyReport, output_format: str, scanner: CredentialScanner) -> str:
     """The report in `output_format` (`FORMATS`), with every credential the audit would flag masked."""
     renderers = {"text": render_text, "markdown": render_markdown, "json": render_json}
-    return mask_credentials(renderers[output_format](report), scanner)
+    return scanner.mask(renderers[output_format](report))
 
 
 def render_text(report: VerifyReport) -> str:

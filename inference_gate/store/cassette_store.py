@@ -97,6 +97,22 @@ class Slot:
     name: str
 
 
+class MissingCacheDirError(Exception):
+    """A cache directory that is not there: only recording creates one, so anything else that reads it stops
+    here rather than report an empty cache (a typo in `--cache-dir` must not pass a CI check)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        reason = "is not a directory" if cache_dir.exists() else "does not exist"
+        super().__init__(f"the cache directory {cache_dir} {reason}; only recording creates it")
+
+
+def require_cache_dir(cache_dir: Path) -> Path:
+    """`cache_dir`, once it is known to be a directory; MissingCacheDirError otherwise."""
+    if not cache_dir.is_dir():
+        raise MissingCacheDirError(cache_dir)
+    return cache_dir
+
+
 class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
 

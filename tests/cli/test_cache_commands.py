@@ -195,9 +195,8 @@ def test_list_json_has_every_field_for_scripts(home, cache_dir, names):
     assert corrupt["error"].startswith("not valid JSON (")
 
 
-@pytest.mark.parametrize("make", [lambda path: None, lambda path: path.mkdir()], ids=["missing", "empty"])
-def test_list_of_no_cassettes(home, cache_dir, make):
-    make(cache_dir)
+def test_list_of_no_cassettes(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache list --cache-dir {cache_dir}")
     assert tester.status_code == 0
     assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
@@ -206,6 +205,7 @@ def test_list_of_no_cassettes(home, cache_dir, make):
 
 def test_list_uses_the_default_cache_dir_in_the_working_directory(home, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / ".inference_cache").mkdir()
     tester = run("cache list")
     assert tester.io.fetch_output() == f"no cassettes in {tmp_path / '.inference_cache'}\n"
 
@@ -241,6 +241,7 @@ def test_info_summarises_the_store(home, cache_dir, names):
 
 
 def test_info_of_no_cassettes(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache info --cache-dir {cache_dir}")
     assert tester.status_code == 0
     assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
@@ -289,6 +290,7 @@ def test_clear_asks_first(home, cache_dir, names):
 
 
 def test_clear_of_no_cassettes_asks_nothing(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache clear --cache-dir {cache_dir}", interactive=False)
     assert tester.status_code == 0
     assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
@@ -386,6 +388,7 @@ def test_prune_reports_an_unreadable_ledger_in_one_line(home, cache_dir, names, 
 
 
 def test_prune_needs_a_ledger(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache prune --cache-dir {cache_dir}")
     assert tester.status_code == 1
     assert "cache prune needs --ledger FILE" in tester.io.fetch_error()
@@ -404,3 +407,28 @@ def test_list_and_show_give_the_take_count_of_a_cassette_of_several_takes(home, 
     assert orjson.loads(run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output())[0]["takes"] == 2
     shown = run(f"cache show {name} --cache-dir {cache_dir}").io.fetch_output()
     assert "  takes:     2" in shown.splitlines()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cache list",
+        "cache list --json",
+        "cache info",
+        "cache audit",
+        "cache rekey",
+        "cache clear --yes",
+        "cache prune --ledger ledger.json",
+        "cache show say-hello",
+    ],
+)
+def test_a_cache_dir_that_does_not_exist_is_an_error_not_an_empty_cache(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    tester = ApplicationTester(GateApplication())
+    status = tester.execute(f"{command} -c .inference_cahce")
+    assert status == 1
+    assert tester.io.fetch_output() == ""
+    assert tester.io.fetch_error() == (
+        f"error: the cache directory {tmp_path / '.inference_cahce'} does not exist; only recording creates it\n"
+    )
+    assert not (tmp_path / ".inference_cahce").exists()
