@@ -257,7 +257,7 @@ class CacheShowCommand(Command):
         wanted = self.argument("cassette")
         try:
             path = find_cassette(cache_dir, wanted)
-            document = cassette_document(path.read_bytes())
+            document = cassette_document(CassetteStore(cache_dir).read_bytes(path))
         except LookupError as error:
             write_error(self.io, str(error))
             return 1

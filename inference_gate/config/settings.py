@@ -153,6 +153,12 @@ class Settings:
         "Largest response the gate records, in bytes; a larger one is passed through to the client unrecorded.",
         parse.size_bytes,
     )
+    max_cassette_bytes: int = _setting(
+        256 * 1024 * 1024,
+        "Largest cassette file the gate reads, in bytes; a larger one is reported as corrupt, and a recording that "
+        "would make one is passed through unrecorded. Far above any cassette recorded with the default limits.",
+        parse.size_bytes,
+    )
     max_connections: int = _setting(
         1000,
         "Most client connections served at once; more wait in the kernel's backlog until one closes. Keep it "

@@ -127,12 +127,15 @@ class Gate:
         self.settings = settings
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.store = CassetteStore(
+            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
+        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
         self._replies = ReplyCache()
+        self._clock = clock
         self._recorder = (
             Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
             if mode.calls_upstream
@@ -250,6 +253,14 @@ class Gate:
     @property
     def recorder(self) -> Recorder | None:
         return self._recorder
+
+    @property
+    def pace(self) -> ReplayPace | None:
+        return self._pace
+
+    def recorded_at(self) -> str:
+        """Now, as a recording is dated."""
+        return self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request: its key, then the memo, then an exchange in flight, then the store, and then the

@@ -51,7 +51,7 @@ from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
 from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.replies import PreparedTakes, ReplyCache
-from inference_gate.store.cassette_store import CassetteStore, SecretLeakError, Slot, TakeWrite
+from inference_gate.store.cassette_store import CassetteStore, CassetteTooLargeError, SecretLeakError, Slot, TakeWrite
 
 logger = logging.getLogger("inference_gate")
 
@@ -322,6 +322,9 @@ class Recorder:
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
             return False, "a credential is in the exchange"
+        except CassetteTooLargeError as error:
+            logger.error("%s: %s; the exchange was answered but not recorded", slot.name, error)
+            return False, str(error)
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
             return False, f"the cassette could not be written: {error.strerror or error}"

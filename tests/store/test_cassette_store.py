@@ -18,6 +18,7 @@ from inference_gate.core.keys import canonicalize
 from inference_gate.core.redact import MIN_CREDENTIAL_CHARS
 from inference_gate.store.cassette_store import (
     CassetteStore,
+    CassetteTooLargeError,
     SecretLeakError,
     TakeWrite,
     relative_cassette_path,
@@ -289,3 +290,26 @@ def test_concurrent_writers_of_takes_lose_none(tmp_path):
         list(pool.map(add, range(8)))
     replies = sorted(reply_of(take) for take in CassetteStore(tmp_path).load(path, request.key).takes)
     assert replies == sorted(f"take {index}" for index in range(8))
+
+
+def test_a_cassette_larger_than_the_store_reads_back_is_not_written(tmp_path):
+    request = chat_request()
+    cassette = cassette_for(request, reply="x" * 2000)
+    store = CassetteStore(tmp_path, max_cassette_bytes=1000)
+    slot = store.locate(request)
+    with pytest.raises(CassetteTooLargeError, match=r"more than max_cassette_bytes \(1000\)"):
+        store.save(cassette, slot.path)
+    assert not slot.path.exists()
+
+
+def test_entries_at_cassette_names_that_are_no_files_are_listed_and_loaded_as_corrupt(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    slot = store.locate(request)
+    slot.path.parent.mkdir(parents=True)
+    os.mkfifo(slot.path)
+    assert store.slots() == [slot] and store.count() == 1
+    with pytest.raises(CassetteError, match=r"hello-in-french\.[0-9a-f]{16}\.json: is not a regular file \(a FIFO\)"):
+        store.load(slot.path, request.key)
+    assert store.save(cassette_for(request), slot.path, replace=True)  # a corrupt entry is recorded over
+    assert store.load(slot.path, request.key) is not None
