@@ -70,7 +70,9 @@ class ConfigShowCommand(Command):
 
 
 def _format_value(value: object) -> str:
-    """Values as they would be written in the config file, so one can be copied there."""
+    """Values as they would be written in the config file, so one can be copied there: an unset value is `null`."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
