@@ -8,17 +8,17 @@ cassette directory, for tools that inspect it.
 
     trio.run(Gate(Settings(cache_dir=Path("cassettes")), Mode.REPLAY).run)
 
-The names are imported on first use, so that importing a sans-IO core module (`inference_gate.keys`, ...) runs
+The names are imported on first use, so that importing a sans-IO core module (`inference_gate.core.keys`, ...) runs
 this file without pulling in the gate and with it trio and h11 (tests/test_import_rule.py holds that).
 """
 
 import importlib
 
 _EXPORTS = {
-    "CassetteStore": "inference_gate.store",
-    "Gate": "inference_gate.gate",
-    "Mode": "inference_gate.policy",
-    "Settings": "inference_gate.settings",
+    "CassetteStore": "inference_gate.store.cassette_store",
+    "Gate": "inference_gate.proxy.gate",
+    "Mode": "inference_gate.core.policy",
+    "Settings": "inference_gate.config.settings",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import orjson
 
-from inference_gate.cassette import Cassette, RecordedRequest, RecordedResponse, cassette_from_bytes
-from inference_gate.keys import canonicalize
-from inference_gate.store import CassetteStore
+from inference_gate.core.cassette import Cassette, RecordedRequest, RecordedResponse, cassette_from_bytes
+from inference_gate.core.keys import canonicalize
+from inference_gate.store.cassette_store import CassetteStore
 
 
 def record(store: CassetteStore, body: dict, response: RecordedResponse, *, path: str, recorded_at: str) -> Path:

@@ -1,6 +1,6 @@
 """multipart/form-data bodies built by hand, for the tests of the parser and of the key."""
 
-from inference_gate.multipart import FormField
+from inference_gate.core.multipart import FormField
 
 
 def form_body(fields: list[FormField], boundary: str) -> bytes:

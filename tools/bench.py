@@ -64,9 +64,9 @@ from pathlib import Path
 import orjson
 import trio
 
-from inference_gate.cassette import cassette_to_bytes
-from inference_gate.sse import SSEParser
-from inference_gate.store import CassetteStore, relative_cassette_path
+from inference_gate.core.cassette import cassette_to_bytes
+from inference_gate.core.sse import SSEParser
+from inference_gate.store.cassette_store import CassetteStore, relative_cassette_path
 from tools.baseline_server import CannedReply
 from tools.fake_replies import chat_completion, chat_completion_chunks
 from tools.loadgen import FetchedResponse, LoadRequest, LoadResult, fetch, read_slowly, run_load

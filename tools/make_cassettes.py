@@ -19,11 +19,11 @@ from pathlib import Path
 
 import orjson
 
-from inference_gate.cassette import Cassette, RecordedResponse, cassette_to_bytes, record_exchange
-from inference_gate.keys import CanonicalRequest, canonicalize
-from inference_gate.redact import stored_response_headers
-from inference_gate.sse import SSEEvent
-from inference_gate.store import CassetteStore
+from inference_gate.core.cassette import Cassette, RecordedResponse, cassette_to_bytes, record_exchange
+from inference_gate.core.keys import CanonicalRequest, canonicalize
+from inference_gate.core.redact import stored_response_headers
+from inference_gate.core.sse import SSEEvent
+from inference_gate.store.cassette_store import CassetteStore
 from tools.fake_replies import (
     CHAT_COMPLETIONS,
     JSON_CONTENT_TYPE,

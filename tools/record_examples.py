@@ -27,8 +27,8 @@ import openai
 import trio
 
 from inference_gate import Gate, Mode, Settings
-from inference_gate.probe import probe_gate
-from inference_gate.store import CassetteStore
+from inference_gate.serve.prompt_test import probe_gate
+from inference_gate.store.cassette_store import CassetteStore
 from tools.fake_upstream import FakeUpstream
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from inference_gate.cli.cache_commands import (
 )
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
-from inference_gate.cli.probe_commands import ProbeGateCommand, ProbeUpstreamCommand
+from inference_gate.cli.prompt_test_commands import ProbeGateCommand, ProbeUpstreamCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
 
 COMMANDS: tuple[type[Command], ...] = (

@@ -23,20 +23,20 @@ from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 from cleo.terminal import Terminal
 
-from inference_gate import diff_report
-from inference_gate.audit import AuditReport, CredentialScanner, audit_store, watched_values
-from inference_gate.cassette import CassetteError, cassette_document
-from inference_gate.cassette_view import view_lines, view_of
 from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_error
-from inference_gate.git_tree import GitError
-from inference_gate.key_rules import KeyRules
-from inference_gate.ledger import Ledger, LedgerError, RunState, prune_plan
-from inference_gate.prune import cassette_names, delete_cassettes
-from inference_gate.rekey import Move, RekeyPlan, apply_rekey, plan_rekey
-from inference_gate.review import CassetteReview, StoreInfo, review_cassettes, store_info
-from inference_gate.revision_diff import diff_revisions
-from inference_gate.store import CassetteStore
-from inference_gate.summary import truncate
+from inference_gate.core.cassette import CassetteError, cassette_document
+from inference_gate.core.key_rules import KeyRules
+from inference_gate.core.summary import truncate
+from inference_gate.proxy.ledger import Ledger, LedgerError, RunState, prune_plan
+from inference_gate.review import changes_report
+from inference_gate.review.audit import AuditReport, CredentialScanner, audit_store, watched_values
+from inference_gate.review.cassette_view import view_lines, view_of
+from inference_gate.review.git_tree import GitError
+from inference_gate.review.inventory import CassetteReview, StoreInfo, review_cassettes, store_info
+from inference_gate.review.prune import cassette_names, delete_cassettes
+from inference_gate.review.rekey import Move, RekeyPlan, apply_rekey, plan_rekey
+from inference_gate.review.revisions import diff_revisions
+from inference_gate.store.cassette_store import CassetteStore
 
 COLUMN_GAP = "  "
 MIN_PREVIEW_CHARS = 16
@@ -136,11 +136,11 @@ class CacheDiffCommand(Command):
             write_error(self.io, error)
             return 2
         if output_format == "json":
-            text = orjson.dumps(diff_report.as_json(diff), option=orjson.OPT_INDENT_2).decode() + "\n"
+            text = orjson.dumps(changes_report.as_json(diff), option=orjson.OPT_INDENT_2).decode() + "\n"
         elif output_format == "markdown":
-            text = diff_report.markdown(diff)
+            text = changes_report.markdown(diff)
         else:
-            text = "\n".join(diff_report.text_lines(diff)) + "\n"
+            text = "\n".join(changes_report.text_lines(diff)) + "\n"
         self.io.write(text, type=OutputType.RAW)
         return 1 if self.option("exit-code") and diff.changes.has_changes else 0
 

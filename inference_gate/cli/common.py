@@ -15,8 +15,8 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 
-from inference_gate.config import LoadedSettings, load_settings, option_name
-from inference_gate.settings import SETTING_SPECS, Settings
+from inference_gate.config.settings import SETTING_SPECS, Settings
+from inference_gate.config.sources import LoadedSettings, load_settings, option_name
 
 CONFIG_OPTION = "config"
 

@@ -13,8 +13,8 @@ from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Type as OutputType
 
 from inference_gate.cli.common import config_path_from_io, masked_api_key, setting_options, settings_from_io
-from inference_gate.config import default_config_path, write_default_config
-from inference_gate.settings import SETTING_SPECS
+from inference_gate.config.settings import SETTING_SPECS
+from inference_gate.config.sources import default_config_path, write_default_config
 
 
 def _chosen_config_path(command: Command) -> Path:

@@ -21,15 +21,15 @@ from cleo.io.inputs.option import Option
 from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 
-from inference_gate.address import gate_url, is_loopback
 from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_warning
-from inference_gate.config import API_KEY_ENV
-from inference_gate.faults import fault_plan
-from inference_gate.ledger import OUTSIDE_TESTS, Ledger
-from inference_gate.policy import Mode
-from inference_gate.serve import check_startup, run_gate
-from inference_gate.settings import Settings
-from inference_gate.store import CassetteStore, write_atomically
+from inference_gate.config.settings import Settings
+from inference_gate.config.sources import API_KEY_ENV
+from inference_gate.core.address import gate_url, is_loopback
+from inference_gate.core.policy import Mode
+from inference_gate.proxy.faults import fault_plan
+from inference_gate.proxy.ledger import OUTSIDE_TESTS, Ledger
+from inference_gate.serve.foreground import check_startup, run_gate
+from inference_gate.store.cassette_store import CassetteStore, write_atomically
 
 GATE_LOGGER = "inference_gate"
 _FORMATTER = logging.Formatter()

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import h11
 import trio
 
-from inference_gate.errors import GateError, error_response, internal_error
-from inference_gate.messages import Headers, HttpRequest, HttpResponse
+from inference_gate.core.errors import GateError, error_response, internal_error
+from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
 
 logger = logging.getLogger("inference_gate.server")
 

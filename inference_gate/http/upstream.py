@@ -18,10 +18,10 @@ from contextlib import asynccontextmanager, contextmanager
 import h11
 import trio
 
-from inference_gate.content_coding import inflater_for
-from inference_gate.errors import GateError
-from inference_gate.messages import Headers
-from inference_gate.upstream_url import UpstreamURL
+from inference_gate.core.content_coding import inflater_for
+from inference_gate.core.errors import GateError
+from inference_gate.core.http_models import Headers
+from inference_gate.core.upstream_url import UpstreamURL
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
 

@@ -7,13 +7,13 @@ import orjson
 import pytest
 from cleo.testers.application_tester import ApplicationTester
 
-from inference_gate.cassette import RecordedResponse, Take
 from inference_gate.cli.app import GateApplication
 from inference_gate.cli.cache_commands import human_size
-from inference_gate.ledger import OUTSIDE_TESTS, Ledger
-from inference_gate.outcome import Answer, Outcome
-from inference_gate.sse import SSEEvent
-from inference_gate.store import CassetteStore
+from inference_gate.core.cassette import RecordedResponse, Take
+from inference_gate.core.outcome import Answer, Outcome
+from inference_gate.core.sse import SSEEvent
+from inference_gate.proxy.ledger import OUTSIDE_TESTS, Ledger
+from inference_gate.store.cassette_store import CassetteStore
 from tests.cassettes import record
 
 REPO_ROOT = Path(__file__).parents[2]

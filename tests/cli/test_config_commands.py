@@ -9,7 +9,7 @@ from cleo.testers.command_tester import CommandTester
 
 from inference_gate import __version__
 from inference_gate.cli.app import GateApplication
-from inference_gate.config import DEFAULT_CONFIG_TEMPLATE
+from inference_gate.config.sources import DEFAULT_CONFIG_TEMPLATE
 
 REPO_ROOT = Path(__file__).parents[2]
 API_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789wxyz"

@@ -22,12 +22,12 @@ from cleo.testers.application_tester import ApplicationTester
 
 from inference_gate.cli.app import GateApplication
 from inference_gate.cli.serve_commands import banner, gate_logging
-from inference_gate.errors import GateError
+from inference_gate.config.settings import Settings
+from inference_gate.core.errors import GateError
+from inference_gate.core.policy import Mode
 from inference_gate.http.upstream import UpstreamPool
-from inference_gate.ledger import OUTSIDE_TESTS
-from inference_gate.policy import Mode
-from inference_gate.probe import probe_gate
-from inference_gate.settings import Settings
+from inference_gate.proxy.ledger import OUTSIDE_TESTS
+from inference_gate.serve.prompt_test import probe_gate
 from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 

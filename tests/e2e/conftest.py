@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from inference_gate import Gate, Mode, Settings
-from inference_gate.outcome import Answer
+from inference_gate.core.outcome import Answer
 
 FIXED_TIME = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 """Gates in child processes, for tests where nothing in memory may be shared: signals, one directory shared by
-two processes. Each runs `inference_gate.serve.run_gate` on a free port and prints the port once it listens.
+two processes. Each runs `inference_gate.serve.foreground.run_gate` on a free port and prints the port once it listens.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging, sys
 from pathlib import Path
 import orjson
 from inference_gate import Mode, Settings
-from inference_gate.serve import run_gate
+from inference_gate.serve.foreground import run_gate
 
 options = orjson.loads(sys.argv[1])
 mode = Mode(options.pop("mode"))

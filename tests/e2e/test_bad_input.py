@@ -23,8 +23,8 @@ import pytest
 import trio
 
 from inference_gate import Mode, Settings
-from inference_gate.errors import GATE_ERROR_TYPE
-from inference_gate.keys import MAX_JSON_DEPTH
+from inference_gate.core.errors import GATE_ERROR_TYPE
+from inference_gate.core.keys import MAX_JSON_DEPTH
 from tests.e2e.conftest import running_gate
 from tests.plain_http import post_json
 from tests.servers import running_upstream

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from inference_gate import Settings
-from inference_gate.sse import SSEParser
+from inference_gate.core.sse import SSEParser
 from tests.e2e.dialects import cache_list, record_then_replay
 from tools.fake_replies import REASONING_COST_USD, REASONING_TEXT
 from tools.fake_upstream import FakeUpstream

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from inference_gate import Settings
-from inference_gate.sse import SSEParser
+from inference_gate.core.sse import SSEParser
 from tests.e2e.dialects import cache_list, cassettes, record_then_replay
 from tests.plain_http import post_json
 from tools.fake_gemini import FakeGemini

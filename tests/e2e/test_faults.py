@@ -15,8 +15,8 @@ import pytest
 import trio
 
 from inference_gate import Mode, Settings
-from inference_gate.faults import FaultKind, FaultPlan
-from inference_gate.outcome import Answer, Outcome
+from inference_gate.core.outcome import Answer, Outcome
+from inference_gate.proxy.faults import FaultKind, FaultPlan
 from tests.e2e.conftest import running_gate
 from tests.e2e.dialects import cassettes, root_url, sdk_exercise
 from tests.servers import running_upstream

@@ -14,7 +14,7 @@ from cleo.testers.application_tester import ApplicationTester
 
 from inference_gate import Mode, Settings
 from inference_gate.cli.app import GateApplication
-from inference_gate.outcome import Answer, Outcome
+from inference_gate.core.outcome import Answer, Outcome
 from tests.e2e.conftest import running_gate
 from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream

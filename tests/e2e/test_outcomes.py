@@ -11,8 +11,8 @@ import pytest
 import trio
 
 from inference_gate import Mode, Settings
-from inference_gate.outcome import Answer, Outcome
-from inference_gate.store import CassetteStore
+from inference_gate.core.outcome import Answer, Outcome
+from inference_gate.store.cassette_store import CassetteStore
 from tests.e2e.conftest import running_gate
 from tests.servers import running_upstream
 from tools.fake_replies import reply_text

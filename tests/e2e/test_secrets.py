@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from inference_gate import Mode, Settings
-from inference_gate.redact import REDACTED
+from inference_gate.core.redact import REDACTED
 from tests.e2e.conftest import running_gate
 from tests.plain_http import post_json
 from tests.servers import running_upstream

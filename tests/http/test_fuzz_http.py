@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inference_gate import Gate, Mode, Settings
-from inference_gate.errors import CACHE_MISS_TYPE, GATE_ERROR_TYPE
+from inference_gate.core.errors import CACHE_MISS_TYPE, GATE_ERROR_TYPE
 
 LIMITS = {"max_head_bytes": 1024, "max_body_bytes": 1024, "request_timeout_s": 0.1, "idle_timeout_s": 0.1}
 # Long enough for a stalled request to reach its timeout and for a lingering close to end, with a margin.

@@ -18,9 +18,9 @@ import pytest
 import trio
 import trio.testing
 
-from inference_gate.errors import GATE_ERROR_TYPE, GateError
+from inference_gate.core.errors import GATE_ERROR_TYPE, GateError
+from inference_gate.core.http_models import HttpRequest, HttpResponse
 from inference_gate.http.server import ServerLimits, _Server, serve_http
-from inference_gate.messages import HttpRequest, HttpResponse
 
 TEST_TIMEOUT_S = 5.0
 SETTLE_S = 0.1
@@ -713,7 +713,7 @@ LOW_FD_SERVER = """
 import logging, resource, sys
 import trio
 from inference_gate.http.server import ServerLimits, serve_http
-from inference_gate.messages import HttpResponse
+from inference_gate.core.http_models import HttpResponse
 
 resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit}))
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")

@@ -17,7 +17,7 @@ import trio
 import trio.testing
 import trustme
 
-from inference_gate.errors import GateError
+from inference_gate.core.errors import GateError
 from inference_gate.http.upstream import UpstreamPool, UpstreamURL
 
 TEST_DEADLINE_S = 5.0

@@ -19,9 +19,9 @@ import pytest
 import trio
 import trio.testing
 
-from inference_gate.gate import Gate
-from inference_gate.policy import Mode
-from inference_gate.settings import Settings
+from inference_gate.config.settings import Settings
+from inference_gate.core.policy import Mode
+from inference_gate.proxy.gate import Gate
 from tests.cassettes import EXAMPLES
 
 GOLDEN = Path(__file__).parent / "golden_wire"

@@ -14,9 +14,9 @@ import pytest
 import trio
 
 from inference_gate import Gate, Mode, Settings
-from inference_gate.keys import canonicalize
-from inference_gate.review import review_cassettes
-from inference_gate.store import CassetteStore
+from inference_gate.core.keys import canonicalize
+from inference_gate.review.inventory import review_cassettes
+from inference_gate.store.cassette_store import CassetteStore
 from tools.baseline_server import CannedReply, serve_canned
 from tools.bench import (
     CHAT_ANSWER_BYTES,

@@ -7,7 +7,7 @@ import orjson
 import pytest
 import trio
 
-from inference_gate.sse import SSEParser
+from inference_gate.core.sse import SSEParser
 from tests.servers import running_upstream
 from tools.fake_anthropic import FakeAnthropic, build_anthropic_reply
 from tools.fake_upstream import ReceivedRequest

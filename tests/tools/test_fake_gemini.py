@@ -6,7 +6,7 @@ import orjson
 import pytest
 import trio
 
-from inference_gate.sse import SSEParser
+from inference_gate.core.sse import SSEParser
 from tests.plain_http import post_json
 from tests.servers import running_upstream
 from tools.fake_gemini import FakeGemini, build_gemini_reply

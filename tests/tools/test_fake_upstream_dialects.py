@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from inference_gate.sse import SSEParser
+from inference_gate.core.sse import SSEParser
 from tools.fake_replies import REASONING_COST_USD, REASONING_TEXT, ReceivedRequest, build_reply
 
 KEY = "azure-fake-key-for-tests-0123456789"

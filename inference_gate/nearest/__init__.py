@@ -1,1 +1,0 @@
-"""Why a replay missed: `diff` compares a missed request with recorded ones, `index` reads the folders."""

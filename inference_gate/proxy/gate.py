@@ -1,0 +1,423 @@
+"""The gate: the record/replay policy wired to the cassette store and the recorder.
+
+One `Gate` owns everything a running proxy needs: the store, the in-memory table of prepared replies, the
+recorder with its upstream pool and exchanges in flight (record modes only, recorder.py), and the nursery those
+exchanges run in. The CLI and a Python user start the same object:
+
+    gate = Gate(Settings(cache_dir=Path("cassettes")), Mode.REPLAY)
+    trio.run(gate.run)
+
+Identical requests are counted per gate process (`reset_take_counters` starts a new count, for example per
+test): the k-th one is answered by the cassette's k-th take, recorded first if the cassette has fewer than the
+`takes` setting, and once the takes run out the last one repeats. With a fault rate, the same count decides which
+hits fail on purpose instead (faults.py).
+
+With `replay_speed` set, a hit whose take has a recorded timing is paced (pacing.py): its parts are sent at their
+scheduled times by `paced_parts`, and a client that goes away stops it at once (the server watches for that).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
+
+import orjson
+import trio
+
+from inference_gate.config.settings import Settings
+from inference_gate.core.cassette import CassetteError
+from inference_gate.core.dialects import route_of
+from inference_gate.core.errors import CacheMiss, GateError, error_outcome, error_response
+from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
+from inference_gate.core.key_rules import KeyRules
+from inference_gate.core.keys import CanonicalRequest, JsonTooDeepError, canonicalize
+from inference_gate.core.multipart import MultipartError
+from inference_gate.core.outcome import (
+    CASSETTE_HEADER,
+    OUTCOME_HEADER,
+    REASON_HEADER,
+    RECORDING,
+    Answer,
+    Outcome,
+)
+from inference_gate.core.pacing import ReplayPace, Schedule, Spread
+from inference_gate.core.policy import Action, Lookup, Mode, decide
+from inference_gate.core.summary import describe_request
+from inference_gate.http.server import ServerLimits, serve_http
+from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
+from inference_gate.proxy.inflight import InflightExchange
+from inference_gate.proxy.recorder import Flight, Recorder
+from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
+from inference_gate.store.cassette_store import CassetteStore, Slot
+from inference_gate.store.nearest_index import NearestRequests
+
+logger = logging.getLogger("inference_gate")
+
+# Worker threads that explain misses. Concurrent first misses in one folder wait for one index build; their own
+# small pool keeps those waits from taking the threads that load cassettes for hits.
+NEAREST_THREADS = 2
+
+
+# orjson's errors for numbers that are valid JSON but that it cannot represent (older orjson refuses integers wider
+# than 64 bits; every version refuses a number beyond a double's range). Such a body is keyed by its bytes.
+_UNREPRESENTABLE_NUMBER = ("64-bit", "infinity")
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why a body sent as JSON that the key could not read as JSON is not valid JSON, in orjson's words; None
+    when it is valid JSON that orjson only cannot represent. Read only for a body that already failed to parse."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        return None if any(marker in str(error) for marker in _UNREPRESENTABLE_NUMBER) else str(error)
+    return None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
+    """A paced reply's body: each part once its time, counted from the first read, has come."""
+    started = trio.current_time()
+    for at_s, part in schedule:
+        await trio.sleep_until(started + at_s)
+        yield part
+
+
+def _log_subject(answer: Answer, slot: str) -> str:
+    """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
+    the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
+    cassette)."""
+    named = answer.cassette or slot
+    if answer.outcome is Outcome.ERROR and named and answer.reason:
+        return f"{named} {answer.reason}"
+    return named or answer.reason or ""
+
+
+class Gate:
+    def __init__(
+        self,
+        settings: Settings,
+        mode: Mode,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_answer: Callable[[Answer], None] | None = None,
+    ) -> None:
+        """`on_answer` is called once per request, on the gate's trio thread, once its outcome is decided (for a
+        recording: once the cassette is on disk or known not to be). `clock` dates recordings; `monotonic`, in
+        seconds, times them (the response's `timing`)."""
+        self.settings = settings
+        self._on_answer = on_answer
+        self.mode = mode
+        self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
+        self._pace = (
+            ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
+        )
+        self._replies = ReplyCache()
+        self._recorder = (
+            Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
+            if mode.calls_upstream
+            else None
+        )
+        self._nearest = NearestRequests(self.store, self.key_rules)
+        self._nearest_threads = trio.CapacityLimiter(NEAREST_THREADS)
+        self._exchanges: trio.Nursery | None = None
+        self._take_counts: collections.Counter[str] = collections.Counter()
+        self._faults = fault_plan(settings, mode)
+
+    def reset_take_counters(self) -> None:
+        """Start counting identical requests afresh: the next one is answered by the first take again."""
+        self._take_counts.clear()
+
+    def refresh_summary(self) -> str:
+        """What refresh mode did so far (see `Recorder.refresh_summary`)."""
+        assert self._recorder is not None, "only a gate that records refreshes"
+        return self._recorder.refresh_summary()
+
+    async def run(
+        self, *, shutdown: trio.Event | None = None, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled or until `shutdown` is set; reports the bound port through `task_status`.
+
+        After the server has stopped, upstream exchanges still running get the grace period to finish and be
+        recorded, then are cancelled; a cancelled exchange records nothing.
+        """
+        settings = self.settings
+        leftovers = await trio.to_thread.run_sync(self.store.remove_temp_files)
+        if leftovers:
+            logger.warning("removed %d temp file(s) left by an interrupted write in %s", leftovers, self.store.root)
+        limits = ServerLimits(
+            max_head_bytes=settings.max_head_bytes,
+            max_body_bytes=settings.max_body_bytes,
+            request_timeout_s=settings.request_timeout_s,
+            idle_timeout_s=settings.idle_timeout_s,
+            send_timeout_s=settings.send_timeout_s,
+            shutdown_grace_s=settings.shutdown_grace_s,
+            max_connections=settings.max_connections,
+        )
+        try:
+            async with trio.open_nursery() as exchanges:
+                self._exchanges = exchanges
+                await serve_http(
+                    self.handle, settings.host, settings.port, limits, shutdown=shutdown, task_status=task_status
+                )
+                exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
+        finally:
+            self._exchanges = None
+            if self.mode is Mode.REFRESH:
+                logger.info("%s", self.refresh_summary())
+            if self._recorder is not None:
+                with trio.CancelScope(shield=True):
+                    await self._recorder.aclose()
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request: memo, then in flight, then store, then the policy decides."""
+        started = time.perf_counter()
+        exact_request = (request.method, request.target, request.body)
+        slot_name = ""  # for the log line of a miss
+        try:
+            key = self._replies.key_of_exact_request(exact_request)
+            canonical = self._canonicalize(request) if key is None else None
+            key = key or canonical.key
+            take_index = self._take_counts[key]
+            self._take_counts[key] += 1
+            takes = self._replies.get(key)
+            if takes is not None and self._serves(takes, take_index):
+                if canonical is not None:
+                    self._replies.remember_request(exact_request, key)
+                reply = takes.take(take_index)
+            elif (exchange := self._in_flight((key, self._flight_take(take_index)))) is not None:
+                return await self._join(request, started, exchange)
+            else:
+                canonical = canonical or self._canonicalize(request)
+                slot = self.store.locate(canonical)
+                slot_name = slot.name
+                return await self._answer_uncached(request, started, canonical, slot, take_index)
+        except GateError as error:
+            response = error_response(error, dialect=route_of(request.path).dialect)
+            self._report(
+                request,
+                started,
+                response.status,
+                error_outcome(error),
+                reason=error.code,
+                slot=slot_name,
+                described=error.request if isinstance(error, CacheMiss) else None,
+                closest=error.closest if isinstance(error, CacheMiss) else None,
+            )
+            return response
+        return self._hit(request, started, reply, key, take_index)
+
+    def _hit(
+        self, request: HttpRequest, started: float, reply: PreparedReply, key: str, take_index: int
+    ) -> HttpResponse:
+        """The response to a request that a cassette's take answers, from memory or just loaded; paced when the
+        reply was prepared with a schedule; with a fault rate, the `take_index`-th request with `key` may fail on
+        purpose instead (faults.py)."""
+        if self._faults is not None:
+            fault = self._faults.fault_for(key, take_index, streamed=reply.streamed)
+            if fault is not None:
+                return self._fail_on_purpose(request, started, reply, fault)
+        self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
+        if reply.paced is not None:
+            return HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
+        return reply.response()
+
+    def _fail_on_purpose(
+        self, request: HttpRequest, started: float, reply: PreparedReply, fault: FaultKind
+    ) -> HttpResponse:
+        """An injected fault is an `error`, never a `hit`; it names the cassette that matched, so that a ledger
+        still counts that cassette as used."""
+        response = fault_response(fault, reply, route_of(request.path).dialect, paced_parts)
+        self._report(request, started, response.status, Outcome.ERROR, cassette=reply.name, reason=fault.reason)
+        return response
+
+    def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
+        """Whether prepared takes answer the `take_index`-th identical request without a look at the disk."""
+        decision = decide(
+            self.mode, Lookup.FOUND, take_index=take_index, takes_found=len(takes), takes_wanted=self.settings.takes
+        )
+        return decision is Action.REPLAY_CASSETTE
+
+    def _in_flight(self, flight: Flight) -> InflightExchange | None:
+        return None if self._recorder is None else self._recorder.exchange(flight)
+
+    def _flight_take(self, take_index: int) -> int:
+        """The take an upstream exchange for the `take_index`-th identical request records: requests past the
+        last wanted take join the exchange for that take, so identical requests make at most `takes` calls."""
+        return min(take_index, self.settings.takes - 1)
+
+    def _report(
+        self,
+        request: HttpRequest,
+        started: float,
+        status: int,
+        outcome: Outcome,
+        *,
+        cassette: str | None = None,
+        reason: str | None = None,
+        slot: str = "",
+        described: str | None = None,
+        closest: str | None = None,
+    ) -> None:
+        """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
+
+        The log names the cassette, or for a miss the one that would answer (`slot`), else the reason. When
+        neither is listening, as in a plain replay, no `Answer` is built.
+        """
+        logging_answers = logger.isEnabledFor(logging.INFO)
+        if not logging_answers and self._on_answer is None:
+            return
+        answer = Answer(
+            request.method,
+            request.path,
+            status,
+            outcome,
+            cassette=cassette,
+            reason=reason,
+            request=described,
+            closest=closest,
+        )
+        if logging_answers:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.info(
+                "%s %s %s %d %.1fms %s",
+                answer.method,
+                answer.path,
+                answer.outcome.value,
+                answer.status,
+                elapsed_ms,
+                _log_subject(answer, slot),
+            )
+        if self._on_answer is not None:
+            self._on_answer(answer)
+
+    def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
+        content_type = request.header(b"content-type") or b""
+        try:
+            canonical = canonicalize(
+                request.method,
+                request.target,
+                request.body,
+                content_type=content_type.decode("latin-1"),
+                rules=self.key_rules,
+            )
+        except JsonTooDeepError as error:
+            raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
+        except MultipartError as error:
+            raise GateError(400, str(error), code="invalid_multipart", retryable=False) from None
+        if request.body and not canonical.is_json and content_type.startswith(b"application/json"):
+            problem = json_problem(request.body)
+            if problem is not None:
+                raise GateError(
+                    400, f"The request body is not valid JSON ({problem}).", code="invalid_json", retryable=False
+                )
+        return canonical
+
+    async def _answer_uncached(
+        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot, take_index: int
+    ) -> HttpResponse:
+        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
+        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
+        if problem is not None:
+            logger.warning("corrupt cassette: %s", problem)
+        takes_found = len(takes) if takes is not None else 0
+        action = decide(
+            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
+        )
+        if action is Action.REPLAY_CASSETTE:
+            assert takes is not None
+            self._replies.put(canonical.key, takes)
+            return self._hit(request, started, takes.take(take_index), canonical.key, take_index)
+        if action is Action.REPORT_CORRUPT:
+            raise GateError(
+                500,
+                f"The cassette for this request is unreadable: {problem}. Delete it and record it again with "
+                f"`inference-gate start`.",
+                code="corrupt_cassette",
+                retryable=False,
+            )
+        if action is Action.REPORT_MISS:
+            # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
+            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical, limiter=self._nearest_threads)
+            raise CacheMiss(
+                canonical.method,
+                canonical.path,
+                canonical.key,
+                str(self.store.root.resolve()),
+                request=describe_request(canonical.path, canonical.json_body),
+                closest=closest,
+            )
+        # An identical request may have started its exchange while this one's cassette was looked for: `start`
+        # joins it then.
+        assert self._recorder is not None and self._exchanges is not None, "recording needs a recorder and Gate.run"
+        flight = (canonical.key, self._flight_take(take_index))
+        exchange = self._recorder.start(
+            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
+        )
+        return await self._join(request, started, exchange)
+
+    def _load_takes(self, slot: Slot, key: str) -> tuple[Lookup, PreparedTakes | None, str | None]:
+        """The slot's cassette as prepared takes, or why there is none (the problem of a corrupt one)."""
+        try:
+            cassette = self.store.load(slot.path, key)
+        except CassetteError as error:
+            return Lookup.CORRUPT, None, str(error)
+        if cassette is None:
+            return Lookup.MISSING, None, None
+        return Lookup.FOUND, PreparedTakes.from_cassette(cassette, slot.name, self._pace), None
+
+    async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
+        """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
+
+        A whole (non-SSE) body waits for that decision, so its outcome header is exact, unless the body grows past
+        the recording cap: then it is streamed as it comes, as `passthrough`. A stream's head goes out before the
+        body is known to be complete and recorded, so for a 2xx it says `recording`, a promise (see outcome.py);
+        the log line and `on_answer` report the decided outcome, and the end of the body still waits for the
+        write, ending with a comment when the cassette was not written.
+        """
+        body = exchange.body()  # before any await, so that the exchange keeps every chunk for this reader
+        try:
+            status, headers = await exchange.head()
+            exchange.when_finished(
+                lambda done: self._report(
+                    request,
+                    started,
+                    status,
+                    done.outcome,
+                    cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
+                    reason=done.reason,
+                )
+            )
+            if not exchange.streamed:
+                await exchange.over_cap_or_finished()
+                if not exchange.over_cap and not exchange.broken:
+                    body.close()
+                    outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
+                    return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
+            if exchange.over_cap:
+                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, exchange.over_cap_reason, None)]
+            elif 200 <= status < 300:
+                headers = [*headers, (OUTCOME_HEADER, RECORDING)]
+            else:
+                headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, f"upstream status {status}", None)]
+        except BaseException:
+            body.close()
+            raise
+        return HttpResponse(status, headers, stream=body)
+
+    @staticmethod
+    def _outcome_headers(outcome: Outcome, reason: str | None, cassette: str | None) -> Headers:
+        headers = [(OUTCOME_HEADER, outcome.header_value)]
+        if outcome is Outcome.RECORDED and cassette is not None:
+            headers.append((CASSETTE_HEADER, cassette.encode("utf-8", "replace")))
+        if reason is not None:
+            headers.append((REASON_HEADER, reason.encode("ascii", "replace")))
+        return headers
+

@@ -1,0 +1,305 @@
+"""Recording: the upstream exchanges in flight, each fed to its readers live and written as a cassette.
+
+A request that no cassette answers starts one exchange (`Recorder.start`); identical requests that arrive while it
+runs join it instead of calling the upstream again (inflight.py). Exchanges run in the gate's own nursery, not in
+the client's connection task. A client that disconnects midway therefore does not cancel the call: the exchange
+completes and is recorded, because the tokens are paid for either way and the next run should not pay again. The
+call is still bounded by the upstream read timeout, and on shutdown by the grace period.
+
+An answer is `recorded` only once its cassette is durable (written, fsynced, linked): the end of every reader's
+body, and a stream's final event, wait for the write. The new takes go into the reply table, so the next identical
+request is a hit without a look at the disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import trio
+
+from inference_gate.config.settings import Settings
+from inference_gate.core.cassette import (
+    BodyTiming,
+    Cassette,
+    RecordedResponse,
+    ResponseTiming,
+    StreamTiming,
+    record_exchange,
+)
+from inference_gate.core.dialects import route_of
+from inference_gate.core.errors import GateError, internal_error
+from inference_gate.core.forwarding import client_response_headers, upstream_request_headers, upstream_target
+from inference_gate.core.http_models import HttpRequest
+from inference_gate.core.keys import CanonicalRequest
+from inference_gate.core.outcome import NOT_RECORDED_COMMENT, Outcome
+from inference_gate.core.pacing import ReplayPace
+from inference_gate.core.policy import Mode, is_recordable
+from inference_gate.core.redact import (
+    client_credentials,
+    redact_request,
+    stored_request_headers,
+    stored_response_headers,
+)
+from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
+from inference_gate.http.upstream import UpstreamPool
+from inference_gate.proxy.inflight import InflightExchange
+from inference_gate.proxy.replies import PreparedTakes, ReplyCache
+from inference_gate.store.cassette_store import CassetteStore, SecretLeakError, Slot, TakeWrite
+
+logger = logging.getLogger("inference_gate")
+
+# An exchange is identified by its request key and the take it records.
+Flight = tuple[str, int]
+
+# What a cassette counts as in the refresh summary when several of its takes were refreshed: the strongest.
+REFRESH_PRECEDENCE = (TakeWrite.UNCHANGED, TakeWrite.CHANGED, TakeWrite.NEW)
+
+
+def elapsed_ms(since: float, until: float) -> int:
+    return round((until - since) * 1000)
+
+
+class Recorder:
+    """The upstream pool and the exchanges in flight of a gate that records (`start`, `start --refresh`).
+
+    `clock` dates recordings; `monotonic`, in seconds, times them (the response's `timing`). Prepared takes of
+    what it records go into `replies`, prepared for `pace`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        mode: Mode,
+        store: CassetteStore,
+        replies: ReplyCache,
+        *,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+        pace: ReplayPace | None = None,
+    ) -> None:
+        self.settings = settings
+        self.mode = mode
+        self.store = store
+        self.upstream = UpstreamPool(
+            settings.upstream,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+        )
+        self._replies = replies
+        self._clock = clock
+        self._monotonic = monotonic
+        self._pace = pace
+        self._inflight: dict[Flight, InflightExchange] = {}
+        self.refreshed: dict[str, TakeWrite] = {}  # refresh mode: each cassette's name and what was done to it
+
+    def exchange(self, flight: Flight) -> InflightExchange | None:
+        """The exchange in flight for `flight` that a new reader may still join, if any."""
+        return self._inflight.get(flight)
+
+    def start(
+        self,
+        nursery: trio.Nursery,
+        flight: Flight,
+        request: HttpRequest,
+        canonical: CanonicalRequest,
+        slot: Slot,
+        *,
+        replace_corrupt: bool,
+    ) -> InflightExchange:
+        """The exchange for `flight`: the one in flight, or a new one started in `nursery` to record `request` at
+        `slot` (over a corrupt cassette there when `replace_corrupt`)."""
+        exchange = self._inflight.get(flight)
+        if exchange is None:
+            exchange = InflightExchange(self.settings.max_recorded_bytes)
+            self._inflight[flight] = exchange
+            nursery.start_soon(self._record, exchange, flight, request, canonical, slot, replace_corrupt)
+        return exchange
+
+    def refresh_summary(self) -> str:
+        """What refresh mode did so far, per cassette: a cassette refreshed several times (takes) counts once,
+        as `new` if it was created, else `changed` if any take changed."""
+        counts = collections.Counter(self.refreshed.values())
+        parts = [f"{counts[write]} {write.value}" for write in REFRESH_PRECEDENCE]
+        return f"refreshed {len(self.refreshed)} cassette(s): {', '.join(parts)}"
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+    async def _record(
+        self,
+        exchange: InflightExchange,
+        flight: Flight,
+        request: HttpRequest,
+        canonical: CanonicalRequest,
+        slot: Slot,
+        replace_corrupt: bool,
+    ) -> None:
+        """Run one upstream exchange, feed it to its readers live, record it, and only then end their bodies.
+
+        The end of every reader's body, and a stream's final event (see `SSEEvent.is_final`), waits for the
+        cassette to be durable (written, fsynced, linked), so a client that holds a whole response can rely on its
+        cassette being on disk; a write that fails ends the bodies as `passthrough` with the reason, and nothing
+        is kept in memory for it.
+
+        The monotonic clock is read a fixed number of times per exchange (when the request goes, at the first
+        event, when the body ends), so a test clock that steps on each read records exact timings. The last
+        event's time is the body's end: a stream is known to have had its last event only when it ends.
+        """
+        try:
+            dialect = route_of(request.path).dialect
+            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
+            target = upstream_target(request.target, api_key=self.settings.api_key)
+            sent_at = self._monotonic()
+            first_event_at: float | None = None
+            async with self.upstream.request(request.method, target, headers, request.body) as upstream:
+                status = upstream.status
+                content_type = dict(upstream.headers).get(b"content-type", b"")
+                parser = SSEParser() if content_type.startswith(b"text/event-stream") else None
+                exchange.streamed = parser is not None
+                exchange.cassette = slot.name
+                exchange.set_head(status, client_response_headers(upstream.headers))
+                events: list[SSEEvent] = []
+                async for chunk in upstream.body_chunks():
+                    if parser is not None:
+                        completed_events = parser.feed(chunk)
+                        if any(event.is_final for event in completed_events):
+                            exchange.hold_back()
+                        events.extend(completed_events)
+                        if first_event_at is None and events:
+                            first_event_at = self._monotonic()
+                    exchange.append(chunk)
+                    if exchange.over_cap and self._inflight.get(flight) is exchange:
+                        # Readers who join from now on could not get the start: they get their own exchange.
+                        del self._inflight[flight]
+                        parser, events = None, []
+                        logger.warning(
+                            "%s %s: %s; passing it through unrecorded",
+                            request.method,
+                            request.path,
+                            exchange.over_cap_reason,
+                        )
+                ended_at = self._monotonic()
+            if exchange.over_cap:
+                exchange.finish(Outcome.PASSTHROUGH, exchange.over_cap_reason)
+                return
+            completed = parser is None or not parser.has_partial_event
+            if not is_recordable(status, completed=completed):
+                reason = f"upstream status {status}" if completed else "the upstream stream ended mid-event"
+                exchange.finish(Outcome.PASSTHROUGH, reason)
+                return
+            stored_headers, stored_query, stored_json_body = redact_request(
+                stored_request_headers(request.headers), canonical.query, canonical.json_body, self.settings.redact
+            )
+            cassette = record_exchange(
+                canonical,
+                RecordedResponse(
+                    status=status,
+                    headers=stored_response_headers(upstream.headers),
+                    body=b"" if parser is not None else b"".join(exchange.chunks),
+                    events=events if parser is not None else None,
+                    timing=self._timing(sent_at, first_event_at, ended_at),
+                ),
+                recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                headers=stored_headers,
+                query=stored_query,
+                json_body=stored_json_body,
+                store_file_contents=self.settings.store_file_contents,
+            )
+            recorded, how = await self._save(
+                cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt, take_index=flight[1]
+            )
+            if recorded:
+                exchange.finish(Outcome.RECORDED, how)
+                return
+            if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
+                exchange.append(comment_line(NOT_RECORDED_COMMENT + str(how)))
+            exchange.finish(Outcome.PASSTHROUGH, how)
+        except GateError as error:
+            logger.warning("%s %s: %s", request.method, request.path, error.message)
+            exchange.fail(error)
+        except Exception as exc:
+            logger.exception("recording %s %s failed", request.method, request.path)
+            exchange.fail(internal_error(exc))
+        finally:
+            if self._inflight.get(flight) is exchange:
+                del self._inflight[flight]
+            # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
+            exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
+
+    @staticmethod
+    def _timing(sent_at: float, first_event_at: float | None, ended_at: float) -> ResponseTiming:
+        """A recorded response's timing; a stream without events is timed like a body."""
+        if first_event_at is None:
+            return BodyTiming(elapsed_ms(sent_at, ended_at))
+        return StreamTiming(elapsed_ms(sent_at, first_event_at), elapsed_ms(sent_at, ended_at))
+
+    def _secrets_in_play(self, request: HttpRequest, canonical: CanonicalRequest) -> list[str]:
+        """The credentials that went upstream, which the last check before a write looks for.
+
+        With a key of its own the gate forwards none of the client's credentials, so they are placeholders and
+        only the gate's key is in play; without one, every credential the client sent is. The check itself skips
+        values too short to be a real key (redact.MIN_CREDENTIAL_CHARS).
+        """
+        if self.settings.api_key:
+            return [self.settings.api_key]
+        return client_credentials(request.headers, canonical.credentials)
+
+    async def _save(
+        self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool, *, take_index: int
+    ) -> tuple[bool, str | None]:
+        """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
+        and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
+        refresh = self.mode is Mode.REFRESH
+        write_and_prepare = functools.partial(
+            self._write_and_prepare, cassette, slot, secrets, replace_corrupt, take_index=take_index, refresh=refresh
+        )
+        try:
+            # Writing, re-reading a cassette another writer got in first, and preparing replies stay off the loop.
+            write, prepared = await trio.to_thread.run_sync(write_and_prepare)
+        except SecretLeakError as error:
+            logger.error("%s; the exchange was answered but not recorded", error)
+            return False, "a credential is in the exchange"
+        except OSError as error:
+            logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
+            return False, f"the cassette could not be written: {error.strerror or error}"
+        if write is TakeWrite.FULL:
+            logger.info("%s was recorded by another writer first; kept that one", slot.name)
+        self._replies.put(cassette.key, prepared)
+        if refresh:
+            self.refreshed[slot.name] = max(
+                write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
+            )
+            return True, write.value
+        return True, None
+
+    def _write_and_prepare(
+        self,
+        cassette: Cassette,
+        slot: Slot,
+        secrets: list[str],
+        replace_corrupt: bool,
+        *,
+        take_index: int,
+        refresh: bool,
+    ) -> tuple[TakeWrite, PreparedTakes]:
+        """Write the cassette (or its new take), in a worker thread; what was done, and the cassette now on disk
+        as prepared takes."""
+        if refresh or self.settings.takes > 1:
+            write, on_disk = self.store.put_take(
+                cassette,
+                slot.path,
+                take_index=take_index,
+                takes_wanted=self.settings.takes,
+                refresh=refresh,
+                secrets=secrets,
+            )
+        else:
+            written = self.store.save(cassette, slot.path, replace=replace_corrupt, secrets=secrets)
+            write = TakeWrite.NEW if written else TakeWrite.FULL
+            on_disk = cassette if written else self.store.load(slot.path, cassette.key)
+        return write, PreparedTakes.from_cassette(on_disk or cassette, slot.name, self._pace)

@@ -1,0 +1,401 @@
+"""The pytest plugin: `pytest --inference-gate=replay` runs a whole suite through one in-process gate.
+
+Registered through the `pytest11` entry point, so installing the package is enough; it does nothing unless a
+mode is chosen (command line, then `INFERENCE_GATE_MODE`, then the `inference_gate_mode` ini option). Nothing
+that brings in trio or h11 (the gate, the server) is imported until then, so an inactive plugin costs a suite
+next to nothing.
+
+While active, each pytest process (each xdist worker, not the controller) runs one gate on 127.0.0.1 with a free
+port, in a background thread with its own trio loop, from session start to session end, and points
+`OPENAI_BASE_URL` at it: an `OpenAI()` built with no arguments then goes through the gate. The gate calls back
+with an `Answer` per request, on its own thread, before the client has the response; the plugin files it in the
+ledger under the test running at that moment, which is therefore the test that made the request.
+
+At session end the gate stops gracefully (pending cassette writes finish), the environment is put back, and the
+`inference-gate` summary section reports the ledger. Under xdist, workers send their ledger to the controller
+through `workeroutput`; the controller merges the parts, reports, and prunes once all workers are down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from inference_gate.core.address import gate_url
+from inference_gate.core.outcome import Answer, Outcome
+from inference_gate.core.policy import Mode
+from inference_gate.proxy.ledger import OUTSIDE_TESTS, Ledger, PrunePlan, RunState, prune_plan
+
+if TYPE_CHECKING:
+    from inference_gate.config.settings import Settings
+    from inference_gate.proxy.gate import Gate
+
+MODE_ENV = "INFERENCE_GATE_MODE"
+MODES = ("replay", "record", "refresh", "off")
+DEFAULT_CACHE_DIR = ".inference_cache"
+REPLAY_PLACEHOLDER_KEY = "inference-gate-replay-placeholder"  # not a key, and not shaped like one
+WORKEROUTPUT_KEY = "inference_gate_ledger"
+GATE_THREAD_NAME = "inference-gate"
+START_TIMEOUT_S = 30.0
+PLUGIN_NAME = "inference-gate-session"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("inference-gate", "record and replay OpenAI calls through an in-process gate")
+    group.addoption(
+        "--inference-gate",
+        dest="inference_gate_mode",
+        metavar="MODE",
+        help=f"replay, record, refresh or off (default: ${MODE_ENV}, then ini inference_gate_mode, then off).",
+    )
+    group.addoption(
+        "--inference-gate-dir",
+        dest="inference_gate_dir",
+        metavar="PATH",
+        help=f"Cassette directory (default: ini inference_gate_dir, then {DEFAULT_CACHE_DIR} in the rootdir).",
+    )
+    group.addoption(
+        "--inference-gate-upstream",
+        dest="inference_gate_upstream",
+        metavar="URL",
+        help="Where record and refresh modes forward misses (default: the inference-gate config file, then OpenAI).",
+    )
+    group.addoption(
+        "--inference-gate-replay-speed",
+        dest="inference_gate_replay_speed",
+        metavar="X",
+        help="Replay at X times the recorded pace (1 as recorded, 2 twice as fast; default: the config file's "
+        "replay_speed, then at once).",
+    )
+    group.addoption(
+        "--inference-gate-prune",
+        dest="inference_gate_prune",
+        action="store_true",
+        help="After a complete, passing run, delete the cassettes no test used.",
+    )
+    group.addoption(
+        "--inference-gate-fault-rate",
+        dest="inference_gate_fault_rate",
+        metavar="R",
+        help="Share of answers from cassettes that fail on purpose (429, 500, cut stream), to test retries.",
+    )
+    group.addoption(
+        "--inference-gate-fault-seed",
+        dest="inference_gate_fault_seed",
+        metavar="N",
+        help="Seed that decides which answers fail; the same seed fails the same requests in every run.",
+    )
+    parser.addini("inference_gate_mode", "inference-gate mode: replay, record, refresh or off.", default="")
+    parser.addini("inference_gate_dir", f"Cassette directory, relative to the rootdir ({DEFAULT_CACHE_DIR}).")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    mode_name = config.getoption("inference_gate_mode") or os.environ.get(MODE_ENV) or config.getini(
+        "inference_gate_mode"
+    )
+    if mode_name and mode_name != "off":
+        config.pluginmanager.register(GateSession(config, mode_name), PLUGIN_NAME)
+
+
+@dataclass(frozen=True)
+class RunningGate:
+    """The session's gate, as the `inference_gate` fixture gives it to a test."""
+
+    url: str
+    mode: Mode
+    cache_dir: Path
+
+    @property
+    def base_url(self) -> str:
+        """What to pass an SDK as `base_url`: the gate's `/v1`."""
+        return f"{self.url}/v1"
+
+
+@pytest.fixture(scope="session")
+def inference_gate(request: pytest.FixtureRequest) -> RunningGate:
+    session = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if session is None or session.running is None:
+        pytest.skip("inference-gate is off: choose a mode with --inference-gate=replay, record or refresh")
+    return session.running
+
+
+def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]:
+    """The gate's settings, from the CLI's config file plus the plugin's options; `pytest.UsageError` for
+    anything the user must fix, so pytest prints one line instead of a traceback."""
+    from inference_gate.config.sources import API_KEY_ENV, ConfigError, load_settings
+
+    if mode_name not in MODES:
+        raise pytest.UsageError(f"--inference-gate: unknown mode {mode_name!r}; choose one of {', '.join(MODES)}")
+    mode = Mode(mode_name)
+    given_dir = config.getoption("inference_gate_dir")
+    if given_dir:
+        cache_dir = config.invocation_params.dir / Path(given_dir).expanduser()
+    else:
+        cache_dir = config.rootpath / Path(config.getini("inference_gate_dir") or DEFAULT_CACHE_DIR).expanduser()
+    overrides = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "upstream": config.getoption("inference_gate_upstream"),
+        "replay_speed": config.getoption("inference_gate_replay_speed"),
+        "fault_rate": config.getoption("inference_gate_fault_rate"),
+        "fault_seed": config.getoption("inference_gate_fault_seed"),
+    }
+    try:
+        settings = load_settings(overrides=overrides).settings
+    except ConfigError as error:
+        raise pytest.UsageError(f"inference-gate: {error}") from None
+    if mode.calls_upstream and not settings.api_key:
+        raise pytest.UsageError(f"--inference-gate={mode_name} needs an upstream API key: set {API_KEY_ENV}")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise pytest.UsageError(
+            f"--inference-gate-dir: cannot create the cassette directory {cache_dir}: {error.strerror or error}"
+        ) from None
+    return dataclasses.replace(settings, cache_dir=cache_dir), mode
+
+
+class GateThread:
+    """One gate serving in a background thread with its own trio loop, from `start` to `stop`."""
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=GATE_THREAD_NAME, daemon=True)
+        self._failure: BaseException | None = None
+        self.port = 0
+
+    def start(self) -> int:
+        """Serve, and return the bound port once the gate accepts connections."""
+        self._thread.start()
+        if not self._started.wait(START_TIMEOUT_S):
+            raise RuntimeError(f"inference-gate did not start within {START_TIMEOUT_S} s")
+        if self._failure is not None:
+            raise self._failure
+        return self.port
+
+    def call(self, function: Callable[[], None]) -> None:
+        """Run `function` on the gate's thread, between its requests."""
+        import trio
+
+        trio.from_thread.run_sync(function, trio_token=self._token)
+
+    def stop(self) -> None:
+        """Stop gracefully: the listener closes, exchanges in flight get the grace period, writes finish."""
+        import trio
+
+        with contextlib.suppress(trio.RunFinishedError):  # the gate failed mid-session; pytest reported it
+            trio.from_thread.run_sync(self._shutdown.set, trio_token=self._token)
+        self._thread.join()
+
+    def _run(self) -> None:
+        import trio
+
+        try:
+            trio.run(self._serve)
+        except BaseException as error:  # reported to the main thread by `start`, or by pytest's thread hook
+            self._failure = error
+            if self._started.is_set():
+                raise
+            self._started.set()
+
+    async def _serve(self) -> None:
+        import trio
+
+        self._token = trio.lowlevel.current_trio_token()
+        self._shutdown = trio.Event()
+        async with trio.open_nursery() as nursery:
+            self.port = await nursery.start(functools.partial(self._gate.run, shutdown=self._shutdown))
+            self._started.set()
+
+
+@dataclass
+class RunFacts:
+    """What the run's reports say about its completeness, counted as they arrive."""
+
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    deselected: int = 0
+
+
+class GateSession:
+    """The active plugin for one pytest process: its gate, its ledger, and what it reports at the end."""
+
+    def __init__(self, config: pytest.Config, mode_name: str) -> None:
+        self._config = config
+        self._mode_name = mode_name
+        self._current_test = OUTSIDE_TESTS
+        self.ledger = Ledger()
+        self.running: RunningGate | None = None
+        self._gate: Gate | None = None
+        self._gate_thread: GateThread | None = None
+        self._saved_environ: dict[str, str | None] = {}
+        self._facts = RunFacts()
+        self._unreported_workers: list[str] = []
+        self._cache_dir: Path | None = None
+        self._mode: Mode | None = None
+        self._plan: PrunePlan | None = None
+        self._faults_note: str | None = None  # the summary's line about injected faults, when they are on
+
+    @property
+    def _is_xdist_controller(self) -> bool:
+        return self._config.pluginmanager.has_plugin("dsession")
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        settings, self._mode = settings_for(self._config, self._mode_name)
+        self._cache_dir = settings.cache_dir
+        from inference_gate.proxy.faults import fault_plan
+
+        faults = fault_plan(settings, self._mode)
+        self._faults_note = None if faults is None else faults.description
+        if self._is_xdist_controller:
+            return  # the workers run the tests, each with its own gate
+        from inference_gate.proxy.gate import Gate
+
+        self._gate = Gate(settings, self._mode, on_answer=self._file_answer)
+        self._gate_thread = GateThread(self._gate)
+        port = self._gate_thread.start()
+        self.running = RunningGate(gate_url(settings.host, port), self._mode, settings.cache_dir)
+        self._set_environ("OPENAI_BASE_URL", self.running.base_url)
+        if self._mode is Mode.REPLAY and not os.environ.get("OPENAI_API_KEY"):
+            self._set_environ("OPENAI_API_KEY", REPLAY_PLACEHOLDER_KEY)
+
+    def _set_environ(self, name: str, value: str) -> None:
+        self._saved_environ[name] = os.environ.get(name)
+        os.environ[name] = value
+
+    def _file_answer(self, answer: Answer) -> None:
+        """Called on the gate's thread, while the test that sent the request is still waiting for it."""
+        self.ledger.add(self._current_test, answer)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Attribute the test's requests to it, and count its identical requests from the first take."""
+        self._current_test = item.nodeid
+        if self._gate is not None and self._gate_thread is not None:
+            self._gate_thread.call(self._gate.reset_take_counters)
+        try:
+            return (yield)
+        finally:
+            self._current_test = OUTSIDE_TESTS
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            if report.when == "call":
+                self._facts.failed += 1
+            else:
+                self._facts.errors += 1
+        elif report.skipped and not hasattr(report, "wasxfail"):
+            self._facts.skipped += 1
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._facts.errors += 1
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self._facts.deselected += len(items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        part = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        if part is None:
+            self._unreported_workers.append(node.gateway.id)
+        else:
+            self.ledger.merge(Ledger.from_json(part))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._gate_thread is not None:
+            self._gate_thread.stop()
+            self._gate_thread = None
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environ.clear()
+        workeroutput = getattr(self._config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKEROUTPUT_KEY] = self.ledger.as_json()
+        elif self._config.getoption("inference_gate_prune") and self._cache_dir is not None:
+            self._plan = self._prune(session, exitstatus)
+
+    def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
+        assert self._cache_dir is not None
+        from inference_gate.review.prune import cassette_names, delete_cassettes  # the store, only when pruning
+
+        plan = prune_plan(cassette_names(self._cache_dir), self.ledger, self._run_state(session, exitstatus))
+        delete_cassettes(self._cache_dir, plan.delete)
+        return plan
+
+    def _run_state(self, session: pytest.Session, exitstatus: int) -> RunState:
+        config = self._config
+        node_ids: tuple[str, ...] = ()
+        if config.args_source is pytest.Config.ArgsSource.ARGS:
+            invoked = config.invocation_params.dir
+            node_ids = tuple(arg for arg in config.args if (invoked / arg).resolve() != config.rootpath)
+        stopped_early = session.shouldstop or session.shouldfail or None
+        if exitstatus == pytest.ExitCode.INTERRUPTED and not stopped_early:
+            stopped_early = "interrupted"
+        return RunState(
+            keyword=config.getoption("keyword") or None,
+            markers=config.getoption("markexpr") or None,
+            node_ids=node_ids,
+            last_failed=bool(config.getoption("lf", False)),
+            deselected=self._facts.deselected,
+            stopped_early=str(stopped_early) if stopped_early else None,
+            failed=self._facts.failed,
+            errors=self._facts.errors,
+            skipped=self._facts.skipped,
+            unreported_workers=tuple(self._unreported_workers),
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if hasattr(self._config, "workerinput") or self._mode is None:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.section("inference-gate")
+        counts = self.ledger.counts()
+        listed = ", ".join(f"{label} {counts[outcome]}" for outcome, label in _count_labels(counts))
+        write(f"{self._mode.value} mode, cassettes in {self._cache_dir}: {listed}")
+        if self._faults_note is not None:
+            write(self._faults_note)
+        if self._mode is Mode.REFRESH and self._gate is not None:  # under xdist, each worker's gate counts its own
+            write(self._gate.refresh_summary())
+        for miss in self.ledger.misses():
+            write(f"MISS {miss.test_id}: {miss.method} {miss.path} {miss.request or ''}".rstrip())
+            write(f"    closest cassette: {miss.closest or 'none recorded for this endpoint'}")
+        if self._config.get_verbosity() > 0:
+            write("cassettes used, by test:")
+            for test_id, names in self.ledger.cassettes_by_test().items():
+                write(f"  {test_id}: {', '.join(names) or '-'}")
+        if self._plan is not None:
+            _write_plan(write, self._plan)
+
+
+def _count_labels(counts: Counter[Outcome]) -> list[tuple[Outcome, str]]:
+    """hits, recorded and misses always; passthrough and errors only when there were some."""
+    always = [(Outcome.HIT, "hits"), (Outcome.RECORDED, "recorded"), (Outcome.MISS, "misses")]
+    if_any = [(Outcome.PASSTHROUGH, "passthrough"), (Outcome.ERROR, "errors")]
+    return always + [(outcome, label) for outcome, label in if_any if counts[outcome]]
+
+
+def _write_plan(write: Callable[[str], None], plan: PrunePlan) -> None:
+    if plan.refusals:
+        write(f"prune refused, nothing deleted: {'; '.join(plan.refusals)}")
+    elif plan.delete:
+        write(f"pruned the cassettes no test used ({len(plan.delete)}):")
+        for name in plan.delete:
+            write(f"  {name}")
+    else:
+        write("prune: every cassette was used, nothing deleted")

@@ -1,0 +1,1 @@
+"""A gate as a running process: in the foreground until Ctrl-C, and the test prompt sent through it."""

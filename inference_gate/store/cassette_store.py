@@ -1,0 +1,304 @@
+"""The cassette directory: where each request's cassette lives, and how it is written without ever being torn.
+
+Layout: `<cache_dir>/<endpoint>/<prompt-slug>.<key prefix>.json`, for example
+`chat.completions/say-hello-in-french.3f2a9c1b4e5d6f70.json`. The path is computed from the request alone, so a
+lookup opens one file and never lists the directory (a hit costs the same with 100,000 cassettes as with 10),
+recording the same request into two directories gives the same path, and `git status` tells a reviewer what
+was recorded. The full key is inside the file and is checked on every read.
+
+Writes go to a temporary file in the same folder, are flushed to disk, and are then linked into place. Linking
+fails if the name exists, so two gates recording into one directory never write two different contents under one
+name: the first complete recording wins. Only a cassette known to be corrupt is replaced, with `os.replace`.
+
+A cassette that gains a take, or is refreshed, is read, changed and replaced whole while its folder is locked
+(`fcntl.flock` on the folder itself, so no lock file is left next to the cassettes), so two gates adding takes
+to one file never lose one. A refresh whose material view (volatile.py) is unchanged leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from inference_gate.core.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
+from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.keys import CanonicalRequest
+from inference_gate.core.redact import leaked_secret, redact_body
+from inference_gate.core.summary import prompt_text
+from inference_gate.core.volatile import material_view
+
+KEY_PREFIX_CHARS = 16
+SLUG_MAX_CHARS = 48
+CASSETTE_NAME = re.compile(r"^(?:[a-z0-9-]+\.)?[0-9a-f]{16}\.json$")
+TEMP_NAME = re.compile(r"^\..+\.json\.[^.]+\.tmp$")
+FOLDER_UNSAFE_CHARS = re.compile(r"[^a-z0-9._-]+")
+DOT_RUNS = re.compile(r"\.{2,}")
+FOLDER_MAX_CHARS = 200
+"""Well under the 255 bytes a file name may have on every common file system; a longer folder name is cut."""
+FOLDER_HASH_CHARS = 16
+
+
+def slugify(text: str) -> str:
+    """A short, ASCII, lower-case, dash-separated form of `text`, cut at a word boundary."""
+    ascii_text = unicodedata.normalize("NFKD", text[: SLUG_MAX_CHARS * 4]).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > SLUG_MAX_CHARS:
+        slug = slug[:SLUG_MAX_CHARS].rsplit("-", 1)[0]
+    return slug
+
+
+def folder_name(endpoint: str) -> str:
+    """The endpoint as one safe folder name inside the cache directory, whatever the request path held.
+
+    Only `a-z 0-9 . _ -` remain, dot runs become one dot and no name starts or ends with a dot or a dash, so
+    `/v1/..`, `/v1/./x` and `/.hidden` can never name `.`, `..`, a hidden folder, or a path outside the
+    directory. A name too long for a file system is cut and ends with a hash of the whole name, so two long
+    endpoints never share a folder.
+    """
+    name = DOT_RUNS.sub(".", FOLDER_UNSAFE_CHARS.sub("-", endpoint)).strip(".-") or "root"
+    if len(name) <= FOLDER_MAX_CHARS:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:FOLDER_HASH_CHARS]
+    return f"{name[: FOLDER_MAX_CHARS - FOLDER_HASH_CHARS - 1].rstrip('.-')}-{digest}"
+
+
+def relative_cassette_path(request: CanonicalRequest, redact_rules: Sequence[str] = ()) -> str:
+    """`<endpoint>/<slug>.<key prefix>.json` for a request; GET and other methods are named in the folder.
+
+    The slug comes from the prompt as it is stored, after the `redact` rules: a redacted prompt must not
+    reappear in a file name committed to git. So a rule that masks the prompt also changes the names of the
+    cassettes recorded under it.
+    """
+    endpoint = endpoint_name(request.path).lower()
+    folder = folder_name(endpoint if request.method == "POST" else f"{request.method.lower()}.{endpoint}")
+    stored_body = redact_body(request.json_body, redact_rules) if request.is_json else None
+    slug = slugify(prompt_text(endpoint_name(request.path), stored_body)) if request.is_json else ""
+    name = f"{slug}.{request.key[:KEY_PREFIX_CHARS]}.json" if slug else f"{request.key[:KEY_PREFIX_CHARS]}.json"
+    return f"{folder}/{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where one request's cassette lives: its file, and its name relative to the cache directory (as reports
+    show it)."""
+
+    path: Path
+    name: str
+
+
+class SecretLeakError(Exception):
+    """A cassette that would have written an API key to disk."""
+
+
+class TakeWrite(enum.Enum):
+    """What `CassetteStore.put_take` did with the file."""
+
+    NEW = "new"  # there was no (readable) cassette: it is written with this one take
+    CHANGED = "changed"  # the take was added or replaced, and the file rewritten
+    UNCHANGED = "unchanged"  # the take replaced one equal in every material value: the file is left byte for byte
+    FULL = "full"  # the cassette already has every take wanted (another writer's): the file is left as it was
+
+
+class CassetteStore:
+    """The cassettes under one directory."""
+
+    def __init__(self, root: Path, *, redact_rules: Sequence[str] = ()) -> None:
+        self.root = Path(root)
+        self.redact_rules = tuple(redact_rules)
+
+    def locate(self, request: CanonicalRequest) -> Slot:
+        name = relative_cassette_path(request, self.redact_rules)
+        return Slot(self.root / name, name)
+
+    def load(self, path: Path, key: str) -> Cassette | None:
+        """The cassette at `path` for `key`, or None if there is none.
+
+        Raises CassetteError, naming the file, if the file exists but cannot be used.
+        """
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):  # the latter: a file stands where the folder would be
+            return None
+        try:
+            cassette = cassette_from_bytes(data)
+        except CassetteError as error:
+            raise CassetteError(f"{path}: {error}") from None
+        if cassette.key != key:
+            raise CassetteError(f"{path}: holds key {cassette.key[:12]}…, expected {key[:12]}…")
+        return cassette
+
+    def save(self, cassette: Cassette, path: Path, *, replace: bool = False, secrets: Sequence[str] = ()) -> bool:
+        """Write `cassette` at `path` atomically; False if another writer got there first.
+
+        With `replace`, an existing file is overwritten (used for a cassette found corrupt). As a last check,
+        SecretLeakError refuses to write bytes that contain any of `secrets` (the API keys in play).
+        """
+        return self._write_checked(cassette_to_bytes(cassette), cassette.key, path, replace=replace, secrets=secrets)
+
+    @staticmethod
+    def _write_checked(data: bytes, key: str, path: Path, *, replace: bool, secrets: Sequence[str]) -> bool:
+        """Write a cassette's bytes atomically, unless they contain one of `secrets` (SecretLeakError)."""
+        if leaked_secret(data, secrets):
+            # Not named by its file name: the name's slug comes from the prompt, which holds the key.
+            raise SecretLeakError(
+                f"refused to write the cassette for key {key[:KEY_PREFIX_CHARS]} in {path.parent}: "
+                "it contains an API key"
+            )
+        return write_atomically(path, data, replace=replace)
+
+    def put_take(
+        self,
+        recorded: Cassette,
+        path: Path,
+        *,
+        take_index: int,
+        takes_wanted: int,
+        refresh: bool,
+        secrets: Sequence[str] = (),
+    ) -> tuple[TakeWrite, Cassette]:
+        """Add `recorded`'s one take to the cassette at `path`; returns what was done and the cassette as it now
+        is on disk.
+
+        The take is appended while the cassette has fewer than `takes_wanted`, whatever index it was recorded
+        for: another gate may have appended meanwhile, and an answer paid for is kept. With `refresh` it
+        replaces take `take_index` instead (or, past the end of a full cassette, the last one), the request as
+        just sent replaces the stored one, and the file is only rewritten when the material view changed. An
+        unreadable file is replaced. Raises SecretLeakError like `save`.
+        """
+        with _locked_folder(path.parent):
+            try:
+                old_bytes = path.read_bytes()
+                existing: Cassette | None = cassette_from_bytes(old_bytes)
+            except (FileNotFoundError, NotADirectoryError, CassetteError):
+                old_bytes, existing = b"", None
+            if existing is None or existing.key != recorded.key:
+                self.save(recorded, path, replace=True, secrets=secrets)
+                return TakeWrite.NEW, recorded
+            takes, take = existing.takes, recorded.takes[0]
+            if refresh and take_index < len(takes):
+                takes[take_index] = take
+            elif len(takes) < takes_wanted:
+                takes.append(take)
+            elif refresh:
+                takes[-1] = take
+            else:
+                return TakeWrite.FULL, existing
+            updated = (recorded if refresh else existing).with_takes(takes)
+            data = cassette_to_bytes(updated)
+            # Only a refresh can leave the material unchanged: an appended take always changes it.
+            if refresh and material_view(orjson.loads(data)) == material_view(orjson.loads(old_bytes)):
+                return TakeWrite.UNCHANGED, existing
+            self._write_checked(data, updated.key, path, replace=True, secrets=secrets)
+            return TakeWrite.CHANGED, updated
+
+    def cassette_paths(self) -> list[Path]:
+        """Every file named like a cassette, in a stable (sorted) order."""
+        return [slot.path for slot in self.slots()]
+
+    def slots(self) -> list[Slot]:
+        """Every file named like a cassette with its name, in a stable (sorted) order."""
+        slots = [
+            Slot(Path(file.path), f"{folder.name}/{file.name}")
+            for folder in self._endpoint_folders()
+            for file in folder_cassettes(folder.path)
+        ]
+        slots.sort(key=lambda slot: slot.path)
+        return slots
+
+    def count(self) -> int:
+        """How many files are named like cassettes. No paths are built or sorted: the start-up banner shows this
+        number, and for 100,000 cassettes that would take a second."""
+        return sum(1 for _ in self._cassette_files())
+
+    def _endpoint_folders(self) -> Iterator[os.DirEntry[str]]:
+        """The endpoint folders, in directory order. A symlinked folder counts like a real one, because the gate
+        serves from it and records into it: what is served is also listed, counted and cleared."""
+        if not self.root.is_dir():
+            return
+        with os.scandir(self.root) as folders:
+            yield from (folder for folder in folders if folder.is_dir())
+
+    def _cassette_files(self) -> Iterator[os.DirEntry[str]]:
+        """The files named like a cassette, one folder deep, in directory order."""
+        for folder in self._endpoint_folders():
+            yield from folder_cassettes(folder.path)
+
+    def remove_temp_files(self) -> int:
+        """Remove the temporary files a killed writer left behind (never linked into place); returns the count."""
+        removed = 0
+        for folder in list(self._endpoint_folders()):
+            for leftover in Path(folder.path).iterdir():
+                if TEMP_NAME.match(leftover.name):
+                    leftover.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def clear(self) -> int:
+        """Remove the cassettes (and leftover temporary files) the gate wrote; nothing else. Returns the count."""
+        removed = 0
+        for path in self.cassette_paths():
+            path.unlink(missing_ok=True)
+            removed += 1
+        self.remove_temp_files()
+        for folder in list(self._endpoint_folders()):
+            if not folder.is_symlink():  # a linked folder is the user's; only its cassettes were ours
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder.path)
+        return removed
+
+
+def folder_cassettes(folder: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
+    """The files named like a cassette in one endpoint folder, in directory order: the one listing that counting,
+    reviewing and the nearest-request index all read."""
+    with os.scandir(folder) as files:
+        yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+
+
+@contextlib.contextmanager
+def _locked_folder(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if missing) against every other writer of takes, in this
+    process (each call opens its own descriptor) and in others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def write_atomically(path: Path, data: bytes, *, replace: bool) -> bool:
+    """Write `data` so that `path` is either absent, or the old file, or the whole new file; never a torn one.
+
+    Returns False, writing nothing, when `path` already exists and `replace` is false.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as temp_file:
+            temp_file.write(data)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.chmod(temp_name, 0o644)
+        if replace:
+            os.replace(temp_name, path)
+            return True
+        try:
+            os.link(temp_name, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)

@@ -1,0 +1,361 @@
+"""The pytest plugin, end to end: a tiny project whose tests call the official `openai` SDK through
+`OPENAI_BASE_URL`, run by `pytester` against the fake upstream in tools/.
+
+The story shares one recording: the module fixture records the project once with the upstream up, then stops
+the upstream; every later test copies that cache and replays it. Most runs are in this process, which is
+quick and shows that the plugin puts `os.environ` back and leaves no thread (the last test checks both); a
+replay and the xdist run use fresh processes, as a user's suite does.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+
+import inference_gate
+from inference_gate.pytest_plugin import GATE_THREAD_NAME
+from tools.fake_upstream import FakeUpstream
+
+pytest_plugins = ["pytester"]
+
+TEST_KEY = "sk-plugin-test-key-0123456789"
+RUN_TIMEOUT_S = 120
+# The inner pytest runs import this checkout's package, whether or not it is the installed one.
+PYTHONPATH = os.pathsep.join([str(Path(inference_gate.__file__).parent.parent), os.environ.get("PYTHONPATH", "")])
+
+ASK = """
+from openai import OpenAI
+
+
+def ask(prompt):
+    client = OpenAI(max_retries=0)
+    messages = [{"role": "user", "content": prompt}]
+    return client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message.content
+"""
+HELLO = '\n\ndef test_hello():\n    assert ask("Say hello")\n'
+BYE = '\n\ndef test_bye():\n    assert ask("Say goodbye")\n'
+NEW = '\n\ndef test_new():\n    assert ask("Say something new")\n'
+
+
+def plugin_args() -> list[str]:
+    """`-p` for the plugin unless its entry point is installed, where `-p` would register it a second time."""
+    installed = importlib.metadata.entry_points(group="pytest11", name="inference_gate")
+    return [] if installed else ["-p", "inference_gate.pytest_plugin"]
+
+
+@contextmanager
+def fake_upstream() -> Iterator[str]:
+    """The fake OpenAI upstream's URL, served from a thread of its own for the block's duration."""
+    started = threading.Event()
+    running: dict[str, object] = {}
+
+    async def serve() -> None:
+        with trio.CancelScope() as scope:
+            running["token"], running["scope"] = trio.lowlevel.current_trio_token(), scope
+            async with trio.open_nursery() as nursery:
+                running["port"] = await nursery.start(functools.partial(FakeUpstream().serve))
+                started.set()
+
+    thread = threading.Thread(target=trio.run, args=(serve,))
+    thread.start()
+    assert started.wait(RUN_TIMEOUT_S)
+    try:
+        yield f"http://127.0.0.1:{running['port']}"
+    finally:
+        trio.from_thread.run_sync(running["scope"].cancel, trio_token=running["token"])
+        thread.join(RUN_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(the cache recorded from the hello and bye tests, the record run's output); the upstream is gone after."""
+    project = tmp_path_factory.mktemp("recording")
+    (project / "test_chat.py").write_text(ASK + HELLO + BYE)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "OPENAI_"))}
+    environ.update(HOME=str(project), OPENAI_API_KEY=TEST_KEY, PYTHONPATH=PYTHONPATH)
+    with fake_upstream() as upstream_url:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", *plugin_args(), "-p", "no:cacheprovider", "--inference-gate=record",
+             f"--inference-gate-upstream={upstream_url}"],
+            cwd=project, env=environ, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+        )  # fmt: skip
+    return project / ".inference_cache", run.stdout + run.stderr
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, recording: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the recorded project (hello and bye) in pytester's directory, replayable with no upstream."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("INFERENCE_GATE_MODE", raising=False)
+    monkeypatch.setenv("PYTHONPATH", PYTHONPATH)
+    shutil.copytree(recording[0], pytester.path / ".inference_cache")
+    pytester.makepyfile(test_chat=ASK + HELLO + BYE)
+    return pytester.path / ".inference_cache"
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """A run in this process, which is quick; the plugin leaves no trace (the last test checks)."""
+    return pytester.runpytest_inprocess(*plugin_args(), "-p", "no:cacheprovider", *args)
+
+
+def run_in_a_fresh_process(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", *args, timeout=RUN_TIMEOUT_S)
+
+
+def cassettes(cache_dir: Path) -> list[str]:
+    return sorted(path.relative_to(cache_dir).as_posix() for path in cache_dir.glob("*/*.json"))
+
+
+def test_the_entry_point_registers_the_plugin_module() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["entry-points"]["pytest11"] == {"inference_gate": "inference_gate.pytest_plugin"}
+
+
+def test_record_with_the_upstream_up_writes_one_cassette_per_test(recording: tuple[Path, str]) -> None:
+    cache_dir, output = recording
+    assert "2 passed" in output
+    assert "record mode" in output and "hits 0, recorded 2, misses 0" in output
+    names = cassettes(cache_dir)
+    assert [name.rsplit(".", 2)[0] for name in names] == ["chat.completions/say-goodbye", "chat.completions/say-hello"]
+
+
+def test_replay_with_the_upstream_stopped_hits_every_cassette_and_maps_tests_to_them(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    result = run_in_a_fresh_process(pytester, "--inference-gate=replay", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*= inference-gate =*",
+            "replay mode, cassettes in *: hits 2, recorded 0, misses 0",
+            "cassettes used, by test:",
+            "  test_chat.py::test_bye: chat.completions/say-goodbye.*.json",
+            "  test_chat.py::test_hello: chat.completions/say-hello.*.json",
+        ]
+    )
+
+
+def test_a_new_prompt_fails_its_test_with_the_miss_and_the_summary_names_it(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    pytester.makepyfile(test_chat=ASK + HELLO + BYE + NEW)
+    result = run(pytester, "--inference-gate=replay")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*NotFoundError: Error code: 404 - No cassette for POST /v1/chat/completions*",
+            "replay mode, cassettes in *: hits 2, recorded 0, misses 1",
+            "MISS test_chat.py::test_new: POST /v1/chat/completions chat.completions gpt-4o-mini 'Say something new'",
+            "    closest cassette: chat.completions/say-*.json differs at messages[[]0[]].content*",
+        ]
+    )
+
+
+def test_injected_faults_fail_the_tests_as_errors_that_still_use_their_cassettes(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-fault-rate=1", "-v")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "replay mode, cassettes in *: hits 0, recorded 0, misses 0, errors 2",
+            "fault injection on: 100% of answers from cassettes fail on purpose (seed 0)",
+            "cassettes used, by test:",
+            "  test_chat.py::test_bye: chat.completions/say-goodbye.*.json",
+            "  test_chat.py::test_hello: chat.completions/say-hello.*.json",
+        ]
+    )
+    assert "Injected fault" in result.stdout.str()
+
+
+def test_prune_after_a_test_is_removed_deletes_only_its_cassette(pytester: pytest.Pytester, project: Path) -> None:
+    before = cassettes(project)
+    pytester.makepyfile(test_chat=ASK + HELLO)
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-prune")
+    result.assert_outcomes(passed=1)
+    bye = next(name for name in before if "say-goodbye" in name)
+    result.stdout.fnmatch_lines(["pruned the cassettes no test used (1):", f"  {bye}"])
+    assert cassettes(project) == [name for name in before if name != bye]
+
+
+def test_prune_after_a_k_run_refuses_and_says_why(pytester: pytest.Pytester, project: Path) -> None:
+    before = cassettes(project)
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-prune", "-k", "hello")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["prune refused, nothing deleted: tests were selected with -k 'hello'"])
+    assert cassettes(project) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["test_chat.py::test_hello"], "prune refused, nothing deleted: only these tests were asked for: *"),
+        (["-x"], "prune refused, nothing deleted: the run stopped early (stopping after 1 failures); tests failed: 1"),
+        (["."], "prune: every cassette was used, nothing deleted"),
+    ],
+)
+def test_prune_refuses_a_partial_run_but_not_the_rootdir_named(
+    pytester: pytest.Pytester, project: Path, args: list[str], said: str
+) -> None:
+    before = cassettes(project)
+    if "-x" in args:
+        pytester.makepyfile(test_chat=ASK + NEW + HELLO + BYE)
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-prune", *args)
+    result.stdout.fnmatch_lines([said])
+    assert cassettes(project) == before
+
+
+def test_prune_after_a_failure_refuses(pytester: pytest.Pytester, project: Path) -> None:
+    before = cassettes(project)
+    pytester.makepyfile(test_chat=ASK + HELLO + NEW)
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-prune")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["prune refused, nothing deleted: tests failed: 1"])
+    assert cassettes(project) == before
+
+
+def test_xdist_workers_each_replay_and_the_controller_prunes(pytester: pytest.Pytester, project: Path) -> None:
+    before = cassettes(project)
+    pytester.makepyfile(test_chat=ASK + HELLO + "\n\ndef test_hello_again():\n    assert ask('Say hello')\n")
+    result = run_in_a_fresh_process(pytester, "--inference-gate=replay", "--inference-gate-prune", "-n", "2", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "replay mode, cassettes in *: hits 2, recorded 0, misses 0",
+            "  test_chat.py::test_hello: chat.completions/say-hello.*.json",
+            "  test_chat.py::test_hello_again: chat.completions/say-hello.*.json",
+            "pruned the cassettes no test used (1):",
+        ]
+    )
+    assert cassettes(project) == [name for name in before if "say-hello" in name]
+
+
+def test_the_fixture_gives_the_running_gate(pytester: pytest.Pytester, project: Path) -> None:
+    pytester.makepyfile(
+        test_fixture="""
+        import os
+
+        def test_gate(inference_gate):
+            assert os.environ["OPENAI_BASE_URL"] == inference_gate.base_url == inference_gate.url + "/v1"
+            assert inference_gate.url.startswith("http://127.0.0.1:")
+            assert inference_gate.mode.value == "replay"
+            assert inference_gate.cache_dir == inference_gate.cache_dir.absolute()
+            assert inference_gate.cache_dir.name == ".inference_cache"
+            assert os.environ["OPENAI_API_KEY"]
+        """
+    )
+    run(pytester, "--inference-gate=replay", "test_fixture.py").assert_outcomes(passed=1)
+
+
+def test_the_environment_chooses_the_mode_and_the_command_line_wins(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\ninference_gate_mode = record\n")
+    monkeypatch.setenv("INFERENCE_GATE_MODE", "replay")
+    run(pytester).stdout.fnmatch_lines(["replay mode, cassettes in *: hits 2, recorded 0, misses 0"])
+    off = run(pytester, "--inference-gate=off")
+    off.assert_outcomes(failed=2)  # no gate: the SDK has no key and nowhere to go
+    assert not any(line.strip("= ") == "inference-gate" for line in off.stdout.lines)  # no summary section
+
+
+def test_the_ini_chooses_the_directory_relative_to_the_rootdir(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.rename(pytester.path / "cassettes")
+    pytester.makeini("[pytest]\ninference_gate_dir = cassettes\n")
+    (pytester.path / "sub").mkdir()
+    pytester.makepyfile(**{"sub/test_chat": ASK + HELLO})
+    (pytester.path / "test_chat.py").unlink()
+    monkeypatch.chdir(pytester.path / "sub")
+    run(pytester).assert_outcomes(failed=1)
+    result = run(pytester, "--inference-gate=replay")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"replay mode, cassettes in {pytester.path / 'cassettes'}: hits 1, *"])
+
+
+def test_the_replay_speed_option_paces_replayed_answers(pytester: pytest.Pytester, project: Path) -> None:
+    for name in cassettes(project):
+        document = orjson.loads((project / name).read_bytes())
+        document["response"]["timing"] = {"total_ms": 1000}
+        (project / name).write_bytes(orjson.dumps(document))
+    pytester.makepyfile(
+        test_paced=ASK + """
+
+import time
+
+
+def test_hello_takes_half_its_recorded_second():
+    started = time.monotonic()
+    assert ask("Say hello")
+    assert time.monotonic() - started >= 0.4
+"""
+    )
+    run(pytester, "--inference-gate=replay", "test_paced.py").assert_outcomes(failed=1)  # no pacing: at once
+    run(pytester, "--inference-gate=replay", "--inference-gate-replay-speed=2", "test_paced.py").assert_outcomes(
+        passed=1
+    )
+
+
+def test_refresh_sends_every_test_upstream_and_leaves_unchanged_cassettes_byte_for_byte(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {name: (project / name).read_bytes() for name in cassettes(project)}
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    with fake_upstream() as upstream_url:
+        result = run(pytester, "--inference-gate=refresh", f"--inference-gate-upstream={upstream_url}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "refresh mode, cassettes in *: hits 0, recorded 2, misses 0",
+        "refreshed 2 cassette(s): 2 unchanged, 0 changed, 0 new",
+    ])
+    assert {name: (project / name).read_bytes() for name in cassettes(project)} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--inference-gate=bogus"], "ERROR: --inference-gate: unknown mode 'bogus'; choose one of replay, record, *"),
+        (["--inference-gate=refresh"], "ERROR: --inference-gate=refresh needs an upstream API key: set OPENAI_API_KEY"),
+        (["--inference-gate=record"], "ERROR: --inference-gate=record needs an upstream API key: set OPENAI_API_KEY"),
+        (
+            ["--inference-gate=replay", "--inference-gate-replay-speed=0"],
+            "ERROR: inference-gate: --replay-speed: expected a positive number *, got '0'",
+        ),
+        (
+            ["--inference-gate=replay", "--inference-gate-dir=blocker/cache"],
+            "ERROR: --inference-gate-dir: cannot create the cassette directory */blocker/cache: *",
+        ),
+    ],
+)
+def test_bad_input_is_one_usage_error_line(
+    pytester: pytest.Pytester, project: Path, args: list[str], message: str
+) -> None:
+    (pytester.path / "blocker").write_text("a file where the cache directory should go")
+    result = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_an_in_process_run_restores_the_environment_and_leaves_no_thread(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://example.invalid/v1")
+    run(pytester, "--inference-gate=replay").assert_outcomes(passed=2)
+    assert os.environ["OPENAI_BASE_URL"] == "http://example.invalid/v1"
+    assert "OPENAI_API_KEY" not in os.environ
+    assert [thread.name for thread in threading.enumerate() if thread.name == GATE_THREAD_NAME] == []
