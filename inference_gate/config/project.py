@@ -8,8 +8,9 @@ request it shaped. The settings that shape cassettes therefore live with them:
 - `[tool.inference-gate]` in a Python project's `pyproject.toml` (the nearest one, from the working directory
   up, as pytest and ruff find theirs; the plugin reads the one in its rootdir).
 
-Both may hold any setting but `api_key` (keys never go in a file that is committed) and `cache_dir` (the
-directory is what finds `inference-gate.yaml`). When both set a value, `inference-gate.yaml` wins: it is the one
+Both may hold any setting but the API keys, which never go in a file that is committed; `cache_dir` only in
+`pyproject.toml` (relative to its folder), since the cache directory is what finds `inference-gate.yaml`. When
+both set a value, `inference-gate.yaml` wins: it is the one
 next to the cassettes, read by every gate whatever language runs it, while `pyproject.toml` is read only where a
 Python tool looks. Both win over the per-user file, as a repository's git config wins over the global one.
 
@@ -25,8 +26,6 @@ from pathlib import Path
 PROJECT_FILE_NAME = "inference-gate.yaml"
 PYPROJECT_NAME = "pyproject.toml"
 PYPROJECT_TABLE = ("tool", "inference-gate")
-
-NOT_IN_PROJECT_FILES = frozenset({"api_key", "cache_dir"})
 
 KEY_SHAPING_SETTINGS = ("ignore", "normalize", "redact")
 """The settings without which a replay misses what was recorded: `ignore` and `normalize` change the request

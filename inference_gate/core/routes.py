@@ -26,8 +26,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from inference_gate.dialects import Dialect, route_of
-from inference_gate.upstream_url import UpstreamURL
+from inference_gate.core.dialects import Dialect, route_of
+from inference_gate.core.upstream_url import UpstreamURL
 
 OFFICIAL_UPSTREAMS: dict[Dialect, str] = {
     Dialect.OPENAI: "https://api.openai.com",

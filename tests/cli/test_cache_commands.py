@@ -404,3 +404,22 @@ def test_list_and_show_give_the_take_count_of_a_cassette_of_several_takes(home, 
     assert orjson.loads(run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output())[0]["takes"] == 2
     shown = run(f"cache show {name} --cache-dir {cache_dir}").io.fetch_output()
     assert "  takes:     2" in shown.splitlines()
+
+
+# the project's settings file
+
+
+def test_the_project_settings_file_is_never_taken_for_a_cassette(home, cache_dir, names, tmp_path):
+    project_file = cache_dir / "inference-gate.yaml"
+    project_file.write_text('ignore: [body.user]\nredact: ["body.messages[*].content"]\n', encoding="utf-8")
+    listed = orjson.loads(run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output())
+    assert "inference-gate.yaml" not in [row["name"] for row in listed]
+    assert len(listed) == 4
+    audit = run(f"cache audit --json --cache-dir {cache_dir}")
+    assert orjson.loads(audit.io.fetch_output())["scanned"] == 4
+    ledger = write_ledger(tmp_path / "ledger.json", [names["french"]])
+    pruned = run(f"cache prune --cache-dir {cache_dir} --ledger {ledger} --apply").io.fetch_output()
+    assert "inference-gate.yaml" not in pruned
+    cleared = run(f"cache clear --yes --cache-dir {cache_dir}", interactive=False)
+    assert cleared.io.fetch_output() == f"removed 1 cassette from {cache_dir}\n"
+    assert project_file.read_text(encoding="utf-8").startswith("ignore: [body.user]")
