@@ -4,7 +4,7 @@ from pathlib import Path
 
 import orjson
 
-from inference_gate.core.cassette import Cassette, RecordedRequest, RecordedResponse, cassette_from_bytes
+from inference_gate.core.cassette import Cassette, RecordedRequest, RecordedResponse, Take, cassette_from_bytes
 from inference_gate.core.keys import canonicalize
 from inference_gate.store.cassette_store import CassetteStore
 
@@ -14,9 +14,8 @@ def record(store: CassetteStore, body: dict, response: RecordedResponse, *, path
     request = canonicalize("POST", path, orjson.dumps(body))
     cassette = Cassette(
         key=request.key,
-        recorded_at=recorded_at,
         request=RecordedRequest("POST", request.path, [], {}, request.body, request.json_body, True),
-        response=response,
+        takes=[Take(recorded_at, response)],
     ).with_summary()
     file = store.locate(request).path
     assert store.save(cassette, file)

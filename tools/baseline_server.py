@@ -1,9 +1,12 @@
-"""The ceiling of our stack: a minimal trio + h11 server that answers every request with one canned response.
+"""A bare trio + h11 server that answers every request with one canned response: the bench's reference for what
+any trio + h11 server pays per request.
 
-The benchmark measures the gate against it. It does what any trio + h11 server must do and nothing more: read
-each request in full, then send the response (head, body and end of message in one write) and go on with the
-next request on the same connection. The canned response is taken from a real gate response, so both servers
-put the same bytes on the wire, and the difference between them is what the gate's own work costs.
+It does what such a server must do and nothing more: read each request in full, then have h11 frame the response
+(head, body and end of message, sent in one write) and go on with the next request on the same connection. The
+canned response is taken from a real gate response, so both servers put the same bytes on the wire, and the
+difference between them is the gate's own work. It is a reference, not a ceiling: it frames its reply with h11
+on every request, as a server handed a fresh response must, while the gate frames a replayed answer once and
+sends the same bytes again; on a chunked stream, where framing costs most, the gate is the faster of the two.
 
     python -m tools.baseline_server reply.json --port 0      # prints http://127.0.0.1:PORT
 

@@ -340,11 +340,24 @@ def _message_item(message_id: str, text: str, *, status: str) -> dict:
     return {"id": message_id, "type": "message", "status": status, "content": content, "role": "assistant"}
 
 
+def _previous_response_id(body: dict[str, Any]) -> str | None:
+    previous = body.get("previous_response_id")
+    return previous if isinstance(previous, str) else None
+
+
+def response_text(body: dict[str, Any]) -> str:
+    """A Responses API answer: the echo of the prompt, naming the response it continues when chained, so that a
+    reply shows whether `previous_response_id` reached the server."""
+    text = reply_text(_last_user_text(body.get("input")))
+    previous = _previous_response_id(body)
+    return text if previous is None else f"{text} (continuing {previous})"
+
+
 def response_object(body: dict[str, Any], seed: bytes, *, completed: bool = True) -> dict:
     """A Responses API `response`; in progress it has no output and no usage yet."""
     model = _requested_model(body)
     prompt = _last_user_text(body.get("input"))
-    text = reply_text(prompt)
+    text = response_text(body)
     response_id, message_id = _responses_ids(seed)
     usage = None
     output: list[dict] = []
@@ -371,7 +384,7 @@ def response_object(body: dict[str, Any], seed: bytes, *, completed: bool = True
         "model": model,
         "output": output,
         "parallel_tool_calls": True,
-        "previous_response_id": None,
+        "previous_response_id": _previous_response_id(body),
         "reasoning": {"effort": None, "summary": None},
         "service_tier": "default",
         "store": True,
@@ -391,7 +404,7 @@ def response_events(body: dict[str, Any], seed: bytes) -> list[dict]:
     """The events of a streamed Responses API answer, in OpenAI's order, numbered by `sequence_number`."""
     in_progress = response_object(body, seed, completed=False)
     completed = response_object(body, seed)
-    text = reply_text(_last_user_text(body.get("input")))
+    text = response_text(body)
     _, message_id = _responses_ids(seed)
     position = {"item_id": message_id, "output_index": 0, "content_index": 0}
     events: list[dict] = [

@@ -119,11 +119,24 @@ class FakeUpstream:
             if request is None:
                 return
             self.requests.append(request)
+            if connection.their_state is h11.MIGHT_SWITCH_PROTOCOL and await self.serve_upgrade(
+                stream, connection, request
+            ):
+                return
             reply = self.build_reply(request)
             finished = await self._send_reply(stream, connection, reply)
             if not finished or connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
                 return
             connection.start_next_cycle()
+
+    async def serve_upgrade(
+        self, stream: trio.abc.Stream, connection: h11.Connection, request: ReceivedRequest
+    ) -> bool:
+        """Take over a connection whose request asks to switch protocols; False answers it as plain HTTP instead.
+
+        This fake speaks HTTP only; tools/fake_websocket.py overrides this to speak WebSocket.
+        """
+        return False
 
     async def _receive_request(
         self, stream: trio.abc.Stream, connection: h11.Connection

@@ -27,7 +27,7 @@ import openai
 import trio
 
 from inference_gate import Gate, Mode, Settings
-from inference_gate.serve.prompt_test import probe_gate
+from inference_gate.serve.prompt_test import prompt_the_gate
 from inference_gate.store.cassette_store import CassetteStore
 from tools.fake_upstream import FakeUpstream
 
@@ -64,7 +64,7 @@ async def record_examples(cache_dir: Path) -> None:
 
 async def _send_examples(settings: Settings, port: int) -> None:
     """The example exchanges: the test-gate prompt, then the README's SDK calls."""
-    probe = await probe_gate(replace(settings, port=port))
+    probe = await prompt_the_gate(replace(settings, port=port))
     if not probe.succeeded:
         raise RuntimeError(f"the test-gate exchange failed: {probe.error_message}")
     base_url = f"http://127.0.0.1:{port}/v1"

@@ -25,8 +25,9 @@ from inference_gate.cli.cache_commands import (
 )
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
-from inference_gate.cli.prompt_test_commands import ProbeGateCommand, ProbeUpstreamCommand
+from inference_gate.cli.prompt_test_commands import GateTestCommand, UpstreamTestCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
+from inference_gate.cli.verify_commands import VerifyCommand
 
 COMMANDS: tuple[type[Command], ...] = (
     ConfigPathCommand,
@@ -34,8 +35,8 @@ COMMANDS: tuple[type[Command], ...] = (
     ConfigShowCommand,
     StartCommand,
     ReplayCommand,
-    ProbeGateCommand,
-    ProbeUpstreamCommand,
+    GateTestCommand,
+    UpstreamTestCommand,
     CacheListCommand,
     CacheInfoCommand,
     CacheClearCommand,
@@ -44,6 +45,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CacheAuditCommand,
     CachePruneCommand,
     CacheRekeyCommand,
+    VerifyCommand,
 )
 
 

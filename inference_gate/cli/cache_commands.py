@@ -23,20 +23,26 @@ from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 from cleo.terminal import Terminal
 
-from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_error
+from inference_gate.cli.common import (
+    cassette_count_text,
+    existing_cache_dir,
+    setting_options,
+    settings_from_io,
+    write_error,
+)
 from inference_gate.core.cassette import CassetteError, cassette_document
 from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.summary import truncate
 from inference_gate.proxy.ledger import Ledger, LedgerError, RunState, prune_plan
 from inference_gate.review import changes_report
-from inference_gate.review.audit import AuditReport, CredentialScanner, audit_store, watched_values
+from inference_gate.review.audit import AuditReport, CredentialScanner, audit_store, masked_copy, watched_values
 from inference_gate.review.cassette_view import view_lines, view_of
 from inference_gate.review.git_tree import GitError
 from inference_gate.review.inventory import CassetteReview, StoreInfo, review_cassettes, store_info
 from inference_gate.review.prune import cassette_names, delete_cassettes
 from inference_gate.review.rekey import Move, RekeyPlan, apply_rekey, plan_rekey
 from inference_gate.review.revisions import diff_revisions
-from inference_gate.store.cassette_store import CassetteStore
+from inference_gate.store.cassette_store import CassetteStore, require_cache_dir
 
 COLUMN_GAP = "  "
 MIN_PREVIEW_CHARS = 16
@@ -53,7 +59,7 @@ class CacheListCommand(Command):
     ]
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         reviews = review_cassettes(cache_dir)
         if self.option("json"):
             text = orjson.dumps([review.as_json() for review in reviews], option=orjson.OPT_INDENT_2).decode()
@@ -75,7 +81,7 @@ class CacheInfoCommand(Command):
     options: ClassVar[list[Option]] = setting_options("cache_dir")
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         reviews = review_cassettes(cache_dir)
         if not reviews:
             self.io.write_line(f"no cassettes in {cache_dir}", type=OutputType.RAW)
@@ -93,7 +99,7 @@ class CacheClearCommand(Command):
     ]
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         store = CassetteStore(cache_dir)
         count = store.count()
         if count == 0:
@@ -155,7 +161,7 @@ class CachePruneCommand(Command):
     ]
 
     def handle(self) -> int:
-        cache_dir = settings_from_io(self.io).settings.cache_dir.absolute()
+        cache_dir = existing_cache_dir(self.io)
         if self.option("ledger") is None:
             write_error(self.io, "cache prune needs --ledger FILE, written by `start --ledger` or `replay --ledger`")
             return 1
@@ -203,7 +209,7 @@ class CacheRekeyCommand(Command):
 
     def handle(self) -> int:
         settings = settings_from_io(self.io).settings
-        cache_dir = settings.cache_dir.absolute()
+        cache_dir = require_cache_dir(settings.cache_dir.absolute())
         store = CassetteStore(cache_dir, redact_rules=settings.redact)
         plan = plan_rekey(store, KeyRules.from_config(settings.ignore, settings.normalize))
         blocked = apply_rekey(plan) if self.option("apply") else []
@@ -251,7 +257,7 @@ class CacheShowCommand(Command):
         wanted = self.argument("cassette")
         try:
             path = find_cassette(cache_dir, wanted)
-            document = cassette_document(path.read_bytes())
+            document = cassette_document(CassetteStore(cache_dir).read_bytes(path))
         except LookupError as error:
             write_error(self.io, str(error))
             return 1
@@ -262,10 +268,12 @@ class CacheShowCommand(Command):
             write_error(self.io, f"{wanted}: cannot read the file: {error.strerror}")
             return 1
         if self.option("json"):
-            self.io.write_line(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode(), type=OutputType.RAW)
+            text = orjson.dumps(masked_copy(document), option=orjson.OPT_INDENT_2).decode()
+            self.io.write_line(text, type=OutputType.RAW)
         else:
             name = f"{path.parent.name}/{path.name}"
-            _write_lines(self.io, view_lines(view_of(name, document)))
+            # Masked once reassembled: a stream can carry a key cut across its events.
+            _write_lines(self.io, view_lines(masked_copy(view_of(name, document))))
         return 0
 
 
@@ -274,6 +282,7 @@ def find_cassette(cache_dir: Path, wanted: str) -> Path:
     for candidate in (Path(wanted), cache_dir / wanted):
         if candidate.is_file():
             return candidate
+    require_cache_dir(cache_dir)
     matches = [slot.path for slot in CassetteStore(cache_dir).slots() if wanted in slot.name]
     if len(matches) == 1:
         return matches[0]
@@ -292,7 +301,7 @@ class CacheAuditCommand(Command):
 
     def handle(self) -> int:
         settings = settings_from_io(self.io).settings
-        cache_dir = settings.cache_dir.absolute()
+        cache_dir = require_cache_dir(settings.cache_dir.absolute())
         scanner = CredentialScanner(watched_values(os.environ, settings.audit_env), settings.audit_allow)
         report = audit_store(cache_dir, scanner)
         if self.option("json"):
@@ -305,13 +314,16 @@ class CacheAuditCommand(Command):
 
 
 def audit_lines(report: AuditReport, cache_dir: Path) -> list[str]:
-    """One line per finding (file, JSON path, kind, masked value), then the count."""
+    """One line per finding (file, JSON path, kind, masked value), then the count and in how many files."""
     lines = [f"{finding.name}  {finding.path}  {finding.kind}  {finding.masked}" for finding in report.findings]
     allowed = f"; {report.allowed} allowed by audit_allow" if report.allowed else ""
-    scanned = cassette_count_text(report.scanned)
+    scanned = f"{report.scanned} file{'' if report.scanned == 1 else 's'}"
     if report.findings:
         count = len(report.findings)
-        lines.append(f"{count} credential{'s' if count > 1 else ''} found in {scanned} in {cache_dir}{allowed}")
+        lines.append(
+            f"{count} credential{'s' if count > 1 else ''} found in {report.files_with_findings} of {scanned} "
+            f"in {cache_dir}{allowed}"
+        )
     else:
         lines.append(f"no credentials found in {scanned} in {cache_dir}{allowed}")
     return lines

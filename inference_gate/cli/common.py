@@ -17,6 +17,7 @@ from cleo.io.outputs.output import Type as OutputType
 
 from inference_gate.config.settings import SETTING_SPECS, Settings
 from inference_gate.config.sources import LoadedSettings, load_settings, option_name
+from inference_gate.store.cassette_store import require_cache_dir
 
 CONFIG_OPTION = "config"
 
@@ -62,6 +63,12 @@ def settings_from_io(io: IO) -> LoadedSettings:
     for warning in loaded.warnings:
         write_warning(io, warning)
     return loaded
+
+
+def existing_cache_dir(io: IO) -> Path:
+    """The cache directory of this invocation, absolute; MissingCacheDirError (one line, exit 1) when it is not
+    a directory, so that a typo is not reported as an empty cache."""
+    return require_cache_dir(settings_from_io(io).settings.cache_dir.absolute())
 
 
 def one_line(error: BaseException) -> str:

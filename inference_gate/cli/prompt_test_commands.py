@@ -20,7 +20,13 @@ from cleo.io.outputs.output import Type as OutputType
 from inference_gate.cli.common import setting_options, settings_from_io, write_error
 from inference_gate.config.settings import Settings
 from inference_gate.config.sources import ConfigError
-from inference_gate.serve.prompt_test import ProbeError, ProbeResult, probe_gate, probe_upstream, reachable_gate_url
+from inference_gate.serve.prompt_test import (
+    PromptTestError,
+    PromptTestResult,
+    prompt_the_gate,
+    prompt_the_upstream,
+    reachable_gate_url,
+)
 
 # What each `x-inference-gate` value means, for the person reading the result.
 GATE_OUTCOMES = {
@@ -34,7 +40,7 @@ _PROMPT_OPTIONS = [
 ]
 
 
-class ProbeGateCommand(Command):
+class GateTestCommand(Command):
     name = "test-gate"
     description = "Send the test prompt to a running gate and show the reply, the time, and hit or recorded."
     options: ClassVar[list[Option]] = [
@@ -49,8 +55,8 @@ class ProbeGateCommand(Command):
     def handle(self) -> int:
         settings = _with_prompt_options(self.io, settings_from_io(self.io).settings)
         try:
-            result = trio.run(probe_gate, settings)
-        except ProbeError as error:
+            result = trio.run(prompt_the_gate, settings)
+        except PromptTestError as error:
             if error.unreachable:
                 return _fail(
                     self.io,
@@ -71,7 +77,7 @@ class ProbeGateCommand(Command):
         return 0
 
 
-class ProbeUpstreamCommand(Command):
+class UpstreamTestCommand(Command):
     name = "test-upstream"
     description = "Send the test prompt straight to the upstream, to check the API key and the network."
     options: ClassVar[list[Option]] = [*setting_options("upstream", "api_key"), *_PROMPT_OPTIONS]
@@ -79,8 +85,8 @@ class ProbeUpstreamCommand(Command):
     def handle(self) -> int:
         settings = _with_prompt_options(self.io, settings_from_io(self.io).settings)
         try:
-            result = trio.run(probe_upstream, settings)
-        except ProbeError as error:
+            result = trio.run(prompt_the_upstream, settings)
+        except PromptTestError as error:
             return _fail(self.io, str(error))
         if not result.succeeded:
             return _fail(self.io, f"the upstream answered {_status(result)}: {result.error_message}")
@@ -101,7 +107,7 @@ def _with_prompt_options(io: IO, settings: Settings) -> Settings:
     return replace(settings, **overrides)
 
 
-def _print_result(io: IO, result: ProbeResult, settings: Settings, extra_rows: list[tuple[str, str]]) -> None:
+def _print_result(io: IO, result: PromptTestResult, settings: Settings, extra_rows: list[tuple[str, str]]) -> None:
     rows = [
         ("url", result.url),
         ("model", settings.test_model),
@@ -121,7 +127,7 @@ def duration(elapsed_s: float) -> str:
     return f"{elapsed_s * 1000:.0f} ms" if elapsed_s < 1 else f"{elapsed_s:.2f} s"
 
 
-def _status(result: ProbeResult) -> str:
+def _status(result: PromptTestResult) -> str:
     """`401 invalid_api_key`: the status, and the error's code when it has one."""
     return f"{result.status} {result.error_code}" if result.error_code else str(result.status)
 

@@ -176,6 +176,12 @@ class Settings:
         "Largest response the gate records, in bytes; a larger one is passed through to the client unrecorded.",
         parse.size_bytes,
     )
+    max_cassette_bytes: int = _setting(
+        256 * 1024 * 1024,
+        "Largest cassette file the gate reads, in bytes; a larger one is reported as corrupt, and a recording that "
+        "would make one is passed through unrecorded. Far above any cassette recorded with the default limits.",
+        parse.size_bytes,
+    )
     max_connections: int = _setting(
         1000,
         "Most client connections served at once; more wait in the kernel's backlog until one closes. Keep it "
@@ -188,6 +194,20 @@ class Settings:
         30.0, "Seconds a client has to take each write of a response; one that stops reading is dropped.",
         parse.duration_s,
     )  # fmt: skip
+    websocket_idle_timeout_s: float = _setting(
+        300.0, "Seconds a WebSocket session may pass without a message either way before it is closed.",
+        parse.duration_s,
+    )  # fmt: skip
+    websocket_max_messages: int = _setting(
+        100_000, "Most messages, both ways together, in one WebSocket session; the next one closes it.",
+        parse.positive_int,
+    )  # fmt: skip
+    store_session_audio: bool = _setting(
+        False,
+        "Store the base64 audio of Realtime and Live sessions in their cassettes; by default audio is stored by "
+        "SHA-256 and size (a client's audio still matches exactly; a server's replays as silence of that size).",
+        parse.boolean,
+    )
     upstream_connect_timeout_s: float = _setting(
         10.0, "Seconds to wait while connecting to the upstream.", parse.duration_s
     )

@@ -1,6 +1,7 @@
-"""How the gate's own address is written and judged: pure helpers shared by `serve` and `probe`.
+"""How the gate's own address is written and judged: pure helpers shared by serve/foreground.py and
+serve/prompt_test.py.
 
-They live apart from serve.py so that `test-upstream` and `test-gate` (probe.py) need not import the code that
+They live in the core so that `test-upstream` and `test-gate` (serve/prompt_test.py) need not import the code that
 runs a gate.
 """
 

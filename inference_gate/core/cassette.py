@@ -112,24 +112,25 @@ class Take:
 
 @dataclass(slots=True)
 class Cassette:
-    """`recorded_at` and `response` are the first take, which names the cassette in reviews and summaries;
-    `later_takes` are the ones recorded after it, in order."""
+    """A request and its takes, in recorded order (at least one). The first take names the cassette in reviews
+    and summaries, so `recorded_at` and `response` read it."""
 
     key: str
-    recorded_at: str
     request: RecordedRequest
-    response: RecordedResponse
+    takes: list[Take]
     summary: dict[str, Any] = field(default_factory=dict)
-    later_takes: list[Take] = field(default_factory=list)
 
     @property
-    def takes(self) -> list[Take]:
-        return [Take(self.recorded_at, self.response), *self.later_takes]
+    def recorded_at(self) -> str:
+        return self.takes[0].recorded_at
+
+    @property
+    def response(self) -> RecordedResponse:
+        return self.takes[0].response
 
     def with_takes(self, takes: list[Take]) -> Cassette:
         """This cassette's request with `takes` (at least one) as its answers, its summary computed again."""
-        first, *later = takes
-        return Cassette(self.key, first.recorded_at, self.request, first.response, later_takes=later).with_summary()
+        return Cassette(self.key, self.request, list(takes)).with_summary()
 
     def with_summary(self) -> Cassette:
         """This cassette with its review summary computed from the exchange."""
@@ -168,7 +169,7 @@ def record_exchange(
         is_json=request.is_json,
         form=None if form is None else stored_form(form, store_file_contents=store_file_contents),
     )
-    return Cassette(key=request.key, recorded_at=recorded_at, request=stored_request, response=response).with_summary()
+    return Cassette(key=request.key, request=stored_request, takes=[Take(recorded_at, response)]).with_summary()
 
 
 def parse_json_or_none(body: bytes | str) -> Any:
@@ -227,6 +228,8 @@ def _event_to_record(event: SSEEvent) -> dict[str, Any]:
 
 
 def _event_from_record(record: dict[str, Any]) -> SSEEvent:
+    if not isinstance(record, dict) or "data" not in record:
+        raise ValueError(f"response.events holds {type(record).__name__} {record!r:.40}, not an event object with data")
     data = record["data"]
     return SSEEvent(
         data=data if isinstance(data, str) else orjson.dumps(data).decode("utf-8"),
@@ -268,6 +271,8 @@ def _timing_from_record(record: Any) -> ResponseTiming | None:
 
 def _response_from_dict(response: dict[str, Any]) -> RecordedResponse:
     events = response.get("events")
+    if events is not None and not isinstance(events, list):
+        raise ValueError(f"response.events must be a list of events, not {type(events).__name__}")
     return RecordedResponse(
         status=int(response["status"]),
         headers={str(name): str(value) for name, value in response.get("headers", {}).items()},
@@ -332,19 +337,22 @@ def document_takes(document: dict[str, Any]) -> list[dict[str, Any]]:
     return takes
 
 
+ORJSON_TOO_DEEP = "Recursion limit reached"
+"""orjson's message when it refuses to write a value nested deeper than it writes."""
+
+
 def cassette_from_bytes(data: bytes) -> Cassette:
     """Read a cassette file's content; CassetteError says what is wrong with a bad one."""
     stored = cassette_document(data)
     try:
         request = stored["request"]
         request_body, request_json, request_is_json = _body_from_fields(request)
-        first, *later = [
+        takes = [
             Take(str(take.get("recorded_at", "")), _response_from_dict(take["response"]))
             for take in document_takes(stored)
         ]
         cassette = Cassette(
             key=str(stored["key"]),
-            recorded_at=first.recorded_at,
             request=RecordedRequest(
                 method=str(request["method"]),
                 path=str(request["path"]),
@@ -355,16 +363,16 @@ def cassette_from_bytes(data: bytes) -> Cassette:
                 is_json=request_is_json,
                 form=request.get("form"),
             ),
-            response=first.response,
+            takes=takes,
             summary=dict(stored.get("summary") or {}),
-            later_takes=later,
         )
-    except orjson.JSONEncodeError:  # read, but nested deeper than orjson writes: not a cassette the gate wrote
-        raise CassetteError("malformed cassette (a body nests too deep to be sent again)") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # orjson's encode error is a TypeError; this one: read, but nested deeper than orjson writes.
+        if str(error) == ORJSON_TOO_DEEP:
+            raise CassetteError("malformed cassette (a body nests too deep to be sent again)") from None
         raise CassetteError(f"malformed cassette ({type(error).__name__}: {error})") from None
-    for response in (cassette.response, *(take.response for take in cassette.later_takes)):
-        check_replayable(response)
+    for take in cassette.takes:
+        check_replayable(take.response)
     return cassette
 
 

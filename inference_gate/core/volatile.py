@@ -13,10 +13,10 @@ The volatile values are:
 - the response headers `x-request-id`, `request-id`, `openai-processing-ms` and every rate-limit header
   (`x-ratelimit-*`, `anthropic-ratelimit-*`);
 - in a response body and in the `data` of every stream event, at any depth: `id`, `item_id`, `call_id`,
-  `created`, `created_at`, `system_fingerprint` and `obfuscation` (random padding OpenAI adds to stream
-  chunks to hide token lengths); ids are minted per call at every level (`chatcmpl-`, `call_`, `resp_`,
-  `msg_`), not only at the top. A model object (`"object": "model"` or `"type": "model"`, as in a models
-  listing) is the exception: its `id` is the model's name;
+  `created`, `created_at`, `system_fingerprint`, `obfuscation` (random padding OpenAI adds to stream
+  chunks to hide token lengths) and Gemini's `responseId`; ids are minted per call at every level
+  (`chatcmpl-`, `call_`, `resp_`, `msg_`), not only at the top. A model object (`"object": "model"` or
+  `"type": "model"`, as in a models listing) is the exception: its `id` is the model's name;
 - the SSE `id` field of every stream event.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 VOLATILE_RESPONSE_HEADERS = frozenset({"x-request-id", "request-id", "openai-processing-ms"})
 VOLATILE_RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 VOLATILE_BODY_KEYS = frozenset(
-    {"id", "item_id", "call_id", "created", "created_at", "system_fingerprint", "obfuscation"}
+    {"id", "item_id", "call_id", "created", "created_at", "system_fingerprint", "obfuscation", "responseId"}
 )
 VOLATILE_EVENT_FIELDS = frozenset({"id"})
 VOLATILE_TOP_LEVEL = frozenset({"recorded_at"})

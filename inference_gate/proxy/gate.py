@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
 import trio
@@ -47,9 +48,10 @@ from inference_gate.core.pacing import ReplayPace, Schedule, Spread
 from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
 from inference_gate.http.server import ServerLimits, serve_http
-from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
+from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
+from inference_gate.proxy.faults import fault_plan, fault_response
 from inference_gate.proxy.inflight import InflightExchange
-from inference_gate.proxy.recorder import Flight, Recorder
+from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, Slot
 from inference_gate.store.nearest_index import NearestRequests
@@ -98,6 +100,17 @@ def _log_subject(answer: Answer, slot: str) -> str:
     return named or answer.reason or ""
 
 
+class _Verdict(NamedTuple):
+    """What `_report` says of an answer besides its status: the outcome, the cassette it names, why, and for a
+    miss the request described and the closest recorded one."""
+
+    outcome: Outcome
+    cassette: str | None = None
+    reason: str | None = None
+    described: str | None = None
+    closest: str | None = None
+
+
 class Gate:
     def __init__(
         self,
@@ -114,12 +127,15 @@ class Gate:
         self.settings = settings
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(settings.cache_dir, redact_rules=settings.redact)
+        self.store = CassetteStore(
+            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
+        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
         self._replies = ReplyCache()
+        self._clock = clock
         self._recorder = (
             Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
             if mode.calls_upstream
@@ -160,12 +176,24 @@ class Gate:
             send_timeout_s=settings.send_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
             max_connections=settings.max_connections,
+            websocket=WebSocketLimits(
+                max_message_bytes=settings.max_body_bytes,
+                idle_timeout_s=settings.websocket_idle_timeout_s,
+                max_messages=settings.websocket_max_messages,
+                send_timeout_s=settings.send_timeout_s,
+            ),
         )
         try:
             async with trio.open_nursery() as exchanges:
                 self._exchanges = exchanges
                 await serve_http(
-                    self.handle, settings.host, settings.port, limits, shutdown=shutdown, task_status=task_status
+                    self.handle,
+                    settings.host,
+                    settings.port,
+                    limits,
+                    shutdown=shutdown,
+                    websocket_handler=self.handle_websocket,
+                    task_status=task_status,
                 )
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
@@ -176,67 +204,193 @@ class Gate:
                 with trio.CancelScope(shield=True):
                     await self._recorder.aclose()
 
+    async def handle_websocket(self, request: HttpRequest, upgrade: WebSocketUpgrade) -> HttpResponse | None:
+        """Run a WebSocket session (websocket_routes.py); a path the gate does not record is refused."""
+        # Imported here: the session modules import this one's types.
+        from inference_gate.proxy.websocket_routes import run_websocket
+
+        return await run_websocket(self, request, upgrade)
+
+    async def plan_turn(self, request: HttpRequest) -> HttpResponse | TurnToRecord:
+        """A request that stands for one turn of a WebSocket (a Responses `response.create`): the cassette's
+        answer, as `handle` gives it, when the policy replays; else, in a recording mode, what to record it as.
+
+        The take count advances exactly as for `handle`. Raises GateError for a request that cannot be keyed.
+        """
+        if self._recorder is None:
+            return await self.handle(request)
+        canonical = self._canonicalize(request)
+        take_index = self._take_counts[canonical.key]
+        takes = self._replies.get(canonical.key)
+        slot = self.store.locate(canonical)
+        lookup = Lookup.FOUND
+        if takes is None:
+            lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
+            if problem is not None:
+                logger.warning("corrupt cassette: %s", problem)
+        takes_found = len(takes) if takes is not None else 0
+        action = decide(
+            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
+        )
+        if action is Action.REPLAY_CASSETTE:
+            return await self.handle(request)
+        self._take_counts[canonical.key] += 1
+        return TurnToRecord(canonical, slot, self._flight_take(take_index), replace_corrupt=lookup is Lookup.CORRUPT)
+
+    def report(
+        self,
+        request: HttpRequest,
+        started: float,
+        status: int,
+        outcome: Outcome,
+        *,
+        cassette: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request."""
+        self._report(request, started, status, _Verdict(outcome, cassette=cassette, reason=reason))
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self._recorder
+
+    @property
+    def pace(self) -> ReplayPace | None:
+        return self._pace
+
+    def recorded_at(self) -> str:
+        """Now, as a recording is dated."""
+        return self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        """Answer one request: memo, then in flight, then store, then the policy decides."""
+        """Answer one request: its key, then the memo, then an exchange in flight, then the store, and then the
+        policy decides.
+
+        What is decided here (a hit, an injected fault, a refusal) is reported here, once, at the end; a request
+        that joins an upstream exchange is reported when the exchange's outcome is decided (`_join`), since only
+        then is it known whether the answer reached the disk.
+        """
         started = time.perf_counter()
-        exact_request = (request.method, request.target, request.body)
         slot_name = ""  # for the log line of a miss
         try:
-            key = self._replies.key_of_exact_request(exact_request)
-            canonical = self._canonicalize(request) if key is None else None
-            key = key or canonical.key
+            key, canonical = self._key(request)
             take_index = self._take_counts[key]
             self._take_counts[key] += 1
-            takes = self._replies.get(key)
-            if takes is not None and self._serves(takes, take_index):
-                if canonical is not None:
-                    self._replies.remember_request(exact_request, key)
-                reply = takes.take(take_index)
-            elif (exchange := self._in_flight((key, self._flight_take(take_index)))) is not None:
-                return await self._join(request, started, exchange)
-            else:
+            reply = self._memo(request, key, canonical, take_index)
+            if reply is None:
+                exchange = self._in_flight((key, self._flight_take(take_index)))
+                if exchange is not None:
+                    return await self._join(request, started, exchange)
                 canonical = canonical or self._canonicalize(request)
                 slot = self.store.locate(canonical)
                 slot_name = slot.name
-                return await self._answer_uncached(request, started, canonical, slot, take_index)
+                reply, lookup = await self._stored(canonical, slot, take_index)
+                if reply is None:
+                    return await self._record(request, started, canonical, slot, take_index, lookup)
+            response, verdict = self._replay(request, reply, key, take_index)
         except GateError as error:
             response = error_response(error, dialect=route_of(request.path).dialect)
-            self._report(
-                request,
-                started,
-                response.status,
-                error_outcome(error),
-                reason=error.code,
-                slot=slot_name,
-                described=error.request if isinstance(error, CacheMiss) else None,
-                closest=error.closest if isinstance(error, CacheMiss) else None,
+            missed = error if isinstance(error, CacheMiss) else None
+            verdict = _Verdict(
+                error_outcome(error), None, error.code, missed and missed.request, missed and missed.closest
             )
-            return response
-        return self._hit(request, started, reply, key, take_index)
+        self._report(request, started, response.status, verdict, slot=slot_name)
+        return response
 
-    def _hit(
-        self, request: HttpRequest, started: float, reply: PreparedReply, key: str, take_index: int
+    def _key(self, request: HttpRequest) -> tuple[str, CanonicalRequest | None]:
+        """The request's key: from the memo of exact requests already keyed, else computed (and the canonical
+        request with it, for the store and the recorder)."""
+        key = self._replies.key_of_exact_request((request.method, request.target, request.body))
+        if key is not None:
+            return key, None
+        canonical = self._canonicalize(request)
+        return canonical.key, canonical
+
+    def _memo(
+        self, request: HttpRequest, key: str, canonical: CanonicalRequest | None, take_index: int
+    ) -> PreparedReply | None:
+        """The take that prepared replies in memory give this request, if the policy lets them answer it."""
+        takes = self._replies.get(key)
+        if takes is None or not self._serves(takes, take_index):
+            return None
+        if canonical is not None:
+            self._replies.remember_request((request.method, request.target, request.body), key)
+        return takes.take(take_index)
+
+    async def _stored(
+        self, canonical: CanonicalRequest, slot: Slot, take_index: int
+    ) -> tuple[PreparedReply | None, Lookup]:
+        """The store's take for this request, or None with what the lookup found when the policy says to record;
+        a miss and a corrupt cassette in replay raise the error the client gets."""
+        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
+        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
+        if problem is not None:
+            logger.warning("corrupt cassette: %s", problem)
+        takes_found = len(takes) if takes is not None else 0
+        action = decide(
+            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
+        )
+        if action is Action.REPLAY_CASSETTE and takes is not None:
+            self._replies.put(canonical.key, takes)
+            return takes.take(take_index), lookup
+        if action is Action.REPORT_CORRUPT:
+            raise GateError(
+                500,
+                f"The cassette for this request is unreadable: {problem}. Delete it and record it again with "
+                f"`inference-gate start`.",
+                code="corrupt_cassette",
+                retryable=False,
+            )
+        if action is Action.REPORT_MISS:
+            # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
+            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical, limiter=self._nearest_threads)
+            raise CacheMiss(
+                canonical.method,
+                canonical.path,
+                canonical.key,
+                str(self.store.root.resolve()),
+                request=describe_request(canonical.path, canonical.json_body),
+                closest=closest,
+            )
+        if action is not Action.FORWARD_AND_RECORD:
+            raise GateError(500, f"the policy decided {action.value} with no cassette to replay", code="gate_bug")
+        return None, lookup
+
+    async def _record(
+        self,
+        request: HttpRequest,
+        started: float,
+        canonical: CanonicalRequest,
+        slot: Slot,
+        take_index: int,
+        lookup: Lookup,
     ) -> HttpResponse:
+        """Start the upstream exchange that records this request's take, and answer from it. An identical
+        request may have started its exchange while this one's cassette was looked for: `start` joins it then."""
+        if self._recorder is None or self._exchanges is None:
+            raise GateError(500, "recording needs a recorder and a running gate (Gate.run)", code="gate_bug")
+        flight = (canonical.key, self._flight_take(take_index))
+        exchange = self._recorder.start(
+            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
+        )
+        return await self._join(request, started, exchange)
+
+    def _replay(
+        self, request: HttpRequest, reply: PreparedReply, key: str, take_index: int
+    ) -> tuple[HttpResponse, _Verdict]:
         """The response to a request that a cassette's take answers, from memory or just loaded; paced when the
         reply was prepared with a schedule; with a fault rate, the `take_index`-th request with `key` may fail on
-        purpose instead (faults.py)."""
+        purpose instead (faults.py): an `error`, never a `hit`, naming the cassette that matched so that a ledger
+        still counts that cassette as used."""
         if self._faults is not None:
             fault = self._faults.fault_for(key, take_index, streamed=reply.streamed)
             if fault is not None:
-                return self._fail_on_purpose(request, started, reply, fault)
-        self._report(request, started, reply.status, Outcome.HIT, cassette=reply.name)
+                response = fault_response(fault, reply, route_of(request.path).dialect, paced_parts)
+                return response, _Verdict(Outcome.ERROR, reply.name, fault.reason)
         if reply.paced is not None:
-            return HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
-        return reply.response()
-
-    def _fail_on_purpose(
-        self, request: HttpRequest, started: float, reply: PreparedReply, fault: FaultKind
-    ) -> HttpResponse:
-        """An injected fault is an `error`, never a `hit`; it names the cassette that matched, so that a ledger
-        still counts that cassette as used."""
-        response = fault_response(fault, reply, route_of(request.path).dialect, paced_parts)
-        self._report(request, started, response.status, Outcome.ERROR, cassette=reply.name, reason=fault.reason)
-        return response
+            response = HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
+            return response, _Verdict(Outcome.HIT, reply.name)
+        return reply.response(), _Verdict(Outcome.HIT, reply.name)
 
     def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
         """Whether prepared takes answer the `take_index`-th identical request without a look at the disk."""
@@ -253,19 +407,7 @@ class Gate:
         last wanted take join the exchange for that take, so identical requests make at most `takes` calls."""
         return min(take_index, self.settings.takes - 1)
 
-    def _report(
-        self,
-        request: HttpRequest,
-        started: float,
-        status: int,
-        outcome: Outcome,
-        *,
-        cassette: str | None = None,
-        reason: str | None = None,
-        slot: str = "",
-        described: str | None = None,
-        closest: str | None = None,
-    ) -> None:
+    def _report(self, request: HttpRequest, started: float, status: int, verdict: _Verdict, *, slot: str = "") -> None:
         """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
 
         The log names the cassette, or for a miss the one that would answer (`slot`), else the reason. When
@@ -278,11 +420,11 @@ class Gate:
             request.method,
             request.path,
             status,
-            outcome,
-            cassette=cassette,
-            reason=reason,
-            request=described,
-            closest=closest,
+            verdict.outcome,
+            cassette=verdict.cassette,
+            reason=verdict.reason,
+            request=verdict.described,
+            closest=verdict.closest,
         )
         if logging_answers:
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -320,49 +462,6 @@ class Gate:
                 )
         return canonical
 
-    async def _answer_uncached(
-        self, request: HttpRequest, started: float, canonical: CanonicalRequest, slot: Slot, take_index: int
-    ) -> HttpResponse:
-        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
-        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
-        if problem is not None:
-            logger.warning("corrupt cassette: %s", problem)
-        takes_found = len(takes) if takes is not None else 0
-        action = decide(
-            self.mode, lookup, take_index=take_index, takes_found=takes_found, takes_wanted=self.settings.takes
-        )
-        if action is Action.REPLAY_CASSETTE:
-            assert takes is not None
-            self._replies.put(canonical.key, takes)
-            return self._hit(request, started, takes.take(take_index), canonical.key, take_index)
-        if action is Action.REPORT_CORRUPT:
-            raise GateError(
-                500,
-                f"The cassette for this request is unreadable: {problem}. Delete it and record it again with "
-                f"`inference-gate start`.",
-                code="corrupt_cassette",
-                retryable=False,
-            )
-        if action is Action.REPORT_MISS:
-            # Finding the closest cassette reads the endpoint's folder once; keep that off the event loop.
-            closest = await trio.to_thread.run_sync(self._nearest.describe, canonical, limiter=self._nearest_threads)
-            raise CacheMiss(
-                canonical.method,
-                canonical.path,
-                canonical.key,
-                str(self.store.root.resolve()),
-                request=describe_request(canonical.path, canonical.json_body),
-                closest=closest,
-            )
-        # An identical request may have started its exchange while this one's cassette was looked for: `start`
-        # joins it then.
-        assert self._recorder is not None and self._exchanges is not None, "recording needs a recorder and Gate.run"
-        flight = (canonical.key, self._flight_take(take_index))
-        exchange = self._recorder.start(
-            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
-        )
-        return await self._join(request, started, exchange)
-
     def _load_takes(self, slot: Slot, key: str) -> tuple[Lookup, PreparedTakes | None, str | None]:
         """The slot's cassette as prepared takes, or why there is none (the problem of a corrupt one)."""
         try:
@@ -390,9 +489,7 @@ class Gate:
                     request,
                     started,
                     status,
-                    done.outcome,
-                    cassette=done.cassette if done.outcome is Outcome.RECORDED else None,
-                    reason=done.reason,
+                    _Verdict(done.outcome, done.cassette if done.outcome is Outcome.RECORDED else None, done.reason),
                 )
             )
             if not exchange.streamed:

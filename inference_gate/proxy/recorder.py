@@ -17,7 +17,9 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 
 import trio
@@ -46,15 +48,25 @@ from inference_gate.core.redact import (
     stored_response_headers,
 )
 from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
-from inference_gate.http.upstream import UpstreamPool
+from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.replies import PreparedTakes, ReplyCache
-from inference_gate.store.cassette_store import CassetteStore, SecretLeakError, Slot, TakeWrite
+from inference_gate.store.cassette_store import CassetteStore, CassetteTooLargeError, SecretLeakError, Slot, TakeWrite
 
 logger = logging.getLogger("inference_gate")
 
 # An exchange is identified by its request key and the take it records.
 Flight = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnToRecord:
+    """A WebSocket turn (websocket_turns.py) no cassette answers, to be recorded at `slot` as its `take`-th take."""
+
+    canonical: CanonicalRequest
+    slot: Slot
+    take: int
+    replace_corrupt: bool
 
 # What a cassette counts as in the refresh summary when several of its takes were refreshed: the strongest.
 REFRESH_PRECEDENCE = (TakeWrite.UNCHANGED, TakeWrite.CHANGED, TakeWrite.NEW)
@@ -120,6 +132,16 @@ class Recorder:
             nursery.start_soon(self._record, exchange, flight, request, canonical, slot, replace_corrupt)
         return exchange
 
+    def forward(self, request: HttpRequest) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """Send `request` upstream as a miss is sent: to the upstream its path routes to, with the gate's key in
+        the header the client (or its dialect) uses and the client's credentials dropped. The response's head has
+        arrived when the block starts. `verify` sends recorded requests through here too, so that what it checks
+        is what `start` would record."""
+        dialect = route_of(request.path).dialect
+        headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
+        target = upstream_target(request.target, api_key=self.settings.api_key)
+        return self.upstream.request(request.method, target, headers, request.body)
+
     def refresh_summary(self) -> str:
         """What refresh mode did so far, per cassette: a cassette refreshed several times (takes) counts once,
         as `new` if it was created, else `changed` if any take changed."""
@@ -151,12 +173,9 @@ class Recorder:
         event's time is the body's end: a stream is known to have had its last event only when it ends.
         """
         try:
-            dialect = route_of(request.path).dialect
-            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
-            target = upstream_target(request.target, api_key=self.settings.api_key)
             sent_at = self._monotonic()
             first_event_at: float | None = None
-            async with self.upstream.request(request.method, target, headers, request.body) as upstream:
+            async with self.forward(request) as upstream:
                 status = upstream.status
                 content_type = dict(upstream.headers).get(b"content-type", b"")
                 parser = SSEParser() if content_type.startswith(b"text/event-stream") else None
@@ -231,6 +250,45 @@ class Recorder:
             # A no-op unless the exchange was cancelled (shutdown) before its outcome was decided.
             exchange.fail(GateError(502, "The upstream exchange was cancelled.", code="exchange_cancelled"))
 
+    async def save_turn(
+        self,
+        request: HttpRequest,
+        turn: TurnToRecord,
+        events: list[SSEEvent],
+        timing: ResponseTiming,
+        *,
+        more_secrets: Sequence[str] = (),
+    ) -> tuple[bool, str | None]:
+        """Record a WebSocket turn as the streamed HTTP exchange it is equivalent to: `request` is that HTTP
+        request, `events` the server's messages as SSE events. Returns whether it is on disk, and why not (or in
+        refresh mode what the refresh did), as for an HTTP exchange."""
+        canonical = turn.canonical
+        stored_headers, stored_query, stored_json_body = redact_request(
+            stored_request_headers(request.headers), canonical.query, canonical.json_body, self.settings.redact
+        )
+        cassette = record_exchange(
+            canonical,
+            RecordedResponse(
+                status=200,
+                headers={"content-type": "text/event-stream; charset=utf-8"},
+                events=events,
+                timing=timing,
+            ),
+            recorded_at=self._clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            headers=stored_headers,
+            query=stored_query,
+            json_body=stored_json_body,
+        )
+        secrets = [*self._secrets_in_play(request, canonical), *more_secrets]
+        return await self._save(cassette, turn.slot, secrets, turn.replace_corrupt, take_index=turn.take)
+
+    def now_ms(self, since: float) -> int:
+        """Milliseconds from `since` (a reading of this recorder's monotonic clock) to now."""
+        return elapsed_ms(since, self._monotonic())
+
+    def monotonic(self) -> float:
+        return self._monotonic()
+
     @staticmethod
     def _timing(sent_at: float, first_event_at: float | None, ended_at: float) -> ResponseTiming:
         """A recorded response's timing; a stream without events is timed like a body."""
@@ -264,6 +322,9 @@ class Recorder:
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
             return False, "a credential is in the exchange"
+        except CassetteTooLargeError as error:
+            logger.error("%s: %s; the exchange was answered but not recorded", slot.name, error)
+            return False, str(error)
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
             return False, f"the cassette could not be written: {error.strerror or error}"

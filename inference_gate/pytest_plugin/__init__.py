@@ -170,6 +170,14 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
     for warning in loaded.warnings:
         config.issue_config_time_warning(pytest.PytestConfigWarning(f"inference-gate: {warning}"), stacklevel=2)
     settings = loaded.settings
+    if not mode.calls_upstream:
+        # Only recording creates the directory: a replay of a typo'd one would fail every test with a miss.
+        if not settings.cache_dir.is_dir():
+            raise pytest.UsageError(
+                f"--inference-gate={mode_name}: the cassette directory {settings.cache_dir} does not exist; only "
+                "recording (--inference-gate=record) creates it"
+            )
+        return settings, mode
     try:
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -18,27 +18,39 @@ A key's shape includes its length and, for `sk-` keys, a digit: a prompt about s
 slug like `sk-my-notes` is not a key. Masked values (`sk-abc****1234`, the `redact` setting's `<redacted>`) do
 not match.
 
-A clean file, the common case, costs one lower-casing pass and one search per pattern, and no parsing: every
-pattern starts with a literal (see `_Pattern`), which `re` skips to directly. Only a file with a finding is
-parsed, to name the JSON path of each value. A finding shows the value masked, never whole, and the allow-list
-(`audit_allow`) drops known false positives by value or by location. A credential split across stream events
-(a few characters per chunk) or hidden in a base64 body is not found: the audit reads the file as stored.
+Besides the bytes as stored, the audit reads what they stand for once decoded (decoded_text.py): the base64
+the gate itself writes (`body_base64`) and any base64 in a string, URL-encoded text (`sk%2Dproj%2D...`), and each
+streamed field with its events' pieces joined, since a stream can cut a key anywhere (`sk-` | `proj-...`). A
+finding there names the JSON path of the encoded string and says how it was decoded. Every pattern starts with a
+literal, which `re` skips to directly, and the encoded runs are found in the bytes as stored: a file is parsed
+only when it holds a stream, or a decoded run holds a credential whose JSON path is to be named.
+
+Every file under the cache directory is audited, not only those named like cassettes: a credential in a stray
+file reaches a commit as surely. A finding shows the value masked, never whole, and the allow-list
+(`audit_allow`) drops known false positives by value or by location. `mask_credentials` hides what the audit
+would flag in any text, and every review output (`cache list`, `show`, `diff`) goes through it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from inference_gate.core.cassette import CassetteError
 from inference_gate.core.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.core.nearest import flatten_json
 from inference_gate.core.redact import is_credential_length
-from inference_gate.store.cassette_store import CassetteStore
+from inference_gate.review.decoded_text import decoded_runs, joined_stream_fields, string_leaves
+from inference_gate.store.cassette_store import CASSETTE_NAME, CassetteStore
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
 UNKNOWN_PATH = "?"
@@ -105,6 +117,11 @@ _PATTERNS = (
     ),
 )
 _URL_PARAMETER = re.compile(rb"[?&](?P<name>" + _one_of(CREDENTIAL_PARAMETERS) + rb")$")
+_ANY_PATTERN_START = re.compile(
+    rb"sk-|aiza|a[ks]ia|gh[pousr]_|github_pat_|eyj|authorization|api-key|cookie|bearer"
+    rb"|[?&](?:" + _one_of(CREDENTIAL_PARAMETERS) + rb")=|\[\s*\"(?:" + _one_of(CREDENTIAL_PARAMETERS) + rb')"'
+)
+"""What every pattern's match starts with, lower-cased: one pass that rules out a decoded view holding none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +146,10 @@ class AuditReport:
     scanned: int
     findings: tuple[Finding, ...]
     allowed: int
+
+    @property
+    def files_with_findings(self) -> int:
+        return len({finding.name for finding in self.findings})
 
 
 def mask(value: str) -> str:
@@ -178,17 +199,70 @@ class CredentialScanner:
         self._watched = [(f"value of ${variable}", value.encode()) for variable, value in (env_values or {}).items()]
 
     def scan(self, name: str, data: bytes) -> tuple[list[Finding], int]:
-        """The findings in one file's bytes, and how many more the allow-list dropped."""
+        """The findings in one file, as stored and decoded, and how many more the allow-list dropped."""
         found = self._matches(data)
-        if not found:
-            return [], 0
-        paths = _paths_of(data, [value for _, _, kind, value in found])
+        paths = _paths_of(data, [value for _, _, _, value in found]) if found else []
         findings = [
             Finding(name, path, kind, mask(value), value)
             for (_, _, kind, value), path in zip(found, paths, strict=True)
         ]
+        seen = [value for _, _, _, value in found]
+        for path, kind, value in self._decoded_matches(data):
+            if not any(value in known or known in value for known in seen):
+                seen.append(value)
+                findings.append(Finding(name, path, kind, mask(value), value))
         kept = [finding for finding in findings if not self.is_allowed(finding)]
         return kept, len(findings) - len(kept)
+
+    def _decoded_matches(self, data: bytes) -> list[tuple[str, str, str]]:
+        """(path, kind, value) of each credential in the decoded views of a file (see decoded_text.py).
+
+        The encoded runs are looked for in the file's bytes (JSON escapes nothing base64 or URL-encoding
+        uses), so the file is walked for paths only when a decoded run holds a credential, and for its streams
+        only when it has some.
+        """
+        found: list[tuple[bytes, str, str]] = []  # encoded run, kind, value
+        decoded_seen: set[bytes] = set()
+        for run in decoded_runs(data):
+            if run.text not in decoded_seen:  # a stream repeats its ids in every event
+                decoded_seen.add(run.text)
+                encoded = data[run.start : run.end]
+                found += [(encoded, f"{kind} ({run.how})", value) for _, _, kind, value in self._matches(run.text)]
+        has_streams = b'"events"' in data
+        if not (found or has_streams):
+            return []
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return [(UNKNOWN_PATH, kind, value) for _, kind, value in found]
+        leaves = list(string_leaves(document)) if found else []
+        located = [(_path_holding(leaves, encoded.decode()), kind, value) for encoded, kind, value in found]
+        for path, text in joined_stream_fields(document):
+            located += [
+                (path, f"{kind} (split across stream events)", value)
+                for _, _, kind, value in self._matches(text.encode())
+            ]
+        return located
+
+    def mask(self, text: str) -> str:
+        """`text` with every credential the audit would flag in it masked, plain or encoded (see `mask`)."""
+        data = text.encode()
+        spans = [(start, end, value) for start, end, _, value in self._matches(data)]
+        for run in decoded_runs(data):
+            spans += [(run.start, run.end, value) for _, _, _, value in self._matches(run.text)[:1]]
+        if not spans:
+            return text
+        pieces, position = [], 0
+        for start, end, value in sorted(spans):
+            if start < position:
+                continue  # inside a span already masked
+            segment, encoded_value, masked = data[start:end], value.encode(), mask(value).encode()
+            # A plain match keeps its context (a header's name); an encoded run is replaced whole.
+            masked_segment = segment.replace(encoded_value, masked) if encoded_value in segment else masked
+            pieces += [data[position:start], masked_segment]
+            position = end
+        pieces.append(data[position:])
+        return b"".join(pieces).decode("utf-8", "replace")
 
     def _matches(self, data: bytes) -> list[tuple[int, int, str, str]]:
         """(start, end, kind, value) of each credential, in file order, overlapping matches resolved."""
@@ -199,6 +273,8 @@ class CredentialScanner:
                 candidates.append((start, precedence, start + len(value), kind, value.decode("utf-8", "replace")))
                 start = data.find(value, start + 1)
         lowered = data.lower()
+        if not candidates and _ANY_PATTERN_START.search(lowered) is None:
+            return []
         for precedence, pattern in enumerate(_PATTERNS, start=len(self._watched)):
             for match in pattern.regex.finditer(lowered if pattern.lowered else data):
                 found = _credential(pattern, match, data, lowered)
@@ -236,15 +312,32 @@ def _paths_of(data: bytes, values: list[str]) -> list[str]:
     return paths
 
 
-def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -> AuditReport:
-    """Scan each `(name, path)`; a file that cannot be read is a finding, since it was not audited."""
+def _path_holding(leaves: list[tuple[str, str]], text: str) -> str:
+    return next((path for path, leaf in leaves if text in leaf), UNKNOWN_PATH)
+
+
+def audit_files(
+    files: Iterable[tuple[str, Path]], scanner: CredentialScanner, read: Callable[[Path], bytes] = Path.read_bytes
+) -> AuditReport:
+    """Scan each `(name, path)`, read with `read`; a file that cannot be read is a finding, since it was not
+    audited.
+
+    Only a regular file is opened (not followed through a link): a FIFO would block the read, and a link to a
+    device could be read without end.
+    """
     findings: list[Finding] = []
     scanned = allowed = 0
     for name, path in files:
         try:
-            data = path.read_bytes()
+            if not stat.S_ISREG(path.lstat().st_mode):
+                findings.append(Finding(name, UNKNOWN_PATH, "not a regular file (not audited)", "", ""))
+                continue
+            data = read(path)
         except OSError as error:
             findings.append(Finding(name, UNKNOWN_PATH, f"unreadable file ({error.strerror})", "", ""))
+            continue
+        except CassetteError as error:  # not a regular file in the directory, or too large to read
+            findings.append(Finding(name, UNKNOWN_PATH, f"unreadable file ({error})", "", ""))
             continue
         scanned += 1
         found, dropped = scanner.scan(name, data)
@@ -254,5 +347,38 @@ def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -
 
 
 def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
-    """Scan every cassette file under `cache_dir`, named as `cache list` names them."""
-    return audit_files(((slot.name, slot.path) for slot in CassetteStore(cache_dir).slots()), scanner)
+    """Scan every file under `cache_dir`, cassette or not, named by its path relative to it; `.git` is skipped
+    and links to folders are not followed. A folder standing at a cassette's name is reported, not entered, and
+    a file is read no further than `max_cassette_bytes` (CassetteStore.read_bytes)."""
+    files = []
+    for folder, folder_names, file_names in os.walk(cache_dir):
+        folder_names[:] = [name for name in folder_names if name != ".git"]
+        standing_in = [name for name in folder_names if CASSETTE_NAME.match(name)]
+        folder_names[:] = [name for name in folder_names if name not in standing_in]
+        for file_name in [*file_names, *standing_in]:
+            path = Path(folder, file_name)
+            files.append((path.relative_to(cache_dir).as_posix(), path))
+    return audit_files(sorted(files), scanner, CassetteStore(cache_dir).read_bytes)
+
+
+_DEFAULT_SCANNER = CredentialScanner()
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with every credential the audit's patterns flag in it masked: what every review output prints."""
+    return _DEFAULT_SCANNER.mask(text)
+
+
+def masked_copy(value: Any) -> Any:
+    """Review data (strings, dicts, lists, tuples, dataclasses of them) with `mask_credentials` applied to every
+    string, as a copy: what `cache list`, `cache show` and `cache diff` print in every format."""
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, dict):
+        return {name: masked_copy(child) for name, child in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(masked_copy(child) for child in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {item.name: masked_copy(getattr(value, item.name)) for item in dataclasses.fields(value) if item.init}
+        return dataclasses.replace(value, **changes)
+    return value

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from inference_gate.review.audit import masked_copy
 from inference_gate.review.cassette_view import shorten
 from inference_gate.review.changes import ABSENT, CassetteChanges, FieldChange, ListedCassette
 from inference_gate.review.revisions import RevisionDiff
@@ -98,7 +99,7 @@ def _tool_call_lines(change: FieldChange) -> list[str]:
 
 
 def text_lines(diff: RevisionDiff) -> list[str]:
-    changes = diff.changes
+    changes = masked_copy(diff.changes)  # a credential in a cassette must not reach a pull request
     lines = [f"cache diff {title(diff)} in {diff.folder}: {summary_counts(changes)}"]
     for listed in changes.added:
         lines.append(f"added    {_listed_text(listed)}")
@@ -151,7 +152,7 @@ def _fenced(language: str, lines: list[str]) -> list[str]:
 
 
 def markdown(diff: RevisionDiff) -> str:
-    changes = diff.changes
+    changes = masked_copy(diff.changes)  # a credential in a cassette must not reach a pull request
     lines = [f"### Cassette changes: {_code(diff.base)} → {_code(diff.target)}", ""]
     lines.append(f"{_cell(summary_counts(changes))} in {_code(diff.folder)}.")
     if changes.has_changes:
@@ -201,7 +202,7 @@ def _details(summary: str, changes: list[FieldChange]) -> list[str]:
 
 def as_json(diff: RevisionDiff) -> dict[str, Any]:
     """The whole diff for a script; a side that does not have a value has no `old` or `new` key."""
-    changes = diff.changes
+    changes = masked_copy(diff.changes)  # a credential in a cassette must not reach a pull request
     return {
         "base": diff.base,
         "target": diff.target,

@@ -22,6 +22,7 @@ from typing import Any
 
 from inference_gate.core.cassette import CassetteError, cassette_document, document_takes
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.review.audit import mask_credentials
 from inference_gate.store.cassette_store import CassetteStore, Slot
 
 
@@ -87,7 +88,8 @@ class StoreInfo:
 
 def review_cassettes(cache_dir: Path) -> list[CassetteReview]:
     """A review of every cassette file under `cache_dir`, sorted by name; empty when there is no directory."""
-    return [_review_file(slot) for slot in CassetteStore(cache_dir).slots()]
+    store = CassetteStore(cache_dir)
+    return [_review_file(store, slot) for slot in store.slots()]
 
 
 def store_info(reviews: list[CassetteReview]) -> StoreInfo:
@@ -111,12 +113,14 @@ def _ordered_counts(names: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _review_file(slot: Slot) -> CassetteReview:
+def _review_file(store: CassetteStore, slot: Slot) -> CassetteReview:
     name = slot.name
     try:
-        data = slot.path.read_bytes()
+        data = store.read_bytes(slot.path)
     except OSError as error:
         return CassetteReview(name, 0, error=f"cannot read the file: {error.strerror}")
+    except CassetteError as error:  # not a regular file in the directory, or too large to read
+        return CassetteReview(name, 0, error=str(error))
     try:
         return _review_of(name, len(data), data)
     except CassetteError as error:
@@ -152,10 +156,15 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
         model=_text_or_none(summary.get("model")),
         stream=summary.get("stream") if isinstance(summary.get("stream"), bool) else None,
         settings=settings if isinstance(settings, dict) else {},
-        prompt=_text_or_none(summary.get("prompt")),
-        reply=_text_or_none(summary.get("reply")),
+        prompt=_masked_text_or_none(summary.get("prompt")),
+        reply=_masked_text_or_none(summary.get("reply")),
         takes=len(takes),
     )
+
+
+def _masked_text_or_none(value: Any) -> str | None:
+    """A preview as a reviewer may see it: with any credential the audit would flag masked."""
+    return mask_credentials(value) if isinstance(value, str) else None
 
 
 def _text_or_none(value: Any) -> str | None:

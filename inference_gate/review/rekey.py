@@ -101,7 +101,7 @@ def plan_rekey(store: CassetteStore, rules: KeyRules) -> RekeyPlan:
     by_key: dict[str, list[tuple[Slot, Slot, Cassette]]] = {}
     for slot in store.slots():
         try:
-            cassette = cassette_from_bytes(slot.path.read_bytes())
+            cassette = cassette_from_bytes(store.read_bytes(slot.path))
         except (OSError, CassetteError) as error:
             plan.unreadable.append((slot.name, str(error)))
             continue

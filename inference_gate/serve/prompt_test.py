@@ -4,10 +4,10 @@
 reach OpenAI through the gate: "is the gate answering?" and "would OpenAI answer me at all?". Both send one
 non-streamed chat completion with the configured test model and prompt, and time it:
 
-    result = trio.run(probe_gate, Settings(port=8080))
+    result = trio.run(prompt_the_gate, Settings(port=8080))
     print(result.reply, result.gate_outcome, result.elapsed_s)
 
-An HTTP answer, error or not, is a `ProbeResult`; no HTTP answer at all is a `ProbeError`.
+An HTTP answer, error or not, is a `PromptTestResult`; no HTTP answer at all is a `PromptTestError`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 ERROR_PREVIEW_CHARS = 300
 
 
-class ProbeError(Exception):
-    """The probe got no HTTP answer; `unreachable` when nothing accepted the connection at `url`."""
+class PromptTestError(Exception):
+    """The test prompt got no HTTP answer; `unreachable` when nothing accepted the connection at `url`."""
 
     def __init__(self, message: str, *, url: str, unreachable: bool = False) -> None:
         super().__init__(message)
@@ -48,7 +48,7 @@ class ProbeError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class ProbeResult:
+class PromptTestResult:
     """What a test prompt got back.
 
     `reply` is the assistant's text from a 2xx chat completion. For any other answer `error_message` holds the
@@ -77,20 +77,20 @@ def reachable_gate_url(settings: Settings) -> str:
     return gate_url(host, settings.port)
 
 
-async def probe_gate(settings: Settings) -> ProbeResult:
+async def prompt_the_gate(settings: Settings) -> PromptTestResult:
     """Send the test prompt to the gate at `settings.host:port`, with the API key if one is set."""
     return await _send_test_prompt(
         reachable_gate_url(settings), settings, settings.api_key or PLACEHOLDER_API_KEY
     )
 
 
-async def probe_upstream(settings: Settings) -> ProbeResult:
+async def prompt_the_upstream(settings: Settings) -> PromptTestResult:
     """Send the test prompt straight to `settings.upstream` with `settings.api_key`.
 
-    Raises ProbeError, sending nothing, when no key is set: the upstream would only answer 401.
+    Raises PromptTestError, sending nothing, when no key is set: the upstream would only answer 401.
     """
     if not settings.api_key:
-        raise ProbeError(
+        raise PromptTestError(
             f"no API key is set (set {API_KEY_ENV} or pass --api-key); nothing was sent",
             url=settings.upstream,
         )
@@ -103,7 +103,7 @@ def prompt_body(settings: Settings) -> bytes:
     return orjson.dumps({"model": settings.test_model, "messages": messages})
 
 
-async def _send_test_prompt(base_url: str, settings: Settings, api_key: str) -> ProbeResult:
+async def _send_test_prompt(base_url: str, settings: Settings, api_key: str) -> PromptTestResult:
     headers = [
         (b"authorization", b"Bearer " + api_key.encode()),
         (b"content-type", b"application/json"),
@@ -121,7 +121,7 @@ async def _send_test_prompt(base_url: str, settings: Settings, api_key: str) -> 
         async with pool.request("POST", CHAT_COMPLETIONS_PATH, headers, prompt_body(settings)) as response:
             body = b"".join([chunk async for chunk in response.body_chunks()])
     except GateError as error:
-        raise ProbeError(error.message, url=url, unreachable=error.code == "upstream_unreachable") from error
+        raise PromptTestError(error.message, url=url, unreachable=error.code == "upstream_unreachable") from error
     finally:
         await pool.aclose()
     elapsed_s = time.perf_counter() - started
@@ -129,7 +129,7 @@ async def _send_test_prompt(base_url: str, settings: Settings, api_key: str) -> 
     parsed = _json_or_none(body)
     reply = _reply_text(parsed) if 200 <= response.status < 300 else None
     error_message, error_code = (None, None) if reply is not None else _error_of(parsed, body)
-    return ProbeResult(
+    return PromptTestResult(
         url=url,
         status=response.status,
         elapsed_s=elapsed_s,

@@ -195,9 +195,8 @@ def test_list_json_has_every_field_for_scripts(home, cache_dir, names):
     assert corrupt["error"].startswith("not valid JSON (")
 
 
-@pytest.mark.parametrize("make", [lambda path: None, lambda path: path.mkdir()], ids=["missing", "empty"])
-def test_list_of_no_cassettes(home, cache_dir, make):
-    make(cache_dir)
+def test_list_of_no_cassettes(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache list --cache-dir {cache_dir}")
     assert tester.status_code == 0
     assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
@@ -206,6 +205,7 @@ def test_list_of_no_cassettes(home, cache_dir, make):
 
 def test_list_uses_the_default_cache_dir_in_the_working_directory(home, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / ".inference_cache").mkdir()
     tester = run("cache list")
     assert tester.io.fetch_output() == f"no cassettes in {tmp_path / '.inference_cache'}\n"
 
@@ -241,6 +241,7 @@ def test_info_summarises_the_store(home, cache_dir, names):
 
 
 def test_info_of_no_cassettes(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache info --cache-dir {cache_dir}")
     assert tester.status_code == 0
     assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
@@ -289,6 +290,7 @@ def test_clear_asks_first(home, cache_dir, names):
 
 
 def test_clear_of_no_cassettes_asks_nothing(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache clear --cache-dir {cache_dir}", interactive=False)
     assert tester.status_code == 0
     assert tester.io.fetch_output() == f"no cassettes in {cache_dir}\n"
@@ -386,6 +388,7 @@ def test_prune_reports_an_unreadable_ledger_in_one_line(home, cache_dir, names, 
 
 
 def test_prune_needs_a_ledger(home, cache_dir):
+    cache_dir.mkdir()
     tester = run(f"cache prune --cache-dir {cache_dir}")
     assert tester.status_code == 1
     assert "cache prune needs --ledger FILE" in tester.io.fetch_error()
@@ -406,17 +409,83 @@ def test_list_and_show_give_the_take_count_of_a_cassette_of_several_takes(home, 
     assert "  takes:     2" in shown.splitlines()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cache list",
+        "cache list --json",
+        "cache info",
+        "cache audit",
+        "cache rekey",
+        "cache clear --yes",
+        "cache prune --ledger ledger.json",
+        "cache show say-hello",
+    ],
+)
+def test_a_cache_dir_that_does_not_exist_is_an_error_not_an_empty_cache(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    tester = ApplicationTester(GateApplication())
+    status = tester.execute(f"{command} -c .inference_cahce")
+    assert status == 1
+    assert tester.io.fetch_output() == ""
+    assert tester.io.fetch_error() == (
+        f"error: the cache directory {tmp_path / '.inference_cahce'} does not exist; only recording creates it\n"
+    )
+    assert not (tmp_path / ".inference_cahce").exists()
+
+
+# hostile entries: what stands at a cassette's name but is no regular file inside the directory
+
+HOSTILE_NAMES = {
+    "fifo": ("chat.completions/fifo.00000000000000f1.json", "not a regular file (a FIFO)"),
+    "directory": ("chat.completions/folder.00000000000000d1.json", "not a regular file (a directory)"),
+    "dev-zero": ("chat.completions/zero.0000000000000001.json", "outside the cache directory"),
+    "outside": ("chat.completions/outside.0000000000000002.json", "outside the cache directory"),
+    "oversize": ("chat.completions/huge.0000000000000003.json", "more than max_cassette_bytes"),
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and symlinks to devices")
+def test_list_info_audit_and_rekey_report_hostile_entries_as_corrupt(home, cache_dir, names, tmp_path):
+    paths = {case: cache_dir / name for case, (name, _) in HOSTILE_NAMES.items()}
+    os.mkfifo(paths["fifo"])  # reading it would block every command for ever
+    paths["directory"].mkdir()
+    paths["dev-zero"].symlink_to("/dev/zero")
+    (tmp_path / "elsewhere.json").write_bytes((cache_dir / names["french"]).read_bytes())
+    paths["outside"].symlink_to(tmp_path / "elsewhere.json")
+    with paths["oversize"].open("wb") as huge:  # sparse: costs no disk, and is never read
+        huge.truncate(CassetteStore(cache_dir).max_cassette_bytes + 1)
+
+    listed = run_script("cache", "list", "--json", "--cache-dir", str(cache_dir), home=home)
+    info = run_script("cache", "info", "--cache-dir", str(cache_dir), home=home)
+    audit = run_script("cache", "audit", "--cache-dir", str(cache_dir), home=home)
+    rekey = run_script("cache", "rekey", "--cache-dir", str(cache_dir), home=home)
+
+    errors = {entry["name"]: entry.get("error", "") for entry in orjson.loads(listed.stdout)}
+    for name, reason in HOSTILE_NAMES.values():
+        assert reason in errors[name]
+        assert name in audit.stdout + audit.stderr
+        assert name in rekey.stdout + rekey.stderr
+    assert "corrupt:    6" in info.stdout  # the five, and the torn file the fixture leaves
+    assert audit.returncode != 0  # what could not be read was not audited
+
+
 # the project's settings file
 
 
 def test_the_project_settings_file_is_never_taken_for_a_cassette(home, cache_dir, names, tmp_path):
+    def listed() -> list[str]:
+        return [row["name"] for row in orjson.loads(run(f"cache list --json -c {cache_dir}").io.fetch_output())]
+
+    def audited() -> dict:
+        return orjson.loads(run(f"cache audit --json --cache-dir {cache_dir}").io.fetch_output())
+
+    before, audit_before = listed(), audited()
     project_file = cache_dir / "inference-gate.yaml"
     project_file.write_text('ignore: [body.user]\nredact: ["body.messages[*].content"]\n', encoding="utf-8")
-    listed = orjson.loads(run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output())
-    assert "inference-gate.yaml" not in [row["name"] for row in listed]
-    assert len(listed) == 4
-    audit = run(f"cache audit --json --cache-dir {cache_dir}")
-    assert orjson.loads(audit.io.fetch_output())["scanned"] == 4
+    assert listed() == before
+    audit = audited()  # the audit reads every file for credentials, this one too, and finds it clean
+    assert (audit["scanned"], audit["findings"]) == (audit_before["scanned"] + 1, audit_before["findings"])
     ledger = write_ledger(tmp_path / "ledger.json", [names["french"]])
     pruned = run(f"cache prune --cache-dir {cache_dir} --ledger {ledger} --apply").io.fetch_output()
     assert "inference-gate.yaml" not in pruned

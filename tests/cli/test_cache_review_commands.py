@@ -8,6 +8,7 @@ by changing the fake's answer for one prompt between the two recordings.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -270,7 +271,7 @@ def test_show_json_and_errors(home, tmp_path):
 def test_audit_of_the_example_cassettes_is_clean(home):
     tester = run(f"cache audit --cache-dir {EXAMPLES}")
     assert tester.status_code == 0
-    assert tester.io.fetch_output() == f"no credentials found in 6 cassettes in {EXAMPLES}\n"
+    assert tester.io.fetch_output() == f"no credentials found in 6 files in {EXAMPLES}\n"
 
 
 def test_audit_names_file_path_and_kind_and_masks_the_value(home, tmp_path, monkeypatch):
@@ -287,7 +288,7 @@ def test_audit_names_file_path_and_kind_and_masks_the_value(home, tmp_path, monk
     assert key not in output
     assert output.splitlines() == [
         f"chat.completions/{source.name}  request.body.messages[0].content  OpenAI API key  sk-pro…3Ab3 (68 chars)",
-        f"1 credential found in 1 cassette in {cache_dir}",
+        f"1 credential found in 1 of 1 file in {cache_dir}",
     ]
     listing = orjson.loads(run(f"cache audit --json --cache-dir {cache_dir}").io.fetch_output())
     assert listing["findings"] == [
@@ -320,3 +321,59 @@ def test_audit_looks_for_the_variables_named_in_the_config(home, tmp_path, monke
     tester = run(f"cache audit --config {config} --cache-dir {cache_dir}")
     assert tester.status_code == 1
     assert "value of $MY_SERVICE_TOKEN" in tester.io.fetch_output()
+
+
+# every review output masks what the audit flags
+
+PLANTED_KEY = "sk-proj-" + "Zx9_Yw8-Vu7" * 4
+
+
+def test_no_review_output_prints_a_planted_key(repo):
+    cache_dir = repo / ".inference_cache"
+    shutil.copytree(EXAMPLES, cache_dir)
+    commit_all(repo, "examples")
+    french = cache_dir / example_name("chat.completions", "say-hello-in-french")
+    cassette = orjson.loads(french.read_bytes())
+    cassette["response"]["body"]["choices"][0]["message"]["content"] = f"Your key: {PLANTED_KEY}"
+    french.write_bytes(orjson.dumps(cassette, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    # An added cassette whose prompt preview is cut inside the key (the cut keeps its first characters only).
+    cassette["request"]["body"]["messages"][0]["content"] = "Please remember this for me, a key: " + PLANTED_KEY
+    cassette["summary"]["prompt"] = cassette["request"]["body"]["messages"][0]["content"]
+    (cache_dir / "chat.completions" / "please-remember.0123456789abcdef.json").write_bytes(
+        orjson.dumps(cassette, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    )
+    commands = [
+        "cache diff",
+        "cache diff --format markdown",
+        "cache diff --json",
+        "cache list",
+        "cache list --json",
+        "cache show say-hello-in-french",
+        "cache show say-hello-in-french --json",
+        "cache show please-remember",
+    ]
+    for command in commands:
+        tester = run(command)
+        output = tester.io.fetch_output()
+        assert tester.status_code == 0, command
+        assert PLANTED_KEY[:12] not in output, command
+        assert "Zx9_Yw8" not in output, command
+        if "list" not in command:  # the table cuts previews to the terminal's width
+            assert "sk-pro…" in output, command
+
+
+def test_diff_of_a_cache_dir_that_is_nowhere_is_one_line(repo):
+    (repo / "README").write_text("a first commit\n")
+    commit_all(repo, "first")
+    tester = run("cache diff -c .inference_cahce")
+    assert tester.status_code == 2
+    assert tester.io.fetch_error() == (
+        "error: no cache directory .inference_cahce in the working tree, and no cassettes under it at HEAD\n"
+    )
+
+
+async def test_diff_of_a_cache_dir_deleted_since_the_revision_lists_its_cassettes_as_removed(scenario, repo):
+    shutil.rmtree(repo / ".inference_cache")
+    tester = run("cache diff")
+    assert tester.status_code == 0
+    assert tester.io.fetch_output().startswith("cache diff HEAD → working tree in .inference_cache: 4 removed")

@@ -27,7 +27,7 @@ from inference_gate.core.errors import GateError
 from inference_gate.core.policy import Mode
 from inference_gate.http.upstream import UpstreamPool
 from inference_gate.proxy.ledger import OUTSIDE_TESTS
-from inference_gate.serve.prompt_test import probe_gate
+from inference_gate.serve.prompt_test import prompt_the_gate
 from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
 
@@ -161,7 +161,7 @@ async def test_script_replay_answers_until_sigterm(home, cache_dir):
     with trio.fail_after(TEST_DEADLINE_S):
         async with gate_process("replay", "--port", "0", "--cache-dir", str(cache_dir), home=home) as gate:
             line, port = await gate.banner()
-            missed = await probe_gate(Settings(port=port))
+            missed = await prompt_the_gate(Settings(port=port))
             code, stdout, stderr = await gate.stop(signal.SIGTERM)
     assert port != 0
     assert line == f"replay mode, listening on http://127.0.0.1:{port}/v1, cache {cache_dir} (0 cassettes)"
@@ -187,13 +187,13 @@ async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
             ]
             async with gate_process(*args, home=home, api_key=API_KEY) as gate:
                 line, port = await gate.banner()
-                recorded = await probe_gate(Settings(port=port))
-                hit = await probe_gate(Settings(port=port))
+                recorded = await prompt_the_gate(Settings(port=port))
+                hit = await prompt_the_gate(Settings(port=port))
                 code, stdout, stderr = await gate.stop(signal.SIGINT)
         replay_args = ["replay", "--port", "0", "--cache-dir", str(cache_dir)]
         async with gate_process(*replay_args, home=home) as replay_gate:
             replay_line, replay_port = await replay_gate.banner()
-            replayed = await probe_gate(Settings(port=replay_port))
+            replayed = await prompt_the_gate(Settings(port=replay_port))
             replay_code, _, _ = await replay_gate.stop(signal.SIGINT)
 
     assert line == (
@@ -227,12 +227,12 @@ async def test_script_start_refresh_rerecords_and_says_what_it_changed_on_shutdo
             args = ["start", "--port", "0", "--cache-dir", str(cache_dir), "--upstream", fake.url]
             async with gate_process(*args, home=home, api_key=API_KEY) as gate:
                 _, port = await gate.banner()
-                await probe_gate(Settings(port=port))
+                await prompt_the_gate(Settings(port=port))
                 await gate.stop(signal.SIGINT)
             before = {name: (cache_dir / name).read_bytes() for name in files_under(cache_dir)}
             async with gate_process(*args, "--refresh", "--takes", "2", home=home, api_key=API_KEY) as gate:
                 line, port = await gate.banner()
-                refreshed = await probe_gate(Settings(port=port))
+                refreshed = await prompt_the_gate(Settings(port=port))
                 code, stdout, _ = await gate.stop(signal.SIGINT)
 
     assert line.startswith("refresh mode, ") and line.endswith(
@@ -252,8 +252,8 @@ async def test_script_ledger_is_written_at_shutdown_with_every_answer_under_one_
             args = ["start", "--port", "0", "--cache-dir", str(cache_dir), "--upstream", fake.url]
             async with gate_process(*args, "--ledger", str(ledger_path), home=home, api_key=API_KEY) as gate:
                 _, port = await gate.banner()
-                await probe_gate(Settings(port=port))
-                await probe_gate(Settings(port=port))
+                await prompt_the_gate(Settings(port=port))
+                await prompt_the_gate(Settings(port=port))
                 assert not ledger_path.exists()
                 code, _, _ = await gate.stop(signal.SIGTERM)
     assert code == 0

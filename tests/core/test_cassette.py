@@ -30,7 +30,6 @@ def chat_cassette(**response_fields) -> Cassette:
     response = RecordedResponse(status=200, headers={"content-type": "application/json"}, **response_fields)
     return Cassette(
         key="ab" * 32,
-        recorded_at="2026-11-27T10:00:00Z",
         request=RecordedRequest(
             method="POST",
             path="/v1/chat/completions",
@@ -40,7 +39,7 @@ def chat_cassette(**response_fields) -> Cassette:
             json_body=REQUEST_BODY,
             is_json=True,
         ),
-        response=response,
+        takes=[Take("2026-11-27T10:00:00Z", response)],
     ).with_summary()
 
 
@@ -188,6 +187,21 @@ def test_a_response_that_cannot_go_back_on_the_wire_is_a_corrupt_cassette_naming
 def test_a_bodyless_status_with_no_body_and_a_tab_in_a_header_value_are_fine():
     cassette = cassette_from_bytes(edited(chat_cassette(), status=204, headers={"x-request-id": "a\tb"}))
     assert cassette.response.status == 204 and cassette.response.headers == {"x-request-id": "a\tb"}
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ("a string", "response.events must be a list of events, not str"),
+        ({"data": "x"}, "response.events must be a list of events, not dict"),
+        (["x"], "response.events holds str 'x', not an event object with data"),
+        ([{"event": "ping"}], "response.events holds dict"),
+    ],
+)
+def test_events_of_the_wrong_type_say_so(events, message):
+    with pytest.raises(CassetteError) as raised:
+        cassette_from_bytes(edited(chat_cassette(events=[]), events=events))
+    assert message in str(raised.value) and "nests too deep" not in str(raised.value)
 
 
 @pytest.mark.parametrize(("depth", "message"), [(300, "nests too deep to be sent again"), (2000, "not valid JSON")])
@@ -349,3 +363,11 @@ def test_a_malformed_timing_is_a_malformed_cassette(timing, message):
     document["response"]["timing"] = timing
     with pytest.raises(CassetteError, match=message):
         cassette_from_bytes(orjson.dumps(document))
+
+
+def test_a_cassette_holds_its_takes_so_a_take_added_to_them_is_kept():
+    cassette = chat_cassette(body=b'{"reply":"one"}')
+    cassette.takes.append(Take("2026-11-28T10:00:00Z", RecordedResponse(200, {}, b'{"reply":"two"}')))
+    again = cassette_from_bytes(cassette_to_bytes(cassette))
+    assert [take.response.body for take in again.takes] == [b'{"reply":"one"}', b'{"reply":"two"}']
+    assert again.recorded_at == "2026-11-27T10:00:00Z"

@@ -100,10 +100,10 @@ async def test_hits_are_answered_while_many_first_misses_wait_for_the_nearest_in
     building, release = threading.Event(), threading.Event()
     real_read_folder = nearest_index._read_folder
 
-    def held_read_folder(folder, mtime_ns, previous, rules):
+    def held_read_folder(store, folder, mtime_ns, previous, rules):
         building.set()
         release.wait(DEADLINE_S)
-        return real_read_folder(folder, mtime_ns, previous, rules)
+        return real_read_folder(store, folder, mtime_ns, previous, rules)
 
     monkeypatch.setattr(nearest_index, "_read_folder", held_read_folder)
     with trio.fail_after(DEADLINE_S):

@@ -335,7 +335,11 @@ def test_refresh_sends_every_test_upstream_and_leaves_unchanged_cassettes_byte_f
         ),
         (
             ["--inference-gate=replay", "--inference-gate-dir=blocker/cache"],
-            "ERROR: --inference-gate-dir: cannot create the cassette directory */blocker/cache: *",
+            "ERROR: --inference-gate=replay: the cassette directory */blocker/cache does not exist; only recording *",
+        ),
+        (
+            ["--inference-gate=replay", "--inference-gate-dir=.inference_cahce"],
+            "ERROR: --inference-gate=replay: the cassette directory */.inference_cahce does not exist; *",
         ),
     ],
 )
@@ -347,6 +351,7 @@ def test_bad_input_is_one_usage_error_line(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / ".inference_cahce").exists()
 
 
 def test_an_in_process_run_restores_the_environment_and_leaves_no_thread(

@@ -1,8 +1,12 @@
+import base64
+import os
+import shutil
+from urllib.parse import quote
 
 import orjson
 import pytest
 
-from inference_gate.review.audit import CredentialScanner, audit_store, mask, watched_values
+from inference_gate.review.audit import CredentialScanner, audit_store, mask, mask_credentials, watched_values
 from tests.cassettes import EXAMPLES, example_name
 
 SOURCE = EXAMPLES / example_name("chat.completions", "say-hello-in-french")
@@ -169,3 +173,118 @@ def test_repeated_values_get_each_path():
 )
 def test_mask_never_shows_the_whole_value(value, masked):
     assert mask(value) == masked
+
+
+PROJECT_KEY = "sk-proj-" + "Zx9_Yw8-Vu7" * 4
+GOOGLE_KEY = "AIza" + "SyD4f8Hj2Kl6Mn0Pq3Rs5Tu7Vw9Xy1Za2Bc"
+STREAM = EXAMPLES / example_name("chat.completions", "write-a-haiku-about-caching")
+
+
+def in_body_base64(text: str):
+    def change(cassette):
+        del cassette["response"]["body"]
+        cassette["response"]["body_base64"] = base64.b64encode(b"\xff\xfe binary " + text.encode()).decode()
+
+    return change
+
+
+def split_across_events(text: str, cut: int):
+    """The streamed reply's first two content deltas carry `text` cut at `cut`."""
+
+    def change(cassette):
+        deltas = [
+            choice["delta"]
+            for event in cassette["response"]["events"]
+            if isinstance(event.get("data"), dict)
+            for choice in event["data"]["choices"][:1]
+            if "content" in choice["delta"]
+        ]
+        deltas[0]["content"], deltas[1]["content"] = text[:cut], text[cut:]
+
+    return change
+
+
+def planted_in(source, change) -> bytes:
+    cassette = orjson.loads(source.read_bytes())
+    change(cassette)
+    return orjson.dumps(cassette, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+ENCODED = [
+    ("gate's body_base64", planted(in_body_base64(PROJECT_KEY)), "response.body_base64", "OpenAI API key (base64)"),
+    (
+        "base64 in a body string",
+        planted(in_prompt("payload " + base64.b64encode(f"token {PROJECT_KEY}".encode()).decode())),
+        PROMPT_PATH,
+        "OpenAI API key (base64)",
+    ),
+    (
+        "URL-encoded key",
+        planted(in_prompt(quote(PROJECT_KEY, safe="").replace("-", "%2D"))),
+        PROMPT_PATH,
+        "OpenAI API key (URL-encoded)",
+    ),
+    (
+        "key parameter in an encoded URL",
+        planted(in_prompt("open " + quote(f"https://example.invalid/v1?key={GOOGLE_KEY}", safe=""))),
+        PROMPT_PATH,
+        "credential query parameter 'key' (URL-encoded)",
+    ),
+    (
+        "split inside the prefix",
+        planted_in(STREAM, split_across_events(f"here: {PROJECT_KEY} done", len("here: sk-"))),
+        "response.events[*].data.choices[0].delta.content",
+        "OpenAI API key (split across stream events)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "path", "kind"), [case[1:] for case in ENCODED], ids=[case[0] for case in ENCODED])
+def test_encoded_and_split_credentials_are_found(data, path, kind):
+    findings, _ = CredentialScanner().scan(NAME, data)
+    assert [(finding.path, finding.kind) for finding in findings] == [(path, kind)]
+    assert findings[0].value in (PROJECT_KEY, GOOGLE_KEY)
+
+
+def test_a_key_found_whole_is_not_reported_again_from_a_decoded_view():
+    whole_in_one_event = planted_in(STREAM, split_across_events(f"{PROJECT_KEY} and more", len(PROJECT_KEY) + 1))
+    findings, _ = CredentialScanner().scan(NAME, whole_in_one_event)
+    assert [finding.kind for finding in findings] == ["OpenAI API key"]
+
+
+def test_every_file_in_the_directory_is_audited_and_the_summary_counts_files(tmp_path):
+    shutil.copytree(EXAMPLES, tmp_path / "cache")
+    (tmp_path / "cache" / "notes.txt").write_text(f"remember {PROJECT_KEY}\n")
+    (tmp_path / "cache" / "chat.completions" / "hand-copied.json").write_bytes(planted(in_prompt(GOOGLE_KEY)))
+    report = audit_store(tmp_path / "cache", CredentialScanner())
+    assert report.scanned == 8
+    assert sorted(finding.name for finding in report.findings) == ["chat.completions/hand-copied.json", "notes.txt"]
+    assert report.files_with_findings == 2
+
+
+def test_a_fifo_in_the_directory_is_reported_not_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.json")
+    report = audit_store(tmp_path, CredentialScanner())
+    assert [(finding.name, finding.kind) for finding in report.findings] == [
+        ("pipe.json", "not a regular file (not audited)")
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"my key is {PROJECT_KEY}, use it",
+        f"encoded {quote(PROJECT_KEY, safe='').replace('-', '%2D')} here",
+        f"b64 {base64.b64encode(PROJECT_KEY.encode()).decode()} here",
+    ],
+)
+def test_mask_credentials_hides_plain_and_encoded_keys_and_keeps_the_rest(text):
+    masked = mask_credentials(text)
+    assert "Zx9_Yw8" not in masked
+    assert "sk-pro…" in masked
+    assert masked.endswith(" here") or masked.endswith(", use it")
+
+
+def test_mask_credentials_leaves_ordinary_text_alone():
+    text = "Echo: Say hello in French — héllo wörld 你好 🌍 (sk-learn, sk-12345)"
+    assert mask_credentials(text) == text

@@ -15,10 +15,10 @@ from inference_gate.core.policy import Mode
 from inference_gate.proxy.gate import Gate
 from inference_gate.serve.prompt_test import (
     PLACEHOLDER_API_KEY,
-    ProbeError,
-    probe_gate,
-    probe_upstream,
+    PromptTestError,
     prompt_body,
+    prompt_the_gate,
+    prompt_the_upstream,
     reachable_gate_url,
 )
 from tests.servers import running_upstream
@@ -48,7 +48,7 @@ async def running_gate(settings: Settings, mode: Mode):
 async def test_upstream_answers_the_test_prompt():
     with trio.fail_after(TEST_DEADLINE_S):
         async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
-            result = await probe_upstream(Settings(upstream=fake.url, api_key=GOOD_KEY))
+            result = await prompt_the_upstream(Settings(upstream=fake.url, api_key=GOOD_KEY))
     assert result.succeeded
     assert (result.status, result.reply, result.gate_outcome) == (200, "OK.", None)
     assert result.url == f"{fake.url}/v1/chat/completions"
@@ -64,7 +64,7 @@ async def test_upstream_answers_the_test_prompt():
 async def test_upstream_path_prefix_is_kept():
     with trio.fail_after(TEST_DEADLINE_S):
         async with running_upstream(FakeUpstream()) as fake:
-            result = await probe_upstream(Settings(upstream=f"{fake.url}/openai", api_key=GOOD_KEY))
+            result = await prompt_the_upstream(Settings(upstream=f"{fake.url}/openai", api_key=GOOD_KEY))
     assert result.reply == "OK."
     assert fake.requests[0].path == "/openai/v1/chat/completions"
 
@@ -72,7 +72,7 @@ async def test_upstream_path_prefix_is_kept():
 async def test_a_bad_key_gets_the_upstreams_own_message():
     with trio.fail_after(TEST_DEADLINE_S):
         async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
-            result = await probe_upstream(Settings(upstream=fake.url, api_key="sk-wrong"))
+            result = await prompt_the_upstream(Settings(upstream=fake.url, api_key="sk-wrong"))
     assert not result.succeeded
     assert (result.status, result.error_code, result.reply) == (401, "invalid_api_key", None)
     assert result.error_message.startswith("Incorrect API key provided: sk-wrong.")
@@ -82,16 +82,16 @@ async def test_no_key_sends_nothing():
     with trio.fail_after(TEST_DEADLINE_S):
         async with running_upstream(FakeUpstream()) as fake:
             with pytest.raises(
-                ProbeError, match=r"^no API key is set \(set OPENAI_API_KEY or pass --api-key\)"
+                PromptTestError, match=r"^no API key is set \(set OPENAI_API_KEY or pass --api-key\)"
             ):
-                await probe_upstream(Settings(upstream=fake.url, api_key=None))
+                await prompt_the_upstream(Settings(upstream=fake.url, api_key=None))
     assert fake.requests == []
 
 
 async def test_nothing_listening_is_unreachable():
     port = closed_port()
-    with trio.fail_after(TEST_DEADLINE_S), pytest.raises(ProbeError) as caught:
-        await probe_gate(Settings(port=port))
+    with trio.fail_after(TEST_DEADLINE_S), pytest.raises(PromptTestError) as caught:
+        await prompt_the_gate(Settings(port=port))
     assert caught.value.unreachable
     assert caught.value.url == f"http://127.0.0.1:{port}/v1/chat/completions"
     assert "Connection refused" in str(caught.value)
@@ -107,7 +107,7 @@ async def test_an_answer_that_is_not_openai_shaped_is_quoted():
         async with trio.open_nursery() as nursery:
             [listener] = await nursery.start(partial(trio.serve_tcp, answer_badly, 0, host="127.0.0.1"))
             port = listener.socket.getsockname()[1]
-            result = await probe_upstream(Settings(upstream=f"http://127.0.0.1:{port}", api_key=GOOD_KEY))
+            result = await prompt_the_upstream(Settings(upstream=f"http://127.0.0.1:{port}", api_key=GOOD_KEY))
             nursery.cancel_scope.cancel()
     assert (result.status, result.error_code) == (502, None)
     assert result.error_message == "the answer is not a chat completion: <html> bad </html>"
@@ -118,11 +118,11 @@ async def test_through_a_recording_gate_then_a_replaying_one(tmp_path):
         async with running_upstream(FakeUpstream()) as fake:
             recording = Settings(port=0, cache_dir=tmp_path, upstream=fake.url)
             async with running_gate(recording, Mode.RECORD) as gate:
-                first = await probe_gate(gate)
-                second = await probe_gate(gate)
+                first = await prompt_the_gate(gate)
+                second = await prompt_the_gate(gate)
         async with running_gate(Settings(port=0, cache_dir=tmp_path), Mode.REPLAY) as gate:
-            replayed = await probe_gate(gate)
-            missed = await probe_gate(Settings(port=gate.port, test_prompt="Something never recorded"))
+            replayed = await prompt_the_gate(gate)
+            missed = await prompt_the_gate(Settings(port=gate.port, test_prompt="Something never recorded"))
     assert (first.reply, first.gate_outcome) == ("OK.", "recorded")
     assert (second.reply, second.gate_outcome) == ("OK.", "hit")
     assert (replayed.reply, replayed.gate_outcome) == ("OK.", "hit")
@@ -139,7 +139,7 @@ async def test_the_gate_gets_the_api_key_when_one_is_set(tmp_path):
         async with running_upstream(FakeUpstream(expected_api_key=GOOD_KEY)) as fake:
             recording = Settings(port=0, cache_dir=tmp_path, upstream=fake.url)
             async with running_gate(recording, Mode.RECORD) as gate:
-                result = await probe_gate(Settings(port=gate.port, api_key=GOOD_KEY, test_model="gpt-4o"))
+                result = await prompt_the_gate(Settings(port=gate.port, api_key=GOOD_KEY, test_model="gpt-4o"))
     assert (result.reply, result.gate_outcome) == ("OK.", "recorded")
     assert fake.requests[0].headers["authorization"] == f"Bearer {GOOD_KEY}"
     assert fake.requests[0].json["model"] == "gpt-4o"

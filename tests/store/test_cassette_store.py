@@ -11,12 +11,14 @@ from inference_gate.core.cassette import (
     CassetteError,
     RecordedRequest,
     RecordedResponse,
+    Take,
     cassette_to_bytes,
 )
 from inference_gate.core.keys import canonicalize
 from inference_gate.core.redact import MIN_CREDENTIAL_CHARS
 from inference_gate.store.cassette_store import (
     CassetteStore,
+    CassetteTooLargeError,
     SecretLeakError,
     TakeWrite,
     relative_cassette_path,
@@ -35,7 +37,6 @@ def chat_request(prompt: str = "Say hello in French", model: str = "gpt-4o-mini"
 def cassette_for(request, reply: str = "Bonjour") -> Cassette:
     return Cassette(
         key=request.key,
-        recorded_at="2026-11-27T10:00:00Z",
         request=RecordedRequest(
             method=request.method,
             path=request.path,
@@ -45,7 +46,7 @@ def cassette_for(request, reply: str = "Bonjour") -> Cassette:
             json_body=request.json_body,
             is_json=request.is_json,
         ),
-        response=RecordedResponse(status=200, headers={}, body=orjson.dumps({"reply": reply})),
+        takes=[Take("2026-11-27T10:00:00Z", RecordedResponse(200, {}, orjson.dumps({"reply": reply})))],
     ).with_summary()
 
 
@@ -254,7 +255,7 @@ def test_a_refresh_rewrites_only_a_take_whose_material_view_changed(tmp_path):
     assert store.save(cassette_for(request, "one"), path)
     before = path.read_bytes()
     again = cassette_for(request, "one")
-    again.recorded_at = "2030-01-01T00:00:00Z"
+    again.takes[0].recorded_at = "2030-01-01T00:00:00Z"
     again.response.headers = {"x-request-id": "req_new"}
     again.response.timing = BodyTiming(total_ms=1234)
     put = functools.partial(store.put_take, path=path, take_index=0, takes_wanted=1, refresh=True)
@@ -289,3 +290,26 @@ def test_concurrent_writers_of_takes_lose_none(tmp_path):
         list(pool.map(add, range(8)))
     replies = sorted(reply_of(take) for take in CassetteStore(tmp_path).load(path, request.key).takes)
     assert replies == sorted(f"take {index}" for index in range(8))
+
+
+def test_a_cassette_larger_than_the_store_reads_back_is_not_written(tmp_path):
+    request = chat_request()
+    cassette = cassette_for(request, reply="x" * 2000)
+    store = CassetteStore(tmp_path, max_cassette_bytes=1000)
+    slot = store.locate(request)
+    with pytest.raises(CassetteTooLargeError, match=r"more than max_cassette_bytes \(1000\)"):
+        store.save(cassette, slot.path)
+    assert not slot.path.exists()
+
+
+def test_entries_at_cassette_names_that_are_no_files_are_listed_and_loaded_as_corrupt(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    slot = store.locate(request)
+    slot.path.parent.mkdir(parents=True)
+    os.mkfifo(slot.path)
+    assert store.slots() == [slot] and store.count() == 1
+    with pytest.raises(CassetteError, match=r"hello-in-french\.[0-9a-f]{16}\.json: is not a regular file \(a FIFO\)"):
+        store.load(slot.path, request.key)
+    assert store.save(cassette_for(request), slot.path, replace=True)  # a corrupt entry is recorded over
+    assert store.load(slot.path, request.key) is not None
