@@ -24,6 +24,7 @@ from inference_gate.proxy.gate import utc_now
 from inference_gate.proxy.verify_runner import DEFAULT_CONCURRENCY, most_requests, run_fetch_answers
 from inference_gate.review.audit import CredentialScanner, watched_values
 from inference_gate.review.verify import DEFAULT_FAIL_ON, FORMATS, VerifyError, judge, plan_verify, render
+from inference_gate.store.cassette_store import CassetteStore, MissingCacheDirError
 
 LEVEL_NAMES = ", ".join(level.value for level in Level)
 CANNOT_START = 2
@@ -58,16 +59,20 @@ class VerifyCommand(Command):
         settings = settings_from_io(self.io).settings
         try:
             sample, seed, output_format, fail_on, concurrency = self._choices()
-            plan = plan_verify(settings.cache_dir.absolute(), sample=sample, seed=seed)
-        except (UsageError, VerifyError) as error:
+            store = CassetteStore(
+                settings.cache_dir.absolute(),
+                    max_cassette_bytes=settings.max_cassette_bytes,
+            )
+            plan = plan_verify(store, sample=sample, seed=seed)
+        except (UsageError, VerifyError, MissingCacheDirError) as error:
             write_error(self.io, error)
             return CANNOT_START
         count = len(plan.targets)
         if count == 0:
-            write_error(self.io, f"nothing to verify in {plan.cache_dir}: {len(plan.skipped)} cassette(s), all skipped")
+            write_error(self.io, f"nothing to verify in {store.root}: {len(plan.skipped)} cassette(s), all skipped")
             return CANNOT_START
         self._say(
-            f"verify: sending {count} request(s) for {count} of {plan.cassettes} cassette(s) in {plan.cache_dir} "
+            f"verify: sending {count} request(s) for {count} of {plan.cassettes} cassette(s) in {store.root} "
             f"(at most {most_requests(count)} if the upstream asks to retry with Retry-After)"
         )
         if not settings.api_key:
@@ -77,7 +82,6 @@ class VerifyCommand(Command):
             plan,
             answers,
             refresh=bool(self.option("refresh")),
-            redact_rules=settings.redact,
             secrets=[settings.api_key] if settings.api_key else [],
             clock=utc_now,
         )

@@ -6,7 +6,7 @@ A run has three steps, and this module does the first and the last:
    chosen by `seed` (the same seed picks the same cassettes from the same directory). Each becomes the request it
    stores, ready to send again. A cassette that cannot be sent as it was recorded is skipped, with the reason:
    an unreadable file, a request holding a `redact`ed value (the real one is gone), an upload (its files are
-   stored by hash).
+   stored by hash), a WebSocket session (a conversation, which verify does not replay yet).
 2. The proxy sends the requests (proxy/verify_runner.py: the recorder's upstream path, bounded, `Retry-After`
    honoured). Sending needs the HTTP client, which the layer rule keeps out of review/.
 3. `judge` compares each answer with its cassette (core/drift.py) and, with `refresh`, rewrites the cassettes
@@ -25,7 +25,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,9 +41,16 @@ from inference_gate.core.cassette import (
 )
 from inference_gate.core.drift import Drift, Level, compare_answers
 from inference_gate.core.http_models import HttpRequest
+from inference_gate.core.session_cassette import is_session_document
 from inference_gate.review.audit import CredentialScanner
 from inference_gate.review.rekey import is_redacted
-from inference_gate.store.cassette_store import CassetteStore, SecretLeakError, Slot, TakeWrite
+from inference_gate.store.cassette_store import (
+    CassetteStore,
+    SecretLeakError,
+    Slot,
+    TakeWrite,
+    require_cache_dir,
+)
 
 DEFAULT_FAIL_ON = Level.SHAPE
 FORMATS = ("text", "markdown", "json")
@@ -67,7 +73,7 @@ class VerifyTarget:
 
 @dataclass(frozen=True, slots=True)
 class VerifyPlan:
-    cache_dir: Path
+    store: CassetteStore
     targets: tuple[VerifyTarget, ...]
     skipped: tuple[tuple[str, str], ...]
     cassettes: int  # how many cassettes the directory holds
@@ -101,16 +107,16 @@ class VerifyReport:
 # --- 1. the plan ----------------------------------------------------------------------------------------------
 
 
-def plan_verify(cache_dir: Path, *, sample: int | None = None, seed: int = 0) -> VerifyPlan:
-    """What a run checks: every cassette that can be sent again, or `sample` of them chosen by `seed`."""
-    if not cache_dir.is_dir():
-        raise VerifyError(f"cache directory {cache_dir} does not exist")
+def plan_verify(store: CassetteStore, *, sample: int | None = None, seed: int = 0) -> VerifyPlan:
+    """What a run checks in `store`: every cassette that can be sent again, or `sample` of them chosen by `seed`.
+    Raises MissingCacheDirError when the directory is not there."""
     if sample is not None and sample < 1:
         raise VerifyError(f"--sample must be at least 1, not {sample}")
-    slots = CassetteStore(cache_dir).slots()
+    require_cache_dir(store.root)
+    slots = store.slots()
     targets, skipped = [], []
     for slot in slots:
-        target = _target(slot)
+        target = _target(store, slot)
         if isinstance(target, str):
             skipped.append((slot.name, target))
         else:
@@ -118,15 +124,17 @@ def plan_verify(cache_dir: Path, *, sample: int | None = None, seed: int = 0) ->
     if sample is not None and sample < len(targets):
         chosen = set(random.Random(seed).sample(range(len(targets)), sample))
         targets = [target for index, target in enumerate(targets) if index in chosen]
-    return VerifyPlan(cache_dir, tuple(targets), tuple(skipped), len(slots), sample, seed)
+    return VerifyPlan(store, tuple(targets), tuple(skipped), len(slots), sample, seed)
 
 
-def _target(slot: Slot) -> VerifyTarget | str:
+def _target(store: CassetteStore, slot: Slot) -> VerifyTarget | str:
     """The cassette at `slot` ready to send again, or why it cannot be."""
     try:
-        data = slot.path.read_bytes()
-        cassette = cassette_from_bytes(data)
+        data = store.read_bytes(slot.path)
         document = cassette_document(data)
+        if is_session_document(document):
+            return "a WebSocket session: verify does not replay sessions against the live API yet"
+        cassette = cassette_from_bytes(data)
     except (OSError, CassetteError) as error:
         return f"unreadable: {error}"
     request = cassette.request
@@ -148,14 +156,13 @@ def judge(
     answers: Sequence[RecordedResponse | str],
     *,
     refresh: bool = False,
-    redact_rules: Sequence[str] = (),
     secrets: Sequence[str] = (),
     clock: Callable[[], datetime],
 ) -> VerifyReport:
     """Each target's drift from its answer (a response, or why none came); with `refresh`, each cassette whose
     answer changed, and did not fail, gets it in place of the take it was compared with. `secrets` are the keys
     in play, which the store refuses to write."""
-    store = CassetteStore(plan.cache_dir, redact_rules=redact_rules)
+    store = plan.store
     recorded_at = clock().strftime("%Y-%m-%dT%H:%M:%SZ")
     verdicts = []
     for target, answer in zip(plan.targets, answers, strict=True):
@@ -214,7 +221,7 @@ def render(report: VerifyReport, output_format: str, scanner: CredentialScanner)
 
 def render_text(report: VerifyReport) -> str:
     plan = report.plan
-    lines = [f"verify {plan.cache_dir}: {_scope(plan)}: {_counts_text(report)}"]
+    lines = [f"verify {plan.store.root}: {_scope(plan)}: {_counts_text(report)}"]
     for verdict in sorted(report.verdicts, key=_worst_first):
         lines.append(f"{verdict.drift.level.value:<9}  {verdict.name}{_written_note(verdict)}")
         lines += [f"  {difference.where}: {difference.what}" for difference in verdict.drift.differences]
@@ -250,7 +257,7 @@ def render_markdown(report: VerifyReport) -> str:
     lines = [
         "## inference-gate verify",
         "",
-        f"Checked {_scope(plan)} in {_code(str(plan.cache_dir))} against the live upstream.",
+        f"Checked {_scope(plan)} in {_code(str(plan.store.root))} against the live upstream.",
         "",
         "| level | cassettes |",
         "| --- | ---: |",
@@ -276,7 +283,7 @@ def render_markdown(report: VerifyReport) -> str:
 def render_json(report: VerifyReport) -> str:
     plan = report.plan
     document = {
-        "cache_dir": str(plan.cache_dir),
+        "cache_dir": str(plan.store.root),
         "cassettes": plan.cassettes,
         "checked": len(plan.targets),
         "sample": plan.sample,
