@@ -27,6 +27,7 @@ from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
 from inference_gate.cli.prompt_test_commands import GateTestCommand, UpstreamTestCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
+from inference_gate.cli.verify_commands import VerifyCommand
 
 COMMANDS: tuple[type[Command], ...] = (
     ConfigPathCommand,
@@ -44,6 +45,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CacheAuditCommand,
     CachePruneCommand,
     CacheRekeyCommand,
+    VerifyCommand,
 )
 
 

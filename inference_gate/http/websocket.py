@@ -185,6 +185,7 @@ class WebSocket:
         self._send_lock = trio.Lock()
         self._messages = 0
         self._idle_deadline = trio.current_time() + limits.idle_timeout_s
+        self._peer_close_code: int = CLOSE_NORMAL
         self._reading: trio.CancelScope | None = None  # the read in progress, whose deadline activity moves
         self.closed: WebSocketClosed | None = None
 
@@ -223,7 +224,12 @@ class WebSocket:
             elif isinstance(event, Ping):
                 await self._send_frame(event.response())
             elif isinstance(event, CloseConnection):
-                await self._answer_close(event)
+                if self._protocol.state is ConnectionState.REMOTE_CLOSING:
+                    # The peer's close: answered by `close`, so that its owner can finish first (write a cassette).
+                    self.closed = WebSocketClosed(event.code, event.reason or "", by_peer=True)
+                    self._peer_close_code = event.code
+                    raise self.closed
+                await self._answer_bad_frame(event)
                 raise self._closed_error()
 
     async def send(self, message: str | bytes) -> None:
@@ -234,7 +240,13 @@ class WebSocket:
 
     async def close(self, code: int, reason: str) -> None:
         """Close the session with `code` and `reason` (cut to fit a close frame), waiting briefly for the peer's
-        answer; then the stream is closed. Closing a session that is over does nothing."""
+        answer; then the stream is closed. After the peer's own close, this answers it (echoing its code), which
+        completes the close handshake. Closing a session that is over does nothing."""
+        if self._protocol.state is ConnectionState.REMOTE_CLOSING:
+            with contextlib.suppress(WebSocketClosed):
+                await self._send_frame(CloseConnection(code=self._peer_close_code))
+            await trio.aclose_forcefully(self._stream)
+            return
         if self.closed is not None:
             return
         self.closed = WebSocketClosed(code, _fit_close_reason(reason), by_peer=False)
@@ -288,15 +300,11 @@ class WebSocket:
                 raise self.closed
             self._protocol.receive_data(data)
 
-    async def _answer_close(self, event: CloseConnection) -> None:
-        """Answer the peer's close frame, or a bad frame wsproto reports as one (a code and reason of its own).
-
-        A close the peer sent leaves wsproto REMOTE_CLOSING, and the answer echoes its code. A bad frame leaves it
-        OPEN: the gate then closes with wsproto's code and reason (1002 protocol error, 1007 bad UTF-8, ...).
-        """
-        by_peer = self._protocol.state is ConnectionState.REMOTE_CLOSING
+    async def _answer_bad_frame(self, event: CloseConnection) -> None:
+        """Close after a bad frame, which wsproto reports as a close of its own: with its code and reason (1002
+        protocol error, 1007 bad UTF-8, ...)."""
         if self.closed is None:
-            self.closed = WebSocketClosed(event.code, _fit_close_reason(event.reason or ""), by_peer=by_peer)
+            self.closed = WebSocketClosed(event.code, _fit_close_reason(event.reason or ""), by_peer=False)
         with contextlib.suppress(WebSocketClosed):
             await self._send_frame(CloseConnection(code=event.code, reason=self.closed.reason))
         await trio.aclose_forcefully(self._stream)

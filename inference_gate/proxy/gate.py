@@ -28,7 +28,7 @@ from typing import NamedTuple
 import orjson
 import trio
 
-from inference_gate.config.settings import Settings
+from inference_gate.config.settings import SETTING_SPECS, Settings
 from inference_gate.core.cassette import CassetteError
 from inference_gate.core.dialects import route_of
 from inference_gate.core.errors import CacheMiss, GateError, error_outcome, error_response
@@ -111,6 +111,14 @@ class _Verdict(NamedTuple):
     closest: str | None = None
 
 
+def cli_record_command(settings: Settings) -> str:
+    """`inference-gate start --cache-dir DIR`, with `--upstream URL` when the upstream is not the default one."""
+    command = f"inference-gate start --cache-dir {settings.cache_dir.resolve()}"
+    if settings.upstream != SETTING_SPECS["upstream"].default:
+        command += f" --upstream {settings.upstream}"
+    return command
+
+
 class Gate:
     def __init__(
         self,
@@ -120,11 +128,14 @@ class Gate:
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         on_answer: Callable[[Answer], None] | None = None,
+        record_command: str | None = None,
     ) -> None:
         """`on_answer` is called once per request, on the gate's trio thread, once its outcome is decided (for a
         recording: once the cassette is on disk or known not to be). `clock` dates recordings; `monotonic`, in
-        seconds, times them (the response's `timing`)."""
+        seconds, times them (the response's `timing`). `record_command` is what a miss or a corrupt cassette
+        tells the user to run to record (the pytest plugin names its own option); by default the CLI's."""
         self.settings = settings
+        self.record_command = record_command or cli_record_command(settings)
         self._on_answer = on_answer
         self.mode = mode
         self.store = CassetteStore(
@@ -135,6 +146,7 @@ class Gate:
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
         self._replies = ReplyCache()
+        self._clock = clock
         self._recorder = (
             Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
             if mode.calls_upstream
@@ -254,6 +266,14 @@ class Gate:
     def recorder(self) -> Recorder | None:
         return self._recorder
 
+    @property
+    def pace(self) -> ReplayPace | None:
+        return self._pace
+
+    def recorded_at(self) -> str:
+        """Now, as a recording is dated."""
+        return self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request: its key, then the memo, then an exchange in flight, then the store, and then the
         policy decides.
@@ -329,7 +349,7 @@ class Gate:
             raise GateError(
                 500,
                 f"The cassette for this request is unreadable: {problem}. Delete it and record it again with "
-                f"`inference-gate start`.",
+                f"`{self.record_command}`.",
                 code="corrupt_cassette",
                 retryable=False,
             )
@@ -343,6 +363,7 @@ class Gate:
                 str(self.store.root.resolve()),
                 request=describe_request(canonical.path, canonical.json_body),
                 closest=closest,
+                record_command=self.record_command,
             )
         if action is not Action.FORWARD_AND_RECORD:
             raise GateError(500, f"the policy decided {action.value} with no cassette to replay", code="gate_bug")

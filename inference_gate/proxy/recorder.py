@@ -18,6 +18,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,7 +48,7 @@ from inference_gate.core.redact import (
     stored_response_headers,
 )
 from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
-from inference_gate.http.upstream import UpstreamPool
+from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.replies import PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, CassetteTooLargeError, SecretLeakError, Slot, TakeWrite
@@ -137,6 +138,16 @@ class Recorder:
             nursery.start_soon(self._record, exchange, flight, request, canonical, slot, replace_corrupt)
         return exchange
 
+    def forward(self, request: HttpRequest) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """Send `request` upstream as a miss is sent: to the upstream its path routes to, with the gate's key in
+        the header the client (or its dialect) uses and the client's credentials dropped. The response's head has
+        arrived when the block starts. `verify` sends recorded requests through here too, so that what it checks
+        is what `start` would record."""
+        dialect = route_of(request.path).dialect
+        headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
+        target = upstream_target(request.target, api_key=self.settings.api_key)
+        return self.upstream.request(request.method, target, headers, request.body)
+
     def refresh_summary(self) -> str:
         """What refresh mode did so far, per cassette: a cassette refreshed several times (takes) counts once,
         as `new` if it was created, else `changed` if any take changed."""
@@ -168,12 +179,9 @@ class Recorder:
         event's time is the body's end: a stream is known to have had its last event only when it ends.
         """
         try:
-            dialect = route_of(request.path).dialect
-            headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
-            target = upstream_target(request.target, api_key=self.settings.api_key)
             sent_at = self._monotonic()
             first_event_at: float | None = None
-            async with self.upstream.request(request.method, target, headers, request.body) as upstream:
+            async with self.forward(request) as upstream:
                 status = upstream.status
                 content_type = dict(upstream.headers).get(b"content-type", b"")
                 parser = SSEParser() if content_type.startswith(b"text/event-stream") else None

@@ -173,6 +173,19 @@ def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]
     return dataclasses.replace(settings, cache_dir=cache_dir), mode
 
 
+def record_command(config: pytest.Config, settings: Settings) -> str:
+    """What a replay miss tells a pytest user to run: this plugin's record mode, with the directory and the
+    upstream the run was given (the upstream only when it is not the default)."""
+    from inference_gate.config.settings import SETTING_SPECS
+
+    command = "pytest --inference-gate=record"
+    if config.getoption("inference_gate_dir"):
+        command += f" --inference-gate-dir={settings.cache_dir}"
+    if settings.upstream != SETTING_SPECS["upstream"].default:
+        command += f" --inference-gate-upstream={settings.upstream}"
+    return command
+
+
 class GateThread:
     """One gate serving in a background thread with its own trio loop, from `start` to `stop`."""
 
@@ -271,7 +284,9 @@ class GateSession:
             return  # the workers run the tests, each with its own gate
         from inference_gate.proxy.gate import Gate
 
-        self._gate = Gate(settings, self._mode, on_answer=self._file_answer)
+        self._gate = Gate(
+            settings, self._mode, on_answer=self._file_answer, record_command=record_command(self._config, settings)
+        )
         self._gate_thread = GateThread(self._gate)
         port = self._gate_thread.start()
         self.running = RunningGate(gate_url(settings.host, port), self._mode, settings.cache_dir)

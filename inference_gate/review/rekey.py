@@ -49,7 +49,11 @@ class Collision:
 
 @dataclass(slots=True)
 class RekeyPlan:
+    """What rekeying does. `interrupted` are old files of a move an earlier `--apply` made but was killed before
+    finishing: the new file holds exactly their exchange under the new key, so only the old one is left to go."""
+
     moves: list[Move] = field(default_factory=list)
+    interrupted: list[Slot] = field(default_factory=list)
     collisions: list[Collision] = field(default_factory=list)
     redacted: list[str] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
@@ -116,10 +120,15 @@ def plan_rekey(store: CassetteStore, rules: KeyRules) -> RekeyPlan:
         (old, new, cassette), *others = sharing
         if _in_place(old, new, cassette, key):
             plan.unchanged += 1
+            in_place_bytes = cassette_to_bytes(cassette)
+            finished = [found for found in others if cassette_to_bytes(replace(found[2], key=key)) == in_place_bytes]
+            plan.interrupted += [slot for slot, _, _ in finished]
+            others = [found for found in others if found not in finished]
         else:
             plan.moves.append(Move(old, new, key, cassette))
         plan.collisions.extend(Collision(other.name, old.name, new.name) for other, _, _ in others)
     plan.moves.sort(key=lambda move: move.old.name)
+    plan.interrupted.sort(key=lambda slot: slot.name)
     plan.collisions.sort(key=lambda collision: collision.left)
     return plan
 
@@ -128,8 +137,10 @@ def apply_rekey(plan: RekeyPlan) -> list[Move]:
     """Carry out the plan's moves; returns those not made because another file already holds the new name.
 
     Each cassette is written whole under its new name (write_atomically) before the old file is removed, so an
-    interruption leaves the old cassette or both, never neither.
+    interruption leaves the old cassette or both, never neither; the next run finishes such a move (`interrupted`).
     """
+    for slot in plan.interrupted:
+        slot.path.unlink(missing_ok=True)
     blocked = []
     for move in plan.moves:
         data = cassette_to_bytes(replace(move.cassette, key=move.key))

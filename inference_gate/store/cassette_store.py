@@ -36,6 +36,7 @@ from inference_gate.core.cassette import Cassette, CassetteError, cassette_from_
 from inference_gate.core.dialects import endpoint_name
 from inference_gate.core.keys import CanonicalRequest
 from inference_gate.core.redact import leaked_secret, redact_body
+from inference_gate.core.session_cassette import SessionCassette, first_prompt, session_from_bytes, session_to_bytes
 from inference_gate.core.summary import prompt_text
 from inference_gate.core.volatile import material_view
 from inference_gate.store.cassette_file import read_cassette_file
@@ -235,6 +236,41 @@ class CassetteStore:
                 return TakeWrite.UNCHANGED, existing
             self._write_checked(data, updated.key, path, replace=True, secrets=secrets)
             return TakeWrite.CHANGED, updated
+
+    def session_slot(self, cassette: SessionCassette) -> Slot:
+        """`<endpoint>/<slug>.<key prefix>.json` for a WebSocket session, the slug from its client's first text."""
+        slug = slugify(first_prompt(cassette.frames)) or "session"
+        name = f"{folder_name(endpoint_name(cassette.path).lower())}/{slug}.{cassette.key[:KEY_PREFIX_CHARS]}.json"
+        return Slot(self.root / name, name)
+
+    def sessions(self, path: str) -> tuple[list[tuple[Slot, SessionCassette]], list[str]]:
+        """The WebSocket sessions recorded at request path `path`, by name; and the problems of the files in that
+        folder that could not be read as sessions (an HTTP cassette there is not one, and not a problem)."""
+        folder = self.root / folder_name(endpoint_name(path).lower())
+        found: list[tuple[Slot, SessionCassette]] = []
+        problems: list[str] = []
+        if not folder.is_dir():
+            return found, problems
+        for file in sorted(folder_cassettes(folder), key=lambda entry: entry.name):
+            data = Path(file.path).read_bytes()
+            if b'"websocket_session"' not in data:
+                continue
+            try:
+                cassette = session_from_bytes(data)
+            except CassetteError as error:
+                problems.append(f"{file.path}: {error}")
+                continue
+            if cassette.path == path:
+                found.append((Slot(Path(file.path), f"{folder.name}/{file.name}"), cassette))
+        return found, problems
+
+    def save_session(
+        self, cassette: SessionCassette, slot: Slot, *, replace: bool, secrets: Sequence[str] = ()
+    ) -> bool:
+        """Write a session cassette atomically and durably; False if one with its key is there and not `replace`.
+        SecretLeakError refuses bytes that hold one of `secrets`."""
+        data = session_to_bytes(cassette)
+        return self._write_checked(data, cassette.key, slot.path, replace=replace, secrets=secrets)
 
     def cassette_paths(self) -> list[Path]:
         """Every entry named like a cassette, in a stable (sorted) order."""

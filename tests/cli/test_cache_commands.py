@@ -434,6 +434,20 @@ def test_a_cache_dir_that_does_not_exist_is_an_error_not_an_empty_cache(tmp_path
     assert not (tmp_path / ".inference_cahce").exists()
 
 
+def test_rekey_apply_removes_the_temporary_files_a_killed_writer_left(home, cache_dir):
+    store = CassetteStore(cache_dir)
+    name = save(store, "/v1/chat/completions", {"model": "m", "input": "x"}, json_response({}), "2026-01-01T00:00:00Z")
+    leftover = cache_dir / "chat.completions" / f".{Path(name).name}.k1ll3d.tmp"
+    leftover.write_bytes(b'{"torn')
+    listed = run(f"cache rekey --cache-dir {cache_dir}")
+    assert leftover.exists()  # a plan removes nothing
+    tester = run(f"cache rekey --apply --cache-dir {cache_dir}")
+    assert tester.status_code == 0
+    assert not leftover.exists()
+    assert tester.io.fetch_output().splitlines()[0] == "removed 1 temporary file(s) that a killed writer left behind"
+    assert "temporary" not in listed.io.fetch_output()
+
+
 # hostile entries: what stands at a cassette's name but is no regular file inside the directory
 
 HOSTILE_NAMES = {

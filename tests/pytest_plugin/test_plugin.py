@@ -153,11 +153,12 @@ def test_a_new_prompt_fails_its_test_with_the_miss_and_the_summary_names_it(
     pytester: pytest.Pytester, project: Path
 ) -> None:
     pytester.makepyfile(test_chat=ASK + HELLO + BYE + NEW)
-    result = run(pytester, "--inference-gate=replay")
+    result = run(pytester, "--inference-gate=replay", "--inference-gate-upstream=http://127.0.0.1:9/v0")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*NotFoundError: Error code: 404 - No cassette for POST /v1/chat/completions*",
+            "*NotFoundError: Error code: 404 - No cassette for POST /v1/chat/completions*"
+            "To record it, run `pytest --inference-gate=record --inference-gate-upstream=http://127.0.0.1:9/v0`*",
             "replay mode, cassettes in *: hits 2, recorded 0, misses 1",
             "MISS test_chat.py::test_new: POST /v1/chat/completions chat.completions gpt-4o-mini 'Say something new'",
             "    closest cassette: chat.completions/say-*.json differs at messages[[]0[]].content*",

@@ -124,3 +124,29 @@ def test_a_move_onto_a_file_that_appeared_since_the_plan_is_not_made(tmp_path):
     plan.moves[0].new.path.write_bytes(b"someone else's file")
     assert apply_rekey(plan) == plan.moves
     assert old_file.exists() and plan.moves[0].new.path.read_bytes() == b"someone else's file"
+
+
+def test_a_move_killed_between_writing_the_new_file_and_removing_the_old_is_finished(tmp_path):
+    store = CassetteStore(tmp_path)
+    old_file = record(store, chat_body("trace-1"), REPLY, path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    old_bytes = old_file.read_bytes()
+    plan = plan_rekey(store, IGNORE_USER)
+    [move] = plan.moves
+    apply_rekey(plan)
+    old_file.write_bytes(old_bytes)  # as a kill before the old file was removed leaves it: both files
+    assert sorted(names(store)) == sorted([move.old.name, move.new.name])
+
+    again = plan_rekey(store, IGNORE_USER)
+    assert ([slot.name for slot in again.interrupted], again.moves, again.collisions) == ([move.old.name], [], [])
+    assert apply_rekey(again) == []
+    assert names(store) == [move.new.name]
+    assert cassette_from_bytes((tmp_path / move.new.name).read_bytes()).key == move.key
+
+
+def test_a_different_cassette_at_the_new_name_is_a_collision_not_an_interrupted_move(tmp_path):
+    store = CassetteStore(tmp_path)
+    record(store, chat_body("trace-1"), REPLY, path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    record(store, chat_body("trace-2"), REPLY, path=CHAT, recorded_at="2026-01-02T00:00:00Z")
+    apply_rekey(plan_rekey(store, IGNORE_USER))
+    plan = plan_rekey(store, IGNORE_USER)
+    assert (plan.interrupted, len(plan.collisions)) == ([], 1)
