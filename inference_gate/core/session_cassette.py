@@ -27,9 +27,21 @@ import orjson
 
 from inference_gate.core.cassette import CASSETTE_OPTIONS, FORMAT_VERSION, CassetteError
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.summary import truncate
 from inference_gate.core.websocket_session import SESSION_KIND, RecordedSession, Sender, SessionFrame, event_type
 
 PROMPT_FIELDS = ("text", "transcript", "instructions")
+# The server events whose `delta` is text: Realtime (GA and beta names) and Live.
+TEXT_DELTA_EVENTS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.text.delta",
+        "response.output_audio_transcript.delta",
+        "response.audio_transcript.delta",
+        "session.output_transcript.delta",
+    }
+)
+REPLY_PREVIEW_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,9 @@ class SessionCassette:
         prompt = first_prompt(self.frames)
         if prompt:
             summary["prompt"] = prompt
+        reply = server_text(self.frames)
+        if reply:
+            summary["reply"] = truncate(reply, REPLY_PREVIEW_CHARS)
         return summary
 
 
@@ -84,6 +99,17 @@ def first_prompt(frames: tuple[SessionFrame, ...]) -> str:
             if text:
                 return text
     return ""
+
+
+def server_text(frames: tuple[SessionFrame, ...]) -> str:
+    """What the server said in text: its text and audio-transcript deltas, joined."""
+    return "".join(
+        frame.data["delta"]
+        for frame in frames
+        if frame.sender is Sender.SERVER
+        and event_type(frame.data) in TEXT_DELTA_EVENTS
+        and isinstance(frame.data.get("delta"), str)
+    )
 
 
 def _first_text(value: Any) -> str:

@@ -17,7 +17,9 @@ The volatile values are:
   chunks to hide token lengths) and Gemini's `responseId`; ids are minted per call at every level
   (`chatcmpl-`, `call_`, `resp_`, `msg_`), not only at the top. A model object (`"object": "model"` or
   `"type": "model"`, as in a models listing) is the exception: its `id` is the model's name;
-- the SSE `id` field of every stream event.
+- the SSE `id` field of every stream event;
+- in a WebSocket session (session_cassette.py), each frame's `at_ms`, and in its `data` the keys above and
+  `event_id` (minted per event, as `id` is per response).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ VOLATILE_BODY_KEYS = frozenset(
 VOLATILE_EVENT_FIELDS = frozenset({"id"})
 VOLATILE_TOP_LEVEL = frozenset({"recorded_at"})
 VOLATILE_RESPONSE_FIELDS = frozenset({"timing"})
+VOLATILE_FRAME_FIELDS = frozenset({"at_ms"})
 
 
 def is_volatile_header(name: str) -> bool:
@@ -49,6 +52,9 @@ def material_view(document: dict[str, Any]) -> dict[str, Any]:
     response = document.get("response")
     if isinstance(response, dict):
         view["response"] = _material_response(response)
+    frames = document.get("frames")
+    if isinstance(frames, list):  # a WebSocket session's: when each frame came, and the ids in it, are volatile
+        view["frames"] = [_material_frame(frame) for frame in frames]
     takes = document.get("takes")
     if isinstance(takes, list):  # each take has the top level's shape: `recorded_at` and `response`
         view["takes"] = [material_view(take) if isinstance(take, dict) else take for take in takes]
@@ -65,6 +71,15 @@ def _material_response(response: dict[str, Any]) -> dict[str, Any]:
     events = response.get("events")
     if isinstance(events, list):
         material["events"] = [_material_event(event) for event in events]
+    return material
+
+
+def _material_frame(frame: Any) -> Any:
+    if not isinstance(frame, dict):
+        return frame
+    material = {name: value for name, value in frame.items() if name not in VOLATILE_FRAME_FIELDS}
+    if "data" in frame:
+        material["data"] = without_volatile_keys(frame["data"])
     return material
 
 

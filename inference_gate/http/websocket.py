@@ -52,6 +52,7 @@ CLOSE_GOING_AWAY = CloseReason.GOING_AWAY
 CLOSE_POLICY_VIOLATION = CloseReason.POLICY_VIOLATION
 CLOSE_MESSAGE_TOO_BIG = CloseReason.MESSAGE_TOO_BIG
 CLOSE_INTERNAL_ERROR = CloseReason.INTERNAL_ERROR
+CLOSE_TRY_AGAIN_LATER = CloseReason.TRY_AGAIN_LATER
 # No close frame arrived: the connection dropped (RFC 6455 section 7.1.5). Never sent, only reported.
 CLOSE_ABNORMAL = CloseReason.ABNORMAL_CLOSURE
 

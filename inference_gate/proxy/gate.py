@@ -49,7 +49,7 @@ from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
-from inference_gate.proxy.faults import fault_plan, fault_response
+from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
@@ -265,6 +265,16 @@ class Gate:
     @property
     def recorder(self) -> Recorder | None:
         return self._recorder
+
+    def session_fault(self, cassette: str) -> FaultKind | None:
+        """How the replay of the recorded session `cassette` fails on purpose this time, if it does: the n-th
+        replay of the same session is the n-th identical request of the fault plan (faults.py)."""
+        if self._faults is None:
+            return None
+        counted = f"session:{cassette}"
+        occurrence = self._take_counts[counted]
+        self._take_counts[counted] += 1
+        return self._faults.fault_for(cassette, occurrence, streamed=True)
 
     @property
     def pace(self) -> ReplayPace | None:

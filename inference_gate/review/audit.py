@@ -228,7 +228,7 @@ class CredentialScanner:
                 decoded_seen.add(run.text)
                 encoded = data[run.start : run.end]
                 found += [(encoded, f"{kind} ({run.how})", value) for _, _, kind, value in self._matches(run.text)]
-        has_streams = b'"events"' in data
+        has_streams = b'"events"' in data or b'"frames"' in data
         if not (found or has_streams):
             return []
         try:

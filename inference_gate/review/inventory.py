@@ -22,6 +22,7 @@ from typing import Any
 
 from inference_gate.core.cassette import CassetteError, cassette_document, document_takes
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.session_cassette import is_session_document, session_from_document
 from inference_gate.review.audit import mask_credentials
 from inference_gate.store.cassette_store import CassetteStore, Slot
 
@@ -130,6 +131,8 @@ def _review_file(store: CassetteStore, slot: Slot) -> CassetteReview:
 def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
     """The review fields of a cassette file's bytes; raises CassetteError when it is not a cassette."""
     stored = cassette_document(data)
+    if is_session_document(stored):
+        return _session_review(name, size_bytes, stored)
     key = stored.get("key")
     request = stored.get("request")
     path = request.get("path") if isinstance(request, dict) else None
@@ -159,6 +162,26 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
         prompt=_masked_text_or_none(summary.get("prompt")),
         reply=_masked_text_or_none(summary.get("reply")),
         takes=len(takes),
+    )
+
+
+def _session_review(name: str, size_bytes: int, document: dict[str, Any]) -> CassetteReview:
+    """A WebSocket session's review: its status is the `101`, and it streams; its prompt and reply are the
+    client's first text and the server's text, as its summary has them."""
+    session = session_from_document(document)
+    summary = session.summary()
+    return CassetteReview(
+        name,
+        size_bytes,
+        key=session.key,
+        recorded_at=session.recorded_at,
+        status=101,
+        endpoint=session.endpoint,
+        model=_text_or_none(summary.get("model")),
+        stream=True,
+        settings={"client_frames": summary["client_frames"], "server_frames": summary["server_frames"]},
+        prompt=_masked_text_or_none(summary.get("prompt")),
+        reply=_masked_text_or_none(summary.get("reply")),
     )
 
 

@@ -8,7 +8,8 @@ itself is untouched.
 
 Two cassettes may now share a key (a rule made them the same request). Neither is dropped: one already at the
 shared name stays, else the one recorded first takes it; the other stays where it is and is reported, for the
-user to delete or keep. A cassette
+user to delete or keep. A WebSocket
+session is rekeyed from its stored query and client frames (core/websocket_session.py). A cassette
 whose stored request holds a `redact`ed value cannot be rekeyed exactly, since the key needs the value that was
 masked; it is reported and left as it is.
 """
@@ -25,6 +26,8 @@ from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.keys import CanonicalRequest, canonicalize, multipart_key
 from inference_gate.core.multipart import key_form_of_stored
 from inference_gate.core.redact import REDACTED
+from inference_gate.core.session_cassette import SessionCassette, session_from_bytes, session_to_bytes
+from inference_gate.core.websocket_session import Sender, match_form, session_key
 from inference_gate.store.cassette_store import CassetteStore, Slot, write_atomically
 
 
@@ -35,7 +38,7 @@ class Move:
     old: Slot
     new: Slot
     key: str
-    cassette: Cassette
+    cassette: Cassette | SessionCassette
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +98,36 @@ def stored_request(cassette: Cassette, rules: KeyRules) -> CanonicalRequest:
     return replace(canonicalize(request.method, target, b"", rules=rules), key=key)
 
 
-def _in_place(old: Slot, new: Slot, cassette: Cassette, key: str) -> bool:
+def session_key_of(session: SessionCassette, rules: KeyRules) -> str:
+    """A WebSocket session's key under `rules`, from its stored query and client frames."""
+    forms = [match_form(frame, rules) for frame in session.frames if frame.sender is Sender.CLIENT]
+    return session_key(session.path, [(name, value) for name, value in session.query], forms, rules)
+
+
+def _bytes_of(cassette: Cassette | SessionCassette) -> bytes:
+    return session_to_bytes(cassette) if isinstance(cassette, SessionCassette) else cassette_to_bytes(cassette)
+
+
+def _in_place(old: Slot, new: Slot, cassette: Cassette | SessionCassette, key: str) -> bool:
     return old.name == new.name and cassette.key == key
 
 
 def plan_rekey(store: CassetteStore, rules: KeyRules) -> RekeyPlan:
     """What rekeying the store under `rules` would do; reads every cassette, writes nothing."""
     plan = RekeyPlan()
-    by_key: dict[str, list[tuple[Slot, Slot, Cassette]]] = {}
+    by_key: dict[str, list[tuple[Slot, Slot, Cassette | SessionCassette]]] = {}
     for slot in store.slots():
         try:
-            cassette = cassette_from_bytes(store.read_bytes(slot.path))
+            data = store.read_bytes(slot.path)
+            if b'"websocket_session"' in data and b'"frames"' in data:
+                session = session_from_bytes(data)
+                if any(value == REDACTED for _, value in session.query):
+                    plan.redacted.append(slot.name)
+                    continue
+                key = session_key_of(session, rules)
+                by_key.setdefault(key, []).append((slot, store.session_slot(replace(session, key=key)), session))
+                continue
+            cassette = cassette_from_bytes(data)
         except (OSError, CassetteError) as error:
             plan.unreadable.append((slot.name, str(error)))
             continue
@@ -120,8 +142,8 @@ def plan_rekey(store: CassetteStore, rules: KeyRules) -> RekeyPlan:
         (old, new, cassette), *others = sharing
         if _in_place(old, new, cassette, key):
             plan.unchanged += 1
-            in_place_bytes = cassette_to_bytes(cassette)
-            finished = [found for found in others if cassette_to_bytes(replace(found[2], key=key)) == in_place_bytes]
+            in_place_bytes = _bytes_of(cassette)
+            finished = [found for found in others if _bytes_of(replace(found[2], key=key)) == in_place_bytes]
             plan.interrupted += [slot for slot, _, _ in finished]
             others = [found for found in others if found not in finished]
         else:
@@ -143,7 +165,7 @@ def apply_rekey(plan: RekeyPlan) -> list[Move]:
         slot.path.unlink(missing_ok=True)
     blocked = []
     for move in plan.moves:
-        data = cassette_to_bytes(replace(move.cassette, key=move.key))
+        data = _bytes_of(replace(move.cassette, key=move.key))
         same_file = move.new.path == move.old.path
         if not write_atomically(move.new.path, data, replace=same_file):
             blocked.append(move)

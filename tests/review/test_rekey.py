@@ -150,3 +150,23 @@ def test_a_different_cassette_at_the_new_name_is_a_collision_not_an_interrupted_
     apply_rekey(plan_rekey(store, IGNORE_USER))
     plan = plan_rekey(store, IGNORE_USER)
     assert (plan.interrupted, len(plan.collisions)) == ([], 1)
+
+
+def test_a_websocket_session_is_rekeyed_from_its_client_frames(tmp_path):
+    from inference_gate.core.key_rules import KeyRules
+    from inference_gate.core.session_cassette import session_from_bytes, session_to_bytes
+    from inference_gate.review.rekey import apply_rekey, plan_rekey, session_key_of
+    from inference_gate.store.cassette_store import CassetteStore
+    from tests.sessions import realtime_session
+
+    store = CassetteStore(tmp_path)
+    (tmp_path / "realtime").mkdir()
+    (tmp_path / "realtime" / "hello.0000000000000000.json").write_bytes(session_to_bytes(realtime_session()))
+    plan = plan_rekey(store, KeyRules.default())
+    (move,) = plan.moves
+    assert move.key == session_key_of(realtime_session(), KeyRules.default())
+    assert apply_rekey(plan) == []
+    (moved,) = (tmp_path / "realtime").glob("*.json")
+    assert moved.name == f"hello.{move.key[:16]}.json"
+    assert session_from_bytes(moved.read_bytes()).key == move.key
+    assert plan_rekey(store, KeyRules.default()).unchanged == 1

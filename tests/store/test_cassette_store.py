@@ -313,3 +313,30 @@ def test_entries_at_cassette_names_that_are_no_files_are_listed_and_loaded_as_co
         store.load(slot.path, request.key)
     assert store.save(cassette_for(request), slot.path, replace=True)  # a corrupt entry is recorded over
     assert store.load(slot.path, request.key) is not None
+
+
+def test_sessions_are_found_by_path_and_written_without_secrets(tmp_path):
+    from dataclasses import replace as replaced
+
+    from inference_gate.store.cassette_store import CassetteStore, SecretLeakError
+    from tests.sessions import realtime_session
+
+    store = CassetteStore(tmp_path)
+    session = realtime_session()
+    slot = store.session_slot(session)
+    assert slot.name == "realtime/hello.0000000000000000.json"
+    assert store.save_session(session, slot, replace=False)
+    assert not store.save_session(session, slot, replace=False)  # one with its key is there already
+    (tmp_path / "realtime" / "broken.1111111111111111.json").write_text('{"kind": "websocket_session"}')
+    found, problems = store.sessions("/v1/realtime")
+    assert [(found_slot.name, cassette) for found_slot, cassette in found] == [(slot.name, session)]
+    assert len(problems) == 1 and "broken" in problems[0]
+    assert store.sessions("/v1/live/sessions") == ([], [])
+    leaking = replaced(session, key="2" * 64, headers={"x-note": "sk-" + "aB3dE5fG7h" * 4})
+    try:
+        store.save_session(leaking, store.session_slot(leaking), replace=False, secrets=["sk-" + "aB3dE5fG7h" * 4])
+    except SecretLeakError:
+        pass
+    else:
+        raise AssertionError("a secret was written")
+    assert not store.session_slot(leaking).path.exists()
