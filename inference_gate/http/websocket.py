@@ -379,7 +379,8 @@ async def connect_websocket(
         await trio.aclose_forcefully(stream)
         raise
     protocol = client.connection
-    assert protocol is not None
+    if protocol is None:  # wsproto gives the connection once the handshake is accepted
+        raise RuntimeError("the WebSocket handshake was accepted without a connection")
     websocket = WebSocket(stream, protocol, limits)
     return websocket, list(accepted.extra_headers), accepted.subprotocol
 

@@ -252,7 +252,8 @@ class _LiveSession:
     async def finish(self) -> tuple[Outcome, str | None, str | None]:
         """Write the cassette of a session that closed cleanly; the outcome, the cassette's name, and why not."""
         ended, by = self.ended, self.ended_by
-        assert ended is not None and by is not None
+        if ended is None or by is None:
+            raise RuntimeError("a WebSocket session is finished only once it has ended")
         if ended.code == CLOSE_ABNORMAL or not ended.by_peer:
             return Outcome.PASSTHROUGH, None, f"the session ended without a close handshake ({ended})"
         settings = self.gate.settings

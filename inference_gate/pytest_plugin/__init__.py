@@ -369,7 +369,8 @@ class GateSession:
             self._plan = self._prune(session, exitstatus)
 
     def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
-        assert self._cache_dir is not None
+        if self._cache_dir is None:
+            raise RuntimeError("pruning needs the cache directory")
         from inference_gate.review.prune import cassette_names, delete_cassettes  # the store, only when pruning
 
         plan = prune_plan(cassette_names(self._cache_dir), self.ledger, self._run_state(session, exitstatus))
