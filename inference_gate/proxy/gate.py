@@ -93,10 +93,10 @@ async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
 def _log_subject(answer: Answer, slot: str) -> str:
     """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
     the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
-    cassette)."""
+    cassette), and a refreshed recording what the refresh did to its file."""
     named = answer.cassette or slot
-    if answer.outcome is Outcome.ERROR and named and answer.reason:
-        return f"{named} {answer.reason}"
+    if answer.outcome in (Outcome.ERROR, Outcome.RECORDED) and named and answer.reason:
+        return f"{named} {answer.reason}"  # a refresh says `unchanged`, `changed` or `new`
     return named or answer.reason or ""
 
 
@@ -138,10 +138,13 @@ class Gate:
         self.record_command = record_command or cli_record_command(settings)
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(
-            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
-        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
+        self.store = CassetteStore(
+            settings.cache_dir,
+            redact_rules=settings.redact,
+            max_cassette_bytes=settings.max_cassette_bytes,
+            key_rules=self.key_rules,
+        )
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
@@ -210,8 +213,6 @@ class Gate:
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
             self._exchanges = None
-            if self.mode is Mode.REFRESH:
-                logger.info("%s", self.refresh_summary())
             if self._recorder is not None:
                 with trio.CancelScope(shield=True):
                     await self._recorder.aclose()
