@@ -52,6 +52,7 @@ CLOSE_GOING_AWAY = CloseReason.GOING_AWAY
 CLOSE_POLICY_VIOLATION = CloseReason.POLICY_VIOLATION
 CLOSE_MESSAGE_TOO_BIG = CloseReason.MESSAGE_TOO_BIG
 CLOSE_INTERNAL_ERROR = CloseReason.INTERNAL_ERROR
+CLOSE_TRY_AGAIN_LATER = CloseReason.TRY_AGAIN_LATER
 # No close frame arrived: the connection dropped (RFC 6455 section 7.1.5). Never sent, only reported.
 CLOSE_ABNORMAL = CloseReason.ABNORMAL_CLOSURE
 
@@ -378,7 +379,8 @@ async def connect_websocket(
         await trio.aclose_forcefully(stream)
         raise
     protocol = client.connection
-    assert protocol is not None
+    if protocol is None:  # wsproto gives the connection once the handshake is accepted
+        raise RuntimeError("the WebSocket handshake was accepted without a connection")
     websocket = WebSocket(stream, protocol, limits)
     return websocket, list(accepted.extra_headers), accepted.subprotocol
 

@@ -49,7 +49,7 @@ from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
-from inference_gate.proxy.faults import fault_plan, fault_response
+from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
@@ -93,10 +93,10 @@ async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
 def _log_subject(answer: Answer, slot: str) -> str:
     """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
     the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
-    cassette)."""
+    cassette), and a refreshed recording what the refresh did to its file."""
     named = answer.cassette or slot
-    if answer.outcome is Outcome.ERROR and named and answer.reason:
-        return f"{named} {answer.reason}"
+    if answer.outcome in (Outcome.ERROR, Outcome.RECORDED) and named and answer.reason:
+        return f"{named} {answer.reason}"  # a refresh says `unchanged`, `changed` or `new`
     return named or answer.reason or ""
 
 
@@ -138,10 +138,13 @@ class Gate:
         self.record_command = record_command or cli_record_command(settings)
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(
-            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
-        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
+        self.store = CassetteStore(
+            settings.cache_dir,
+            redact_rules=settings.redact,
+            max_cassette_bytes=settings.max_cassette_bytes,
+            key_rules=self.key_rules,
+        )
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
@@ -164,7 +167,8 @@ class Gate:
 
     def refresh_summary(self) -> str:
         """What refresh mode did so far (see `Recorder.refresh_summary`)."""
-        assert self._recorder is not None, "only a gate that records refreshes"
+        if self._recorder is None:
+            raise RuntimeError("only a gate that records refreshes")
         return self._recorder.refresh_summary()
 
     async def run(
@@ -209,8 +213,6 @@ class Gate:
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
             self._exchanges = None
-            if self.mode is Mode.REFRESH:
-                logger.info("%s", self.refresh_summary())
             if self._recorder is not None:
                 with trio.CancelScope(shield=True):
                     await self._recorder.aclose()
@@ -265,6 +267,16 @@ class Gate:
     def recorder(self) -> Recorder | None:
         return self._recorder
 
+    def session_fault(self, cassette: str) -> FaultKind | None:
+        """How the replay of the recorded session `cassette` fails on purpose this time, if it does: the n-th
+        replay of the same session is the n-th identical request of the fault plan (faults.py)."""
+        if self._faults is None:
+            return None
+        counted = f"session:{cassette}"
+        occurrence = self._take_counts[counted]
+        self._take_counts[counted] += 1
+        return self._faults.fault_for(cassette, occurrence, streamed=True)
+
     @property
     def pace(self) -> ReplayPace | None:
         return self._pace
@@ -291,7 +303,7 @@ class Gate:
             if reply is None:
                 exchange = self._in_flight((key, self._flight_take(take_index)))
                 if exchange is not None:
-                    return await self._join(request, started, exchange)
+                    return await self._join(request, started, exchange, key, take_index)
                 canonical = canonical or self._canonicalize(request)
                 slot = self.store.locate(canonical)
                 slot_name = slot.name
@@ -366,6 +378,8 @@ class Gate:
             )
         if action is not Action.FORWARD_AND_RECORD:
             raise GateError(500, f"the policy decided {action.value} with no cassette to replay", code="gate_bug")
+        if takes is not None and self._recorder is not None:  # too few takes: what is there still counts (_record)
+            self._recorder.remember(canonical.key, takes)
         return None, lookup
 
     async def _record(
@@ -377,15 +391,35 @@ class Gate:
         take_index: int,
         lookup: Lookup,
     ) -> HttpResponse:
-        """Start the upstream exchange that records this request's take, and answer from it. An identical
-        request may have started its exchange while this one's cassette was looked for: `start` joins it then."""
-        if self._recorder is None or self._exchanges is None:
+        """Answer from the upstream exchange that records this request's take, making one upstream call per take.
+
+        While this request's cassette was looked for, identical requests may have started exchanges, or finished
+        them. So, on the gate's thread, with no await between a look and what follows from it: takes in memory
+        that answer it make it a hit; the exchange for its take in flight is joined; and in record mode, when the
+        takes recorded and those being recorded already make as many as it needs, it waits for one of them to end
+        and looks again, so that a request that lost the race gets the take that won (a hit). Only otherwise does
+        it start an exchange.
+        """
+        recorder, exchanges = self._recorder, self._exchanges
+        if recorder is None or exchanges is None:
             raise GateError(500, "recording needs a recorder and a running gate (Gate.run)", code="gate_bug")
-        flight = (canonical.key, self._flight_take(take_index))
-        exchange = self._recorder.start(
-            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
-        )
-        return await self._join(request, started, exchange)
+        key = canonical.key
+        takes_needed = min(take_index + 1, self.settings.takes)
+        flight = (key, self._flight_take(take_index))
+        while (exchange := recorder.exchange(flight)) is None:
+            reply = self._memo(request, key, canonical, take_index)
+            if reply is not None:
+                response, verdict = self._replay(request, reply, key, take_index)
+                self._report(request, started, response.status, verdict)
+                return response
+            recording = recorder.exchanges_of(key) if self.mode is Mode.RECORD else []
+            held = self._replies.get(key)
+            if not recording or (len(held) if held is not None else 0) + len(recording) < takes_needed:
+                corrupt = lookup is Lookup.CORRUPT
+                exchange = recorder.start(exchanges, flight, request, canonical, slot, replace_corrupt=corrupt)
+                break
+            await recording[0].finished()
+        return await self._join(request, started, exchange, key, take_index)
 
     def _replay(
         self, request: HttpRequest, reply: PreparedReply, key: str, take_index: int
@@ -484,18 +518,30 @@ class Gate:
             return Lookup.MISSING, None, None
         return Lookup.FOUND, PreparedTakes.from_cassette(cassette, slot.name, self._pace), None
 
-    async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
+    async def _join(
+        self, request: HttpRequest, started: float, exchange: InflightExchange, key: str, take_index: int
+    ) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
 
         A whole (non-SSE) body waits for that decision, so its outcome header is exact, unless the body grows past
-        the recording cap: then it is streamed as it comes, as `passthrough`. A stream's head goes out before the
-        body is known to be complete and recorded, so for a 2xx it says `recording`, a promise (see outcome.py);
-        the log line and `on_answer` report the decided outcome, and the end of the body still waits for the
-        write, ending with a comment when the cassette was not written.
+        the recording cap: then it is streamed as it comes, as `passthrough`. When another writer's take was kept
+        instead of the exchange's answer, a whole body is answered with that take, a hit, like any request that
+        comes after it; a stream, already under way, ends as `passthrough` with the reason.
+
+        A stream's head goes out before the body is known to be complete and recorded, so for a 2xx it says
+        `recording`, a promise (see outcome.py); the log line and `on_answer` report the decided outcome, and the
+        end of the body still waits for the write, ending with a comment when the cassette was not written.
         """
         body = exchange.body()  # before any await, so that the exchange keeps every chunk for this reader
         try:
             status, headers = await exchange.head()
+            if not exchange.streamed:
+                await exchange.over_cap_or_finished()
+                if exchange.kept_instead is not None:
+                    body.close()
+                    response, verdict = self._replay(request, exchange.kept_instead.take(take_index), key, take_index)
+                    self._report(request, started, response.status, verdict)
+                    return response
             exchange.when_finished(
                 lambda done: self._report(
                     request,
@@ -504,12 +550,10 @@ class Gate:
                     _Verdict(done.outcome, done.cassette if done.outcome is Outcome.RECORDED else None, done.reason),
                 )
             )
-            if not exchange.streamed:
-                await exchange.over_cap_or_finished()
-                if not exchange.over_cap and not exchange.broken:
-                    body.close()
-                    outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
-                    return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
+            if not exchange.streamed and not exchange.over_cap and not exchange.broken:
+                body.close()
+                outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
+                return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
             if exchange.over_cap:
                 headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, exchange.over_cap_reason, None)]
             elif 200 <= status < 300:

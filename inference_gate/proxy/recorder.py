@@ -55,6 +55,8 @@ from inference_gate.store.cassette_store import CassetteStore, CassetteTooLargeE
 
 logger = logging.getLogger("inference_gate")
 
+LOST_RACE_REASON = "another writer recorded this take first; this answer was not kept"
+
 # An exchange is identified by its request key and the take it records.
 Flight = tuple[str, int]
 
@@ -112,6 +114,10 @@ class Recorder:
     def exchange(self, flight: Flight) -> InflightExchange | None:
         """The exchange in flight for `flight` that a new reader may still join, if any."""
         return self._inflight.get(flight)
+
+    def exchanges_of(self, key: str) -> list[InflightExchange]:
+        """The exchanges in flight that are recording a take of `key`'s cassette."""
+        return [exchange for (flight_key, _), exchange in self._inflight.items() if flight_key == key]
 
     def start(
         self,
@@ -229,12 +235,13 @@ class Recorder:
                 json_body=stored_json_body,
                 store_file_contents=self.settings.store_file_contents,
             )
-            recorded, how = await self._save(
+            recorded, how, kept_instead = await self._save(
                 cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt, take_index=flight[1]
             )
             if recorded:
                 exchange.finish(Outcome.RECORDED, how)
                 return
+            exchange.kept_instead = kept_instead
             if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
                 exchange.append(comment_line(NOT_RECORDED_COMMENT + str(how)))
             exchange.finish(Outcome.PASSTHROUGH, how)
@@ -280,7 +287,8 @@ class Recorder:
             json_body=stored_json_body,
         )
         secrets = [*self._secrets_in_play(request, canonical), *more_secrets]
-        return await self._save(cassette, turn.slot, secrets, turn.replace_corrupt, take_index=turn.take)
+        recorded, how, _ = await self._save(cassette, turn.slot, secrets, turn.replace_corrupt, take_index=turn.take)
+        return recorded, how
 
     def now_ms(self, since: float) -> int:
         """Milliseconds from `since` (a reading of this recorder's monotonic clock) to now."""
@@ -309,9 +317,14 @@ class Recorder:
 
     async def _save(
         self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool, *, take_index: int
-    ) -> tuple[bool, str | None]:
+    ) -> tuple[bool, str | None, PreparedTakes | None]:
         """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
-        and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
+        why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`), and when another
+        writer's take was kept instead of this one, the cassette on disk as prepared takes.
+
+        Losing that race is not recorded: the answer in hand is in no file. Within one gate it happens only when
+        prepared replies were evicted from memory; between gates sharing a directory, when both record the same
+        take at once (the gate cannot see another process's exchanges)."""
         refresh = self.mode is Mode.REFRESH
         write_and_prepare = functools.partial(
             self._write_and_prepare, cassette, slot, secrets, replace_corrupt, take_index=take_index, refresh=refresh
@@ -321,22 +334,31 @@ class Recorder:
             write, prepared = await trio.to_thread.run_sync(write_and_prepare)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
-            return False, "a credential is in the exchange"
+            return False, "a credential is in the exchange", None
         except CassetteTooLargeError as error:
             logger.error("%s: %s; the exchange was answered but not recorded", slot.name, error)
-            return False, str(error)
+            return False, str(error), None
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
-            return False, f"the cassette could not be written: {error.strerror or error}"
+            return False, f"the cassette could not be written: {error.strerror or error}", None
+        self.remember(cassette.key, prepared)
         if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
-        self._replies.put(cassette.key, prepared)
+            return False, LOST_RACE_REASON, prepared
         if refresh:
             self.refreshed[slot.name] = max(
                 write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
             )
-            return True, write.value
-        return True, None
+            return True, write.value, None
+        return True, None, None
+
+    def remember(self, key: str, prepared: PreparedTakes) -> None:
+        """Keep the takes on disk as prepared replies, unless memory already holds more of them: writes and reads
+        end in worker threads, and one that ended first may be heard of last. (A refresh keeps the count, so its
+        newest write is kept.)"""
+        held = self._replies.get(key)
+        if held is None or len(prepared) >= len(held):
+            self._replies.put(key, prepared)
 
     def _write_and_prepare(
         self,

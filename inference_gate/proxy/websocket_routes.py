@@ -61,7 +61,8 @@ async def open_upstream(gate: Gate, request: HttpRequest, limits: WebSocketLimit
     subprotocol) are dropped and the gate's key is sent instead, as for HTTP.
     """
     recorder = gate.recorder
-    assert recorder is not None, "only a recording gate opens upstream WebSockets"
+    if recorder is None:
+        raise RuntimeError("only a recording gate opens upstream WebSockets")
     api_key = gate.settings.api_key
     pool = recorder.upstream
     websocket, _headers, subprotocol = await connect_websocket(

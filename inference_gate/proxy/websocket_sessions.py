@@ -39,6 +39,7 @@ from inference_gate.core.policy import Mode
 from inference_gate.core.redact import client_credentials, redact_request, stored_request_headers
 from inference_gate.core.session_cassette import SessionCassette, SessionClose
 from inference_gate.core.websocket_session import (
+    Followed,
     Miss,
     Sender,
     SessionFollower,
@@ -51,13 +52,16 @@ from inference_gate.core.websocket_session import (
 )
 from inference_gate.http.websocket import (
     CLOSE_ABNORMAL,
+    CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_AGAIN_LATER,
     WebSocket,
     WebSocketClosed,
     WebSocketUpgrade,
     offered_subprotocols,
 )
+from inference_gate.proxy.faults import INJECTED_FAULT_TYPE, FaultKind
 from inference_gate.proxy.websocket_routes import open_upstream
 from inference_gate.store.cassette_store import SecretLeakError
 
@@ -114,6 +118,7 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     speed = gate.pace.speed if gate.pace is not None else None
     client_frames = server_frames = 0
     followed_name: str | None = candidates[0][0].name if candidates else None
+    faults_decided = False  # a session fails on purpose, if at all, at its first answer (faults.py)
     try:
         server_frames += await _send_paced(websocket, follower.opening(), 0, trio.current_time(), speed)
         while True:
@@ -131,6 +136,13 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
                 _log_session(request, Outcome.MISS, answer.message(), client_frames, server_frames + 1)
                 return
             followed_name = answer.session
+            fault = gate.session_fault(answer.session) if answer.frames and not faults_decided else None
+            faults_decided = faults_decided or bool(answer.frames)
+            if fault is not None:
+                server_frames += await _fail_on_purpose(websocket, fault, endpoint, answer, received_at, speed)
+                _report(gate, request, started, Outcome.ERROR, cassette=answer.session, reason=fault.reason)
+                _log_session(request, Outcome.ERROR, f"{answer.session} {fault.reason}", client_frames, server_frames)
+                return
             server_frames += await _send_paced(websocket, answer.frames, answer.after_ms, received_at, speed)
     except WebSocketClosed as closed:
         dropped = closed.code == CLOSE_ABNORMAL and closed.by_peer
@@ -151,6 +163,25 @@ async def _send_paced(
         else:
             await websocket.send(frame.message())
     return len(frames)
+
+
+async def _fail_on_purpose(
+    websocket: WebSocket, fault: FaultKind, endpoint: str, answer: Followed, since: float, speed: float | None
+) -> int:
+    """Fail a replayed session as `fault` says: a cut sends the first half of the answer and drops the
+    connection; an error sends the API's `error` event and closes (1013, try again later, for a rate limit;
+    1011 for a server error). Returns how many frames were sent."""
+    if fault is FaultKind.STREAM_CUT:
+        sent = await _send_paced(websocket, answer.frames[: len(answer.frames) // 2], answer.after_ms, since, speed)
+        await websocket.drop()
+        return sent
+    message = f"Injected fault ({fault.value}): inference-gate fails a share of replayed sessions on purpose."
+    event = miss_event(endpoint, message)
+    error = event.get("error", event)
+    error["code"], error["type"] = "injected_fault", INJECTED_FAULT_TYPE
+    await websocket.send(orjson.dumps(event).decode())
+    await websocket.close(CLOSE_TRY_AGAIN_LATER if fault is FaultKind.RATE_LIMITED else CLOSE_INTERNAL_ERROR, message)
+    return 1
 
 
 # --- recording --------------------------------------------------------------------------------------------------
@@ -221,7 +252,8 @@ class _LiveSession:
     async def finish(self) -> tuple[Outcome, str | None, str | None]:
         """Write the cassette of a session that closed cleanly; the outcome, the cassette's name, and why not."""
         ended, by = self.ended, self.ended_by
-        assert ended is not None and by is not None
+        if ended is None or by is None:
+            raise RuntimeError("a WebSocket session is finished only once it has ended")
         if ended.code == CLOSE_ABNORMAL or not ended.by_peer:
             return Outcome.PASSTHROUGH, None, f"the session ended without a close handshake ({ended})"
         settings = self.gate.settings

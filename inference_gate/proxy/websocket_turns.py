@@ -173,7 +173,8 @@ class _Turns:
     async def _record(self, turn: HttpRequest, message: str | bytes, plan: TurnToRecord, started: float) -> None:
         """Relay a turn to the upstream and back, and record it before its last event goes to the client."""
         recorder = self.gate.recorder
-        assert recorder is not None
+        if recorder is None:
+            raise RuntimeError("only a recording gate records WebSocket turns")
         try:
             if self.upstream is None:
                 self.upstream, _subprotocol = await open_upstream(self.gate, self.request, self.websocket.limits)

@@ -482,3 +482,27 @@ def test_list_info_audit_and_rekey_report_hostile_entries_as_corrupt(home, cache
         assert name in rekey.stdout + rekey.stderr
     assert "corrupt:    6" in info.stdout  # the five, and the torn file the fixture leaves
     assert audit.returncode != 0  # what could not be read was not audited
+
+
+# the project's settings file
+
+
+def test_the_project_settings_file_is_never_taken_for_a_cassette(home, cache_dir, names, tmp_path):
+    def listed() -> list[str]:
+        return [row["name"] for row in orjson.loads(run(f"cache list --json -c {cache_dir}").io.fetch_output())]
+
+    def audited() -> dict:
+        return orjson.loads(run(f"cache audit --json --cache-dir {cache_dir}").io.fetch_output())
+
+    before, audit_before = listed(), audited()
+    project_file = cache_dir / "inference-gate.yaml"
+    project_file.write_text('ignore: [body.user]\nredact: ["body.messages[*].content"]\n', encoding="utf-8")
+    assert listed() == before
+    audit = audited()  # the audit reads every file for credentials, this one too, and finds it clean
+    assert (audit["scanned"], audit["findings"]) == (audit_before["scanned"] + 1, audit_before["findings"])
+    ledger = write_ledger(tmp_path / "ledger.json", [names["french"]])
+    pruned = run(f"cache prune --cache-dir {cache_dir} --ledger {ledger} --apply").io.fetch_output()
+    assert "inference-gate.yaml" not in pruned
+    cleared = run(f"cache clear --yes --cache-dir {cache_dir}", interactive=False)
+    assert cleared.io.fetch_output() == f"removed 1 cassette from {cache_dir}\n"
+    assert project_file.read_text(encoding="utf-8").startswith("ignore: [body.user]")

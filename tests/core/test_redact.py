@@ -1,8 +1,14 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from inference_gate.core.redact import (
     MIN_CREDENTIAL_CHARS,
     REDACTED,
+    STORED_REQUEST_HEADERS,
+    STORED_RESPONSE_HEADER_PREFIXES,
+    STORED_RESPONSE_HEADERS,
     client_credentials,
     leaked_secret,
     parse_redact_path,
@@ -125,3 +131,13 @@ def test_anthropic_headers_that_change_the_answer_are_stored_and_its_key_is_not(
         "request-id": "req_011",
         "anthropic-ratelimit-requests-remaining": "49",
     }
+
+
+def test_the_readme_lists_every_header_a_cassette_stores():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("- Only the response headers worth keeping are stored:")
+    bullet = " ".join(readme[start : readme.index("\n- ", start + 3)].split())
+    listed = set(re.findall(r"`([a-z-]+\*?)`", bullet))
+    prefixes = {f"{prefix}*" for prefix in STORED_RESPONSE_HEADER_PREFIXES}
+    stored = {*STORED_REQUEST_HEADERS, *STORED_RESPONSE_HEADERS, *prefixes}
+    assert listed == stored

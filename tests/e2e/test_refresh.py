@@ -6,6 +6,7 @@ a way that matters, so that `git status` after a refresh lists real changes only
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def snapshot(cache_dir: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in files_under(cache_dir)}
 
 
-async def test_a_refresh_whose_answers_differ_only_in_volatile_values_changes_no_byte(record_settings: Settings):
+async def test_a_refresh_whose_answers_differ_only_in_volatile_values_changes_no_byte(
+    record_settings: Settings, caplog
+):
     upstream = MintingUpstream()
     with trio.fail_after(DEADLINE_S):
         async with running_upstream(upstream):
@@ -47,6 +50,7 @@ async def test_a_refresh_whose_answers_differ_only_in_volatile_values_changes_no
             async with running_gate(settings, Mode.RECORD) as gate:
                 first = [await ask(gate.base_url, prompt) for prompt in PROMPTS]
             before = snapshot(settings.cache_dir)
+            caplog.set_level(logging.INFO, logger="inference_gate")
             async with running_gate(settings, Mode.REFRESH) as gate:
                 refreshed = [await ask(gate.base_url, prompt) for prompt in PROMPTS]
                 summary = gate.gate.refresh_summary()
@@ -55,6 +59,10 @@ async def test_a_refresh_whose_answers_differ_only_in_volatile_values_changes_no
     assert len(before) == 2 and snapshot(settings.cache_dir) == before
     assert refreshed == [("recorded", "unchanged", text) for _, _, text in first]
     assert summary == "refreshed 2 cassette(s): 2 unchanged, 0 changed, 0 new"
+    # Each log line says what the refresh did to the file; the summary is the front end's to print, once.
+    refresh_lines = [record.getMessage() for record in caplog.records if " recorded 200 " in record.getMessage()]
+    assert len(refresh_lines) == 2 and all(line.endswith(".json unchanged") for line in refresh_lines[-2:])
+    assert not [record for record in caplog.records if record.getMessage().startswith("refreshed ")]
 
 
 async def test_a_refresh_with_new_text_rewrites_that_file_and_counts_it_changed(record_settings: Settings):

@@ -185,3 +185,26 @@ async def test_a_paced_replay_takes_about_as_long_as_the_recording(tmp_path: Pat
             replayed_s = trio.current_time() - started
             await client.close()
     assert 0.8 * recorded_s <= replayed_s <= 1.25 * recorded_s + 0.05
+
+
+async def test_with_a_fault_rate_a_replayed_session_fails_on_purpose_as_its_error(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        recorded = await record_session(tmp_path, TinyUpstream(), conversation())
+        settings = Settings(cache_dir=tmp_path, fault_rate=1.0)
+        seen = set()
+        for seed in range(12):
+            answers.clear()
+            async with running_gate(replace(settings, fault_seed=seed), Mode.REPLAY, on_answer=answers.append) as gate:
+                client, received = await talk(gate.port, conversation())
+            ((outcome, reason),) = [(answer.outcome.value, answer.reason) for answer in answers]
+            assert outcome == "error"
+            seen.add(reason)
+            assert received[0] == recorded[0]  # the opening is sent before the first answer, which fails
+            if reason == "injected_fault: stream_cut":
+                assert client.close_code == 1006
+                assert len(received) < len(recorded)
+            else:
+                assert received[-1]["type"] == "error" and received[-1]["error"]["code"] == "injected_fault"
+                assert client.close_code == (1013 if reason == "injected_fault: rate_limited" else 1011)
+    assert seen == {"injected_fault: stream_cut", "injected_fault: rate_limited", "injected_fault: server_error"}
