@@ -46,6 +46,7 @@ from inference_gate.core.redact import (
     redact_request,
     stored_request_headers,
     stored_response_headers,
+    without_ephemeral_keys,
 )
 from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
 from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
@@ -229,7 +230,7 @@ class Recorder:
                 RecordedResponse(
                     status=status,
                     headers=stored_response_headers(upstream.headers),
-                    body=b"" if parser is not None else b"".join(exchange.chunks),
+                    body=b"" if parser is not None else without_ephemeral_keys(b"".join(exchange.chunks)),
                     events=events if parser is not None else None,
                     timing=self._timing(sent_at, first_event_at, ended_at),
                 ),

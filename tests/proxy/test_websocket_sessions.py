@@ -208,3 +208,33 @@ async def test_with_a_fault_rate_a_replayed_session_fails_on_purpose_as_its_erro
                 assert received[-1]["type"] == "error" and received[-1]["error"]["code"] == "injected_fault"
                 assert client.close_code == (1013 if reason == "injected_fault: rate_limited" else 1011)
     assert seen == {"injected_fault: stream_cut", "injected_fault: rate_limited", "injected_fault: server_error"}
+
+
+async def test_an_ephemeral_key_is_masked_in_its_cassette_and_kept_off_the_session_cassette(tmp_path: Path) -> None:
+    from tests.plain_http import post_json
+    from tests.servers import running_upstream
+    from tools.fake_websocket import FakeWebSocketUpstream
+
+    upstream = FakeWebSocketUpstream(expected_api_key=CLIENT_KEY)
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = Settings(cache_dir=tmp_path, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate:
+                minted = await post_json(
+                    f"http://127.0.0.1:{gate.port}",
+                    "/v1/realtime/client_secrets",
+                    {"session": {"type": "realtime", "model": "gpt-realtime"}},
+                    headers={"authorization": f"Bearer {CLIENT_KEY}"},
+                )
+                ephemeral = minted.json()["value"]
+                assert ephemeral.startswith("ek_") and ephemeral != "ek_<redacted>"
+                client = await WebSocketTestClient.connect(
+                    gate.port, REALTIME, subprotocols=["realtime", f"openai-insecure-api-key.{ephemeral}"]
+                )
+                assert orjson.loads(await client.receive())["type"] == "session.created"
+                await client.close()
+    (secret_file,) = (tmp_path / "realtime.client_secrets").glob("*.json")
+    assert orjson.loads(secret_file.read_bytes())["response"]["body"]["value"] == "ek_<redacted>"
+    for cassette_file in tmp_path.glob("**/*.json"):
+        assert ephemeral not in cassette_file.read_text() and CLIENT_KEY not in cassette_file.read_text()
+    assert len(list((tmp_path / "realtime").glob("*.json"))) == 1
