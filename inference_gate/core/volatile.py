@@ -38,7 +38,17 @@ from inference_gate.core.key_rules import KeyRules
 VOLATILE_RESPONSE_HEADERS = frozenset({"x-request-id", "request-id", "openai-processing-ms"})
 VOLATILE_RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 VOLATILE_BODY_KEYS = frozenset(
-    {"id", "item_id", "call_id", "created", "created_at", "system_fingerprint", "obfuscation", "responseId"}
+    {
+        "id",
+        "item_id",
+        "call_id",
+        "created",
+        "created_at",
+        "system_fingerprint",
+        "obfuscation",
+        "responseId",
+        "previous_response_id",
+    }
 )
 VOLATILE_EVENT_FIELDS = frozenset({"id"})
 VOLATILE_TOP_LEVEL = frozenset({"recorded_at"})

@@ -30,6 +30,7 @@ import trio
 
 from inference_gate.config.settings import SETTING_SPECS, Settings
 from inference_gate.core.cassette import CassetteError
+from inference_gate.core.chains import CHAIN_FIELD
 from inference_gate.core.dialects import route_of
 from inference_gate.core.errors import CacheMiss, GateError, error_outcome, error_response
 from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
@@ -55,6 +56,7 @@ from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, Slot
 from inference_gate.store.nearest_index import NearestRequests
+from inference_gate.store.response_chains import ResponseChains
 
 logger = logging.getLogger("inference_gate")
 
@@ -119,6 +121,9 @@ def cli_record_command(settings: Settings) -> str:
     return command
 
 
+CHAIN_FIELD_BYTES = f'"{CHAIN_FIELD}"'.encode()
+
+
 class Gate:
     def __init__(
         self,
@@ -150,8 +155,19 @@ class Gate:
         )
         self._replies = ReplyCache()
         self._clock = clock
+        self.chains = ResponseChains(self.store)
+        self._chains_loading = trio.Lock()
         self._recorder = (
-            Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
+            Recorder(
+                settings,
+                mode,
+                self.store,
+                self._replies,
+                clock=clock,
+                monotonic=monotonic,
+                pace=self._pace,
+                chains=self.chains,
+            )
             if mode.calls_upstream
             else None
         )
@@ -232,6 +248,7 @@ class Gate:
         """
         if self._recorder is None:
             return await self.handle(request)
+        await self._know_chains(request)
         canonical = self._canonicalize(request)
         take_index = self._take_counts[canonical.key]
         takes = self._replies.get(canonical.key)
@@ -299,6 +316,7 @@ class Gate:
         started = time.perf_counter()
         slot_name = ""  # for the log line of a miss
         try:
+            await self._know_chains(request)
             key, canonical = self._key(request)
             take_index = self._take_counts[key]
             self._take_counts[key] += 1
@@ -489,6 +507,14 @@ class Gate:
         if self._on_answer is not None:
             self._on_answer(answer)
 
+    async def _know_chains(self, request: HttpRequest) -> None:
+        """Read the store's Responses answers once, before the first request that may continue one is keyed
+        (chains.py); the bytes test is cheap, and a false positive only loads the index early."""
+        if not self.chains.loaded and CHAIN_FIELD_BYTES in request.body:
+            async with self._chains_loading:
+                if not self.chains.loaded:
+                    await trio.to_thread.run_sync(self.chains.load)
+
     def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
         content_type = request.header(b"content-type") or b""
         try:
@@ -498,6 +524,7 @@ class Gate:
                 request.body,
                 content_type=content_type.decode("latin-1"),
                 rules=self.key_rules,
+                chained=self.chains.producer_of,
             )
         except JsonTooDeepError as error:
             raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
