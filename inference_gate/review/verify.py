@@ -106,9 +106,6 @@ class VerifyReport:
     refresh: bool = False
     counts: dict[Level, int] = field(default_factory=dict)
 
-    def worst(self) -> Level | None:
-        return max((verdict.drift.level for verdict in self.verdicts), key=lambda level: level.rank, default=None)
-
     def fails(self, fail_on: Level) -> bool:
         """Whether any cassette drifted to `fail_on` or further (what makes the exit code non-zero)."""
         return any(verdict.drift.level.rank >= fail_on.rank for verdict in self.verdicts)
