@@ -86,8 +86,10 @@ def _query_of(request: HttpRequest) -> list[tuple[str, str]]:
     return [pair for pair in canonical_query(query) if not is_credential_parameter(pair[0])]
 
 
-def _report(gate: Gate, request: HttpRequest, started: float, outcome: Outcome, **named: str | None) -> None:
-    gate.report(request, started, 101, outcome, cassette=named.get("cassette"), reason=named.get("reason"))
+def _report(
+    gate: Gate, request: HttpRequest, started: float, outcome: Outcome, *, status: int = 101, **named: str | None
+) -> None:
+    gate.report(request, started, status, outcome, cassette=named.get("cassette"), reason=named.get("reason"))
 
 
 def _log_session(request: HttpRequest, outcome: Outcome, subject: str, client: int, server: int) -> None:
@@ -119,6 +121,7 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     client_frames = server_frames = 0
     followed_name: str | None = candidates[0][0].name if candidates else None
     faults_decided = False  # a session fails on purpose, if at all, at its first answer (faults.py)
+    reason: str | None = None
     try:
         server_frames += await _send_paced(websocket, follower.opening(), 0, trio.current_time(), speed)
         while True:
@@ -144,11 +147,15 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
                 _log_session(request, Outcome.ERROR, f"{answer.session} {fault.reason}", client_frames, server_frames)
                 return
             server_frames += await _send_paced(websocket, answer.frames, answer.after_ms, received_at, speed)
+            if answer.close is not None:
+                # The recording ended with the server's close (Live closes after `session.closed`): so does this.
+                await websocket.close(*answer.close)
+                break
     except WebSocketClosed as closed:
         dropped = closed.code == CLOSE_ABNORMAL and closed.by_peer
         reason = "the client dropped the connection" if dropped else None
-        _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
-        _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
+    _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
+    _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
 
 
 async def _send_paced(
@@ -192,7 +199,7 @@ async def _record(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     try:
         upstream, subprotocol = await open_upstream(gate, request, upgrade.limits)
     except GateError as error:
-        _report(gate, request, started, Outcome.ERROR, reason=error.code)
+        _report(gate, request, started, Outcome.ERROR, status=error.status, reason=error.code)
         return error_response(error, dialect=route_of(request.path).dialect)
     session = _LiveSession(gate, request, upstream, subprotocol)
     try:
@@ -242,8 +249,8 @@ class _LiveSession:
             while True:
                 message = await source.receive()
                 at_ms = round((trio.current_time() - self.opened_at) * 1000)
-                self.frames.append(SessionFrame.of_message(sender, at_ms, message))
                 await sink.send(message)
+                self.frames.append(SessionFrame.of_message(sender, at_ms, message))  # kept once delivered
         except WebSocketClosed as closed:
             if self.ended is None:
                 self.ended, self.ended_by = closed, sender if closed is source.closed else _other(sender)
