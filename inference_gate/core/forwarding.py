@@ -90,3 +90,36 @@ def _named_in_connection(headers: Headers) -> frozenset[bytes]:
             names.update(token.strip().lower() for token in value.split(b","))
     names.discard(b"")
     return frozenset(names)
+
+
+# A browser cannot set headers on a WebSocket, so Realtime accepts the key as a subprotocol offered by the client.
+INSECURE_KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+# The handshake headers the upstream WebSocket client sets for its own connection.
+_WEBSOCKET_HANDSHAKE_HEADERS = frozenset(
+    {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-protocol"}
+)
+
+
+def upstream_websocket_headers(
+    client_headers: Headers, *, api_key: str | None, dialect: Dialect = Dialect.OPENAI
+) -> Headers:
+    """The headers to open the upstream WebSocket with: as for a request (`upstream_request_headers`), without
+    the handshake headers, which belong to each side's own connection."""
+    headers = upstream_request_headers(client_headers, api_key=api_key, dialect=dialect)
+    return [(name, value) for name, value in headers if name not in _WEBSOCKET_HANDSHAKE_HEADERS]
+
+
+def upstream_subprotocols(offered: list[str], *, api_key: str | None) -> list[str]:
+    """The subprotocols to offer upstream: the client's, without its key when the gate sends its own."""
+    if not api_key:
+        return list(offered)
+    return [protocol for protocol in offered if not protocol.startswith(INSECURE_KEY_SUBPROTOCOL_PREFIX)]
+
+
+def subprotocol_credentials(offered: list[str]) -> list[str]:
+    """The keys a client offered as subprotocols, which must never reach the disk."""
+    return [
+        protocol.removeprefix(INSECURE_KEY_SUBPROTOCOL_PREFIX)
+        for protocol in offered
+        if protocol.startswith(INSECURE_KEY_SUBPROTOCOL_PREFIX)
+    ]

@@ -27,6 +27,9 @@ CASSETTE_HEADER = b"x-inference-gate-cassette"
 REASON_HEADER = b"x-inference-gate-reason"
 RECORDING = b"recording"
 """The `x-inference-gate` value of a live stream being recorded: a promise, see the module docstring."""
+REPLAYING = b"replaying"
+"""The `x-inference-gate` value of a WebSocket's `101` in replay mode: its messages will come from cassettes, and
+each turn's or session's own outcome is logged and reported when it is known (proxy/websocket_turns.py)."""
 NOT_RECORDED_COMMENT = "inference-gate: not recorded: "
 """How the SSE comment that breaks that promise starts; the reason follows."""
 

@@ -15,17 +15,21 @@ import logging
 import math
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import h11
 import trio
 
 from inference_gate.core.errors import GateError, error_response, internal_error
 from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
+from inference_gate.http.websocket import CLOSE_NORMAL, WebSocketLimits, WebSocketUpgrade, is_websocket_upgrade
 
 logger = logging.getLogger("inference_gate.server")
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+# Answers a WebSocket upgrade: accepts it (`WebSocketUpgrade.accept`) and runs the session, returning None; or
+# refuses it with an HTTP response.
+WebSocketHandler = Callable[[HttpRequest, WebSocketUpgrade], Awaitable[HttpResponse | None]]
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
 
@@ -84,6 +88,7 @@ class ServerLimits:
     send_timeout_s: float = 30.0  # a client not taking a write for this long is dropped (up to 1/4 later)
     shutdown_grace_s: float = 5.0
     max_connections: int = 1000  # connections beyond this wait in the kernel's backlog until one closes
+    websocket: WebSocketLimits = field(default_factory=WebSocketLimits)
 
 
 def raise_open_files_limit() -> None:
@@ -105,9 +110,13 @@ async def serve_http(
     limits: ServerLimits,
     *,
     shutdown: trio.Event | None = None,
+    websocket_handler: WebSocketHandler | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `handler` on `host:port` until cancelled or until `shutdown` is set.
+
+    A WebSocket upgrade goes to `websocket_handler` when there is one (else to `handler`, as a plain request);
+    its connection ends with its session.
 
     Reports the bound port (useful with port 0) through `task_status`. On shutdown the listeners close at
     once, so new connections are refused; idle keep-alive connections close at once; requests in flight get
@@ -115,7 +124,7 @@ async def serve_http(
     """
     if shutdown is None:
         shutdown = trio.Event()
-    server = _Server(handler, limits)
+    server = _Server(handler, limits, websocket_handler)
     listeners = await trio.open_tcp_listeners(port, host=host)
     try:
         async with trio.open_nursery() as connections:
@@ -153,8 +162,11 @@ async def _accept_connections(
 class _Server:
     """What all connections share: the handler, the limits, and the waits that shutdown must cut short."""
 
-    def __init__(self, handler: Handler, limits: ServerLimits) -> None:
+    def __init__(
+        self, handler: Handler, limits: ServerLimits, websocket_handler: WebSocketHandler | None = None
+    ) -> None:
         self.handler = handler
+        self.websocket_handler = websocket_handler
         self.limits = limits
         self.shutting_down = False
         self._interruptible_waits: set[trio.CancelScope] = set()
@@ -329,6 +341,9 @@ class _Connection:
                     return
                 if request is None:
                     return
+                if self._server.websocket_handler is not None and is_websocket_upgrade(request.headers):
+                    await self._upgrade(request)
+                    return
                 response = await self._answer(request)
                 if response.stream is None and self._keeps_alive(request):
                     wire = self._server.keep_alive_wire(response)
@@ -450,6 +465,29 @@ class _Connection:
         except Exception as exc:
             logger.exception("internal error while handling %s %s", request.method, request.path)
             return error_response(internal_error(exc))
+
+    async def _upgrade(self, request: HttpRequest) -> None:
+        """Hand a WebSocket upgrade to the WebSocket handler; a refusal it returns is sent, and closes.
+
+        h11 has read the whole request and paused, waiting to learn whether the protocol switches. A bug in the
+        handler before it accepted is answered with a 500; after, the session's end closes the connection.
+        """
+        if self._server.websocket_handler is None:
+            raise RuntimeError("a WebSocket upgrade reached a server without a WebSocket handler")
+        upgrade = WebSocketUpgrade(self._stream, self._h11, self._limits.websocket)
+        try:
+            response = await self._server.websocket_handler(request, upgrade)
+        except GateError as error:
+            response = error_response(error)
+        except Exception as exc:
+            if upgrade.websocket is not None:
+                raise
+            logger.exception("internal error while handling the WebSocket upgrade of %s", request.path)
+            response = error_response(internal_error(exc))
+        if upgrade.websocket is not None:
+            await upgrade.websocket.close(CLOSE_NORMAL, "")  # answers a peer's close the handler left unanswered
+        elif response is not None:
+            await self._send_whole_response(response, closing=True)
 
     def _keeps_alive(self, request: HttpRequest) -> bool:
         """Whether h11 would frame a whole response to `request` as it does in `_Server.keep_alive_wire`: an

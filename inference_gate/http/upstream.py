@@ -167,16 +167,20 @@ class UpstreamPool:
         return event
 
     async def _connect(self) -> _Connection:
+        return _Connection(await self.open_stream(), self.url)
+
+    async def open_stream(self) -> trio.abc.Stream:
+        """A new TCP or TLS stream to the upstream, within the connect timeout; for a WebSocket, which is not
+        pooled, as for HTTP."""
         try:
             with trio.fail_after(self._connect_timeout_s):
-                stream = await self._open_stream()
+                return await self._open_stream()
         except trio.TooSlowError:
             raise GateError(
                 504,
                 f"timed out after {self._connect_timeout_s} s connecting to upstream {self.url.origin}",
                 code="upstream_timeout",
             ) from None
-        return _Connection(stream, self.url)
 
     async def _open_stream(self) -> trio.abc.Stream:
         url = self.url

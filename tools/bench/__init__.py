@@ -33,7 +33,11 @@ same run, because absolute numbers say more about the machine than about the gat
     (slow_readers.py);
 (l) a generated pytest suite (tools/make_suite.py) run four ways: the SDK on canned bytes in memory (the floor),
     the pytest plugin in replay, vcrpy + pytest-recording, and cassetter; and pytest's start-up with the plugin
-    active and not (suite.py).
+    active and not (suite.py);
+(m) replayed WebSocket sessions: a 50-frame `responses.connect()` session recorded from tools/fake_websocket.py,
+    played whole (upgrade, frames, close) by 32 clients of tools/ws_loadgen.py against the gate in `replay`,
+    tools/baseline_ws_server.py sending the very messages the gate sent, and aimock serving the same answer
+    from a fixture: sessions and messages per second (websocket.py).
 
 Servers run as child processes pinned to one core and the load generator on another, so that on a two-core
 machine they never compete for a core (this, and reading peak memory from /proc, make the bench Linux-only).
