@@ -126,6 +126,7 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     client_frames = server_frames = 0
     followed_name: str | None = candidates[0][0].name if candidates else None
     faults_decided = False  # a session fails on purpose, if at all, at its first answer (faults.py)
+    reason: str | None = None
     try:
         server_frames += await _send_paced(websocket, follower.opening(), 0, trio.current_time(), speed)
         while True:
@@ -156,11 +157,15 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
                 _log_session(request, Outcome.ERROR, f"{answer.session} {fault.reason}", client_frames, server_frames)
                 return
             server_frames += await _send_paced(websocket, answer.frames, answer.after_ms, received_at, speed)
+            if answer.close is not None:
+                # The recording ended with the server's close (Live closes after `session.closed`): so does this.
+                await websocket.close(*answer.close)
+                break
     except WebSocketClosed as closed:
         dropped = closed.code == CLOSE_ABNORMAL and closed.by_peer
         reason = "the client dropped the connection" if dropped else None
-        _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
-        _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
+    _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
+    _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
 
 
 async def _send_paced(
