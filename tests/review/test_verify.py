@@ -46,7 +46,7 @@ def names(plan) -> list[str]:
 def test_every_cassette_is_planned_as_the_request_it_stores(store: CassetteStore):
     plan = plan_verify(store)
     assert len(plan.targets) == plan.cassettes == len(PROMPTS) and plan.skipped == ()
-    request = plan.targets[0].request
+    request = plan.targets[0].question
     assert (request.method, request.target) == ("POST", "/v1/chat/completions")
     assert orjson.loads(request.body)["messages"][0]["content"] in PROMPTS
 
