@@ -280,9 +280,12 @@ class Gate:
         *,
         cassette: str | None = None,
         reason: str | None = None,
+        described: str | None = None,
+        closest: str | None = None,
     ) -> None:
-        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request."""
-        self._report(request, started, status, _Verdict(outcome, cassette=cassette, reason=reason))
+        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request; a miss
+        says what was asked (`described`) and the closest recording, for the ledger's summary."""
+        self._report(request, started, status, _Verdict(outcome, cassette, reason, described, closest))
 
     @property
     def recorder(self) -> Recorder | None:

@@ -44,6 +44,7 @@ from inference_gate.core.websocket_session import (
     Sender,
     SessionFollower,
     SessionFrame,
+    event_type,
     match_form,
     miss_event,
     restore_audio,
@@ -89,7 +90,11 @@ def _query_of(request: HttpRequest) -> list[tuple[str, str]]:
 def _report(
     gate: Gate, request: HttpRequest, started: float, outcome: Outcome, *, status: int = 101, **named: str | None
 ) -> None:
-    gate.report(request, started, status, outcome, cassette=named.get("cassette"), reason=named.get("reason"))
+    gate.report(request, started, status, outcome, **named)
+
+
+def _kind_of(frame: SessionFrame) -> str:
+    return event_type(frame.data) or ("a text message" if frame.text is not None else "a binary message")
 
 
 def _log_session(request: HttpRequest, outcome: Outcome, subject: str, client: int, server: int) -> None:
@@ -135,7 +140,12 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
                 event = miss_event(endpoint, answer.message(), client_event_id=client_event_id)
                 await websocket.send(orjson.dumps(event).decode())
                 await websocket.close(CLOSE_POLICY_VIOLATION, MISS_CLOSE_REASON)
-                _report(gate, request, started, Outcome.MISS, reason=answer.message())
+                model = dict(_query_of(request)).get("model")
+                described = f"{endpoint} {model or '-'} client event {answer.frame_index + 1}: {_kind_of(frame)}"
+                closest = f"{answer.closest} differs at {answer.difference}" if answer.closest else None
+                _report(
+                    gate, request, started, Outcome.MISS, reason="cache_miss", described=described, closest=closest
+                )
                 _log_session(request, Outcome.MISS, answer.message(), client_frames, server_frames + 1)
                 return
             followed_name = answer.session
