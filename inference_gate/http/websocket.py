@@ -212,7 +212,7 @@ class WebSocket:
             event = await self._next_event()
             if isinstance(event, Message):
                 parts.append(event.data)
-                size += len(event.data)
+                size += len(event.data) if isinstance(event.data, bytes) else len(event.data.encode("utf-8"))
                 if size > self._limits.max_message_bytes:
                     limit = self._limits.max_message_bytes
                     await self.close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")

@@ -140,6 +140,19 @@ async def test_a_bad_frame_closes_with_a_protocol_error_and_the_server_keeps_ser
             nursery.cancel_scope.cancel()
 
 
+async def test_the_message_limit_counts_utf8_bytes() -> None:
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            client = await WebSocketTestClient.connect(port)
+            await client.send("é" * 400)  # 400 characters, 800 bytes: under the limit of 1000
+            assert await client.receive() == "é" * 400
+            await client.send("é" * 600)  # 600 characters, 1200 bytes: over it
+            assert await client.receive() is None
+            assert client.close_code == 1009
+            nursery.cancel_scope.cancel()
+
+
 async def test_invalid_utf8_in_a_text_frame_closes_with_1007() -> None:
     with trio.fail_after(TEST_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
