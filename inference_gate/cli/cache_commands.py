@@ -212,14 +212,21 @@ class CacheRekeyCommand(Command):
         cache_dir = require_cache_dir(settings.cache_dir.absolute())
         store = CassetteStore(cache_dir, redact_rules=settings.redact)
         plan = plan_rekey(store, KeyRules.from_config(settings.ignore, settings.normalize))
+        lines = []
+        if self.option("apply"):
+            removed = store.remove_temp_files()
+            if removed:
+                lines.append(f"removed {removed} temporary file(s) that a killed writer left behind")
         blocked = apply_rekey(plan) if self.option("apply") else []
-        _write_lines(self.io, rekey_lines(plan, blocked, cache_dir, applied=self.option("apply")))
+        _write_lines(self.io, [*lines, *rekey_lines(plan, blocked, cache_dir, applied=self.option("apply"))])
         return 1 if blocked else 0
 
 
 def rekey_lines(plan: RekeyPlan, blocked: list[Move], cache_dir: Path, *, applied: bool) -> list[str]:
     """One line per move, then what was left as it is and why, then the count."""
     lines = [f"{move.old.name} -> {move.new.name}" for move in plan.moves]
+    finish = "removed, finishing" if applied else "would be removed, finishing"
+    lines += [f"{slot.name} {finish} an interrupted move: its new name holds it already" for slot in plan.interrupted]
     lines += [
         f"kept both: {collision.left} now has the key of {collision.kept_as} "
         f"({collision.kept}, which takes that name); {collision.left} is left as it is"
@@ -257,7 +264,7 @@ class CacheShowCommand(Command):
         wanted = self.argument("cassette")
         try:
             path = find_cassette(cache_dir, wanted)
-            document = cassette_document(path.read_bytes())
+            document = cassette_document(CassetteStore(cache_dir).read_bytes(path))
         except LookupError as error:
             write_error(self.io, str(error))
             return 1
@@ -293,7 +300,9 @@ def find_cassette(cache_dir: Path, wanted: str) -> Path:
 
 class CacheAuditCommand(Command):
     name = "cache audit"
-    description = "Scan every cassette for credentials; exit 1 on any finding (for a pre-commit hook or CI)."
+    description = (
+        "Scan every file in the cache directory for credentials; exit 1 on any finding (for a pre-commit hook or CI)."
+    )
     options: ClassVar[list[Option]] = [
         *setting_options("cache_dir"),
         option("json", description="Print the findings as JSON, for scripts."),

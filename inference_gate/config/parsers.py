@@ -12,6 +12,7 @@ from pathlib import Path
 
 from inference_gate.core.key_rules import KeyRuleError, KeyRules
 from inference_gate.core.pacing import Spread
+from inference_gate.core.routes import RouteConfigError, parse_upstreams
 from inference_gate.core.upstream_url import UpstreamURL
 
 
@@ -136,6 +137,15 @@ def upstream_url(value: object) -> str:
     except ValueError:
         raise InvalidValue(expected) from None
     return value
+
+
+def upstream_routes(value: object) -> dict[str, object]:
+    """The `upstreams` map as given, once `parse_upstreams` (the route table's own rule) accepts it."""
+    try:
+        parse_upstreams(value)
+    except RouteConfigError as error:
+        raise InvalidValue(f"valid routes ({error})") from None
+    return dict(value)  # type: ignore[call-overload]  # a mapping: parse_upstreams checked it
 
 
 def directory(value: object) -> Path:

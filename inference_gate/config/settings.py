@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from inference_gate.config import parsers as parse
+from inference_gate.core.dialects import Dialect
+from inference_gate.core.routes import KEY_VARIABLES
 
 API_KEY_ENV = "OPENAI_API_KEY"
 
@@ -41,8 +43,8 @@ class SettingSpec:
 def _setting(default: Any, help: str, parser: Callable[[object], object], **kwargs: Any) -> Any:
     """A dataclass field carrying its declaration; the name is filled in from the field by `SETTING_SPECS`."""
     declaration = {"help": help, "parser": parser, **kwargs}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={_SPEC: declaration})
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={_SPEC: declaration})
     return field(default=default, metadata={_SPEC: declaration})
 
 
@@ -53,11 +55,10 @@ class Settings:
     `api_key` is held in memory only: it is never written to the config file or a cassette.
     """
 
-    # `-h` is free for --host because the application takes it away from --help.
+    # No short option: `-h` is --help everywhere, as in every cleo program.
     host: str = _setting(
-        "127.0.0.1", "Address the gate listens on; 127.0.0.1 keeps it private to this machine.", parse.text,
-        shortcut="h",
-    )  # fmt: skip
+        "127.0.0.1", "Address the gate listens on; 127.0.0.1 keeps it private to this machine.", parse.text
+    )
     port: int = _setting(
         8080, "TCP port the gate listens on (0-65535; 0 picks a free port and the banner shows it).", parse.port,
         shortcut="p",
@@ -67,6 +68,15 @@ class Settings:
         "Where cache misses are forwarded: an http:// or https:// URL, without credentials, query or fragment.",
         parse.upstream_url,
         shortcut="u",
+    )
+    upstreams: dict[str, object] = _setting(
+        {},
+        "More routes, beside the OpenAI one that `upstream` sets: a dialect's name (openai, anthropic, gemini, azure) "
+        "to its URL, or a name of yours to {url, prefix} for an OpenAI-compatible server reached at that path "
+        "prefix, for example {anthropic: 'https://api.anthropic.com', ollama: {url: 'http://localhost:11434', "
+        "prefix: /ollama}}. Anthropic and Gemini default to their official hosts; Azure, which has none, takes "
+        "the OpenAI route until it is named.",
+        parse.upstream_routes,
     )
     cache_dir: Path = _setting(
         Path(".inference_cache"),
@@ -82,6 +92,18 @@ class Settings:
         shortcut="k",
         secret=True,
     )
+    anthropic_api_key: str | None = _setting(
+        None, f"API key for the Anthropic route, from ${KEY_VARIABLES[Dialect.ANTHROPIC][0]}. Never written to disk.",
+        parse.text, secret=True,
+    )  # fmt: skip
+    gemini_api_key: str | None = _setting(
+        None, "API key for the Gemini route, from $GEMINI_API_KEY, else $GOOGLE_API_KEY. Never written to disk.",
+        parse.text, secret=True,
+    )  # fmt: skip
+    azure_api_key: str | None = _setting(
+        None, f"API key for the Azure route, from ${KEY_VARIABLES[Dialect.AZURE][0]}. Never written to disk.",
+        parse.text, secret=True,
+    )  # fmt: skip
     verbose: bool = _setting(False, "Print more detail about what the gate does.", parse.boolean)
     test_model: str = _setting("gpt-4o-mini", "Model that `test-upstream` and `test-gate` ask.", parse.text)
     test_prompt: str = _setting(
@@ -153,6 +175,12 @@ class Settings:
         "Largest response the gate records, in bytes; a larger one is passed through to the client unrecorded.",
         parse.size_bytes,
     )
+    max_cassette_bytes: int = _setting(
+        256 * 1024 * 1024,
+        "Largest cassette file the gate reads, in bytes; a larger one is reported as corrupt, and a recording that "
+        "would make one is passed through unrecorded. Far above any cassette recorded with the default limits.",
+        parse.size_bytes,
+    )
     max_connections: int = _setting(
         1000,
         "Most client connections served at once; more wait in the kernel's backlog until one closes. Keep it "
@@ -200,6 +228,20 @@ class Settings:
         "`cache audit` false positives: the flagged value itself, or a location glob NAME or NAME:JSON_PATH.",
         parse.text_list,
     )
+
+
+DIALECT_KEY_SETTINGS: dict[Dialect, str] = {
+    Dialect.OPENAI: "api_key",
+    Dialect.ANTHROPIC: "anthropic_api_key",
+    Dialect.GEMINI: "gemini_api_key",
+    Dialect.AZURE: "azure_api_key",
+}
+"""The setting that holds the gate's key for each dialect's route (routes.py)."""
+
+
+def route_keys(settings: Settings) -> dict[Dialect, str | None]:
+    """The gate's key per dialect, as `RouteTable.build` takes them."""
+    return {dialect: getattr(settings, name) for dialect, name in DIALECT_KEY_SETTINGS.items()}
 
 
 def _declared_specs() -> dict[str, SettingSpec]:

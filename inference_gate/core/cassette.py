@@ -228,6 +228,8 @@ def _event_to_record(event: SSEEvent) -> dict[str, Any]:
 
 
 def _event_from_record(record: dict[str, Any]) -> SSEEvent:
+    if not isinstance(record, dict) or "data" not in record:
+        raise ValueError(f"response.events holds {type(record).__name__} {record!r:.40}, not an event object with data")
     data = record["data"]
     return SSEEvent(
         data=data if isinstance(data, str) else orjson.dumps(data).decode("utf-8"),
@@ -269,6 +271,8 @@ def _timing_from_record(record: Any) -> ResponseTiming | None:
 
 def _response_from_dict(response: dict[str, Any]) -> RecordedResponse:
     events = response.get("events")
+    if events is not None and not isinstance(events, list):
+        raise ValueError(f"response.events must be a list of events, not {type(events).__name__}")
     return RecordedResponse(
         status=int(response["status"]),
         headers={str(name): str(value) for name, value in response.get("headers", {}).items()},
@@ -333,6 +337,10 @@ def document_takes(document: dict[str, Any]) -> list[dict[str, Any]]:
     return takes
 
 
+ORJSON_TOO_DEEP = "Recursion limit reached"
+"""orjson's message when it refuses to write a value nested deeper than it writes."""
+
+
 def cassette_from_bytes(data: bytes) -> Cassette:
     """Read a cassette file's content; CassetteError says what is wrong with a bad one."""
     stored = cassette_document(data)
@@ -358,9 +366,10 @@ def cassette_from_bytes(data: bytes) -> Cassette:
             takes=takes,
             summary=dict(stored.get("summary") or {}),
         )
-    except orjson.JSONEncodeError:  # read, but nested deeper than orjson writes: not a cassette the gate wrote
-        raise CassetteError("malformed cassette (a body nests too deep to be sent again)") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # orjson's encode error is a TypeError; this one: read, but nested deeper than orjson writes.
+        if str(error) == ORJSON_TOO_DEEP:
+            raise CassetteError("malformed cassette (a body nests too deep to be sent again)") from None
         raise CassetteError(f"malformed cassette ({type(error).__name__}: {error})") from None
     for take in cassette.takes:
         check_replayable(take.response)

@@ -51,10 +51,22 @@ class CacheMiss(GateError):
     It carries, for the ledger, the request as a person reads it and the closest recorded request.
     """
 
-    def __init__(self, method: str, path: str, key: str, cache_dir: str, *, request: str, closest: str | None) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        cache_dir: str,
+        *,
+        request: str,
+        closest: str | None,
+        record_command: str,
+    ) -> None:
+        """`record_command` is how the user of this front end records: `inference-gate start ...` or
+        `pytest --inference-gate=record ...`."""
         message = (
             f"No cassette for {method} {path} (key {key[:16]}) in {cache_dir}. Replay mode never calls the "
-            f"upstream. To record it, run `inference-gate start --cache-dir {cache_dir}` and send the request again."
+            f"upstream. To record it, run `{record_command}` and send the request again."
         )
         if closest:
             message += f" Closest recorded request: {closest}"

@@ -22,7 +22,7 @@ import trio
 
 from inference_gate.core.errors import GateError, error_response, internal_error
 from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
-from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade, is_websocket_upgrade
+from inference_gate.http.websocket import CLOSE_NORMAL, WebSocketLimits, WebSocketUpgrade, is_websocket_upgrade
 
 logger = logging.getLogger("inference_gate.server")
 
@@ -472,7 +472,8 @@ class _Connection:
         h11 has read the whole request and paused, waiting to learn whether the protocol switches. A bug in the
         handler before it accepted is answered with a 500; after, the session's end closes the connection.
         """
-        assert self._server.websocket_handler is not None
+        if self._server.websocket_handler is None:
+            raise RuntimeError("a WebSocket upgrade reached a server without a WebSocket handler")
         upgrade = WebSocketUpgrade(self._stream, self._h11, self._limits.websocket)
         try:
             response = await self._server.websocket_handler(request, upgrade)
@@ -483,7 +484,9 @@ class _Connection:
                 raise
             logger.exception("internal error while handling the WebSocket upgrade of %s", request.path)
             response = error_response(internal_error(exc))
-        if upgrade.websocket is None and response is not None:
+        if upgrade.websocket is not None:
+            await upgrade.websocket.close(CLOSE_NORMAL, "")  # answers a peer's close the handler left unanswered
+        elif response is not None:
             await self._send_whole_response(response, closing=True)
 
     def _keeps_alive(self, request: HttpRequest) -> bool:

@@ -26,7 +26,7 @@ import orjson
 import trio
 
 from inference_gate.core.cassette import StreamTiming
-from inference_gate.core.errors import GateError
+from inference_gate.core.errors import GateError, error_response
 from inference_gate.core.forwarding import subprotocol_credentials
 from inference_gate.core.http_models import HttpRequest, HttpResponse
 from inference_gate.core.outcome import OUTCOME_HEADER, RECORDING, REPLAYING, Outcome
@@ -62,11 +62,21 @@ _TURN_HEADERS_LEFT_OUT = frozenset(
 )
 
 
-def error_event(code: str, message: str, param: str | None = None) -> str:
-    """The Responses API's `error` event, as a message."""
-    return orjson.dumps(
-        {"type": "error", "code": code, "message": message, "param": param, "sequence_number": 0}
-    ).decode()
+def error_event(response: HttpResponse) -> str:
+    """The WebSocket mode's `error` event (the SDK's `ResponseWsError`) for a call an HTTP error answered: the
+    status the HTTP call had, and the error object its body carried."""
+    try:
+        error = orjson.loads(response.body)["error"]
+        if not isinstance(error, dict):
+            raise TypeError(error)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        message = response.body.decode("utf-8", "replace")
+        error = {"type": "server_error", "code": "upstream_error", "message": message, "param": None}
+    return orjson.dumps({"type": "error", "status": response.status, "error": error}).decode()
+
+
+def gate_error_event(error: GateError) -> str:
+    return error_event(error_response(error))
 
 
 async def run_turns(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -> None:
@@ -125,14 +135,14 @@ class _Turns:
         try:
             body = turn_request_body(message)
         except NotATurn as error:
-            await self._send(error_event("invalid_event", f"inference-gate: {error}."))
+            await self._send(gate_error_event(GateError(400, f"inference-gate: {error}.", code="invalid_event")))
             return
         turn = HttpRequest("POST", self.request.path, self._turn_headers, body)
         try:
             plan = await self.gate.plan_turn(turn)
         except GateError as error:
             self.outcomes[Outcome.ERROR.value] += 1
-            await self._send(error_event(error.code, error.message))
+            await self._send(gate_error_event(error))
             return
         if isinstance(plan, HttpResponse):
             await self._replay(plan)
@@ -146,6 +156,11 @@ class _Turns:
         if response.status >= 400:
             await self._send_error(response, closing=outcome == Outcome.MISS.value)
             return
+        if response.stream is None:  # a whole answer, not paced: its messages go out in one write
+            messages = messages_of_events(SSEParser().feed(response.body))
+            self.server_messages += len(messages)
+            await self.websocket.send_messages(messages)
+            return
         try:
             async for event in _events_of(response):
                 for data in messages_of_events([event]):
@@ -156,12 +171,7 @@ class _Turns:
             raise WebSocketClosed(1006, "the stream was cut on purpose", by_peer=False) from None
 
     async def _send_error(self, response: HttpResponse, *, closing: bool) -> None:
-        try:
-            error = orjson.loads(response.body)["error"]
-            code, message, param = str(error.get("code")), str(error.get("message")), error.get("param")
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            code, message, param = "upstream_error", response.body.decode("utf-8", "replace"), None
-        await self._send(error_event(code, message, param))
+        await self._send(error_event(response))
         if closing:
             await self.websocket.close(CLOSE_POLICY_VIOLATION, MISS_CLOSE_REASON)
             raise WebSocketClosed(CLOSE_POLICY_VIOLATION, MISS_CLOSE_REASON, by_peer=False)
@@ -169,7 +179,8 @@ class _Turns:
     async def _record(self, turn: HttpRequest, message: str | bytes, plan: TurnToRecord, started: float) -> None:
         """Relay a turn to the upstream and back, and record it before its last event goes to the client."""
         recorder = self.gate.recorder
-        assert recorder is not None
+        if recorder is None:
+            raise RuntimeError("only a recording gate records WebSocket turns")
         try:
             if self.upstream is None:
                 self.upstream, _subprotocol = await open_upstream(self.gate, self.request, self.websocket.limits)
@@ -190,12 +201,13 @@ class _Turns:
             if closed is self.websocket.closed:
                 raise
             self._report(turn, started, Outcome.PASSTHROUGH, None, "the upstream closed mid-turn")
-            await self._send(error_event("upstream_disconnected", f"inference-gate: the upstream closed ({closed})."))
+            message = f"inference-gate: the upstream closed ({closed})."
+            await self._send(gate_error_event(GateError(502, message, code="upstream_disconnected")))
             await self.websocket.close(CLOSE_INTERNAL_ERROR, "the upstream WebSocket closed")
             raise WebSocketClosed(CLOSE_INTERNAL_ERROR, "the upstream closed", by_peer=False) from None
         except GateError as error:
             self._report(turn, started, Outcome.ERROR, None, error.code)
-            await self._send(error_event(error.code, error.message))
+            await self._send(gate_error_event(error))
             await self.websocket.close(CLOSE_INTERNAL_ERROR, error.code)
             raise WebSocketClosed(CLOSE_INTERNAL_ERROR, error.code, by_peer=False) from None
         last = events[-1]

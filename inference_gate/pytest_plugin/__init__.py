@@ -26,11 +26,10 @@ parts, reports, takes back and prunes once all workers are down.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +72,9 @@ WORKEROUTPUT_KEY = "inference_gate_ledger"
 GATE_THREAD_NAME = "inference-gate"
 START_TIMEOUT_S = 30.0
 PLUGIN_NAME = "inference-gate-session"
+INI_SETTINGS = ("upstream", "replay_speed", "fault_rate", "fault_seed")
+"""Settings an ini key (`inference_gate_upstream`, ...) sets, below the option of the same name, so that
+`pyproject.toml` alone configures a suite."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -131,6 +133,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("inference_gate_keep_failed", f"Keep what failing tests recorded ({KEEP_FAILED_OPTION}).", "bool")
     parser.addini("inference_gate_mode", "inference-gate mode: replay, record, refresh or off.", default="")
     parser.addini("inference_gate_dir", f"Cassette directory, relative to the rootdir ({DEFAULT_CACHE_DIR}).")
+    for setting in INI_SETTINGS:
+        option = "--inference-gate-" + setting.replace("_", "-")
+        parser.addini(f"inference_gate_{setting}", f"The {setting} setting, below {option}.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -164,47 +169,70 @@ def inference_gate(request: pytest.FixtureRequest) -> RunningGate:
 
 
 def settings_for(config: pytest.Config, mode_name: str) -> tuple[Settings, Mode]:
-    """The gate's settings, from the CLI's config file plus the plugin's options; `pytest.UsageError` for
-    anything the user must fix, so pytest prints one line instead of a traceback."""
-    from inference_gate.config.sources import API_KEY_ENV, ConfigError, load_settings
+    """The gate's settings: the CLI's files (the per-user one, then the project's `[tool.inference-gate]` in the
+    rootdir's `pyproject.toml` and `inference-gate.yaml` in the cache directory), then the ini keys, then the
+    plugin's options; `pytest.UsageError` for anything the user must fix, so pytest prints one line instead of a
+    traceback.
+
+    The cache directory is the option's, else the ini key's, else the `cache_dir` of `[tool.inference-gate]`,
+    else `.inference_cache` in the rootdir. No mode demands a key: a route whose key the gate lacks passes the
+    client's own credential through (routes.py).
+    """
+    from inference_gate.config.sources import SOURCE_PYPROJECT, ConfigError, load_settings
 
     if mode_name not in MODES:
         raise pytest.UsageError(f"--inference-gate: unknown mode {mode_name!r}; choose one of {', '.join(MODES)}")
     mode = Mode(mode_name)
     given_dir = config.getoption("inference_gate_dir")
+    ini_dir = config.getini("inference_gate_dir")
+    cache_dir = None
     if given_dir:
         cache_dir = config.invocation_params.dir / Path(given_dir).expanduser()
-    else:
-        cache_dir = config.rootpath / Path(config.getini("inference_gate_dir") or DEFAULT_CACHE_DIR).expanduser()
-    overrides = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "upstream": config.getoption("inference_gate_upstream"),
-        "replay_speed": config.getoption("inference_gate_replay_speed"),
-        "fault_rate": config.getoption("inference_gate_fault_rate"),
-        "fault_seed": config.getoption("inference_gate_fault_seed"),
-    }
+    elif ini_dir:
+        cache_dir = config.rootpath / Path(ini_dir).expanduser()
+    overrides = {"host": "127.0.0.1", "port": 0, "cache_dir": cache_dir}
+    for setting in INI_SETTINGS:
+        name = f"inference_gate_{setting}"
+        overrides[setting] = config.getoption(name) or config.getini(name) or None
     try:
-        settings = load_settings(overrides=overrides).settings
+        loaded = load_settings(overrides=overrides, project_dir=config.rootpath)
+        if cache_dir is None and loaded.sources["cache_dir"] != SOURCE_PYPROJECT:
+            overrides["cache_dir"] = config.rootpath / DEFAULT_CACHE_DIR
+            loaded = load_settings(overrides=overrides, project_dir=config.rootpath)
     except ConfigError as error:
         raise pytest.UsageError(f"inference-gate: {error}") from None
-    if mode.calls_upstream and not settings.api_key:
-        raise pytest.UsageError(f"--inference-gate={mode_name} needs an upstream API key: set {API_KEY_ENV}")
+    for warning in loaded.warnings:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(f"inference-gate: {warning}"), stacklevel=2)
+    settings = loaded.settings
     if not mode.calls_upstream:
         # Only recording creates the directory: a replay of a typo'd one would fail every test with a miss.
-        if not cache_dir.is_dir():
+        if not settings.cache_dir.is_dir():
             raise pytest.UsageError(
-                f"--inference-gate={mode_name}: the cassette directory {cache_dir} does not exist; only recording "
-                "(--inference-gate=record) creates it"
+                f"--inference-gate={mode_name}: the cassette directory {settings.cache_dir} does not exist; only "
+                "recording (--inference-gate=record) creates it"
             )
-        return dataclasses.replace(settings, cache_dir=cache_dir), mode
+        return settings, mode
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise pytest.UsageError(
-            f"--inference-gate-dir: cannot create the cassette directory {cache_dir}: {error.strerror or error}"
+            f"--inference-gate-dir: cannot create the cassette directory {settings.cache_dir}: "
+            f"{error.strerror or error}"
         ) from None
-    return dataclasses.replace(settings, cache_dir=cache_dir), mode
+    return settings, mode
+
+
+def record_command(config: pytest.Config, settings: Settings) -> str:
+    """What a replay miss tells a pytest user to run: this plugin's record mode, with the directory and the
+    upstream the run was given (the upstream only when it is not the default)."""
+    from inference_gate.config.settings import SETTING_SPECS
+
+    command = "pytest --inference-gate=record"
+    if config.getoption("inference_gate_dir"):
+        command += f" --inference-gate-dir={settings.cache_dir}"
+    if settings.upstream != SETTING_SPECS["upstream"].default:
+        command += f" --inference-gate-upstream={settings.upstream}"
+    return command
 
 
 class GateThread:
@@ -225,12 +253,6 @@ class GateThread:
         if self._failure is not None:
             raise self._failure
         return self.port
-
-    def call(self, function: Callable[[], None]) -> None:
-        """Run `function` on the gate's thread, between its requests."""
-        import trio
-
-        trio.from_thread.run_sync(function, trio_token=self._token)
 
     def stop(self) -> None:
         """Stop gracefully: the listener closes, exchanges in flight get the grace period, writes finish."""
@@ -312,7 +334,9 @@ class GateSession:
             return  # the workers run the tests, each with its own gate
         from inference_gate.proxy.gate import Gate
 
-        self._gate = Gate(settings, self._mode, on_answer=self._file_answer)
+        self._gate = Gate(
+            settings, self._mode, on_answer=self._file_answer, record_command=record_command(self._config, settings)
+        )
         self._gate_thread = GateThread(self._gate)
         port = self._gate_thread.start()
         self.running = RunningGate(gate_url(settings.host, port), self._mode, settings.cache_dir)
@@ -340,8 +364,8 @@ class GateSession:
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
         """Attribute the test's requests to it, and count its identical requests from the first take."""
         self._current_test = item.nodeid
-        if self._gate is not None and self._gate_thread is not None:
-            self._gate_thread.call(self._gate.reset_take_counters)
+        if self._gate is not None:
+            self._gate.reset_take_counters()  # thread-safe: no need to wake the gate's thread for it
         try:
             return (yield)
         finally:
@@ -424,7 +448,8 @@ class GateSession:
         return plan
 
     def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
-        assert self._cache_dir is not None
+        if self._cache_dir is None:
+            raise RuntimeError("pruning needs the cache directory")
         from inference_gate.review.prune import cassette_names, delete_cassettes  # the store, only when pruning
 
         plan = prune_plan(cassette_names(self._cache_dir), self.ledger, self._run_state(session, exitstatus))

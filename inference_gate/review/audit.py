@@ -38,17 +38,19 @@ import fnmatch
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from inference_gate.core.cassette import CassetteError
 from inference_gate.core.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.core.nearest import flatten_json
 from inference_gate.core.redact import is_credential_length
 from inference_gate.review.decoded_text import decoded_runs, joined_stream_fields, string_leaves
+from inference_gate.store.cassette_store import CASSETTE_NAME, CassetteStore
 
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
 UNKNOWN_PATH = "?"
@@ -226,7 +228,7 @@ class CredentialScanner:
                 decoded_seen.add(run.text)
                 encoded = data[run.start : run.end]
                 found += [(encoded, f"{kind} ({run.how})", value) for _, _, kind, value in self._matches(run.text)]
-        has_streams = b'"events"' in data
+        has_streams = b'"events"' in data or b'"frames"' in data
         if not (found or has_streams):
             return []
         try:
@@ -314,8 +316,11 @@ def _path_holding(leaves: list[tuple[str, str]], text: str) -> str:
     return next((path for path, leaf in leaves if text in leaf), UNKNOWN_PATH)
 
 
-def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -> AuditReport:
-    """Scan each `(name, path)`; a file that cannot be read is a finding, since it was not audited.
+def audit_files(
+    files: Iterable[tuple[str, Path]], scanner: CredentialScanner, read: Callable[[Path], bytes] = Path.read_bytes
+) -> AuditReport:
+    """Scan each `(name, path)`, read with `read`; a file that cannot be read is a finding, since it was not
+    audited.
 
     Only a regular file is opened (not followed through a link): a FIFO would block the read, and a link to a
     device could be read without end.
@@ -327,9 +332,12 @@ def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -
             if not stat.S_ISREG(path.lstat().st_mode):
                 findings.append(Finding(name, UNKNOWN_PATH, "not a regular file (not audited)", "", ""))
                 continue
-            data = path.read_bytes()
+            data = read(path)
         except OSError as error:
             findings.append(Finding(name, UNKNOWN_PATH, f"unreadable file ({error.strerror})", "", ""))
+            continue
+        except CassetteError as error:  # not a regular file in the directory, or too large to read
+            findings.append(Finding(name, UNKNOWN_PATH, f"unreadable file ({error})", "", ""))
             continue
         scanned += 1
         found, dropped = scanner.scan(name, data)
@@ -340,14 +348,17 @@ def audit_files(files: Iterable[tuple[str, Path]], scanner: CredentialScanner) -
 
 def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
     """Scan every file under `cache_dir`, cassette or not, named by its path relative to it; `.git` is skipped
-    and links to folders are not followed."""
+    and links to folders are not followed. A folder standing at a cassette's name is reported, not entered, and
+    a file is read no further than `max_cassette_bytes` (CassetteStore.read_bytes)."""
     files = []
     for folder, folder_names, file_names in os.walk(cache_dir):
         folder_names[:] = [name for name in folder_names if name != ".git"]
-        for file_name in file_names:
+        standing_in = [name for name in folder_names if CASSETTE_NAME.match(name)]
+        folder_names[:] = [name for name in folder_names if name not in standing_in]
+        for file_name in [*file_names, *standing_in]:
             path = Path(folder, file_name)
             files.append((path.relative_to(cache_dir).as_posix(), path))
-    return audit_files(sorted(files), scanner)
+    return audit_files(sorted(files), scanner, CassetteStore(cache_dir).read_bytes)
 
 
 _DEFAULT_SCANNER = CredentialScanner()

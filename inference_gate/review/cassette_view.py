@@ -17,9 +17,12 @@ from typing import Any
 
 import orjson
 
+from inference_gate.core.cassette import CassetteError
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.session_cassette import first_prompt, is_session_document, server_text, session_from_document
 from inference_gate.core.sse import RESPONSES_FINAL_EVENTS
 from inference_gate.core.summary import SAMPLING_SETTINGS
+from inference_gate.core.websocket_session import Sender, event_type
 
 VALUE_LIMIT_CHARS = 400
 
@@ -75,6 +78,8 @@ class CassetteView:
 
 def view_of(name: str, document: dict[str, Any]) -> CassetteView:
     """The readable view of a cassette document; a malformed part reads as empty rather than failing."""
+    if is_session_document(document):
+        return _session_view(name, document)
     request = _dict(document.get("request"))
     takes = document.get("takes")
     first_take = _dict(takes[0]) if isinstance(takes, list) and takes else document
@@ -98,6 +103,37 @@ def view_of(name: str, document: dict[str, Any]) -> CassetteView:
         reply=_reply(endpoint, response.get("body"), stream_data),
         takes=len(takes) if isinstance(takes, list) else 1,
         recorded_at=_text(first_take.get("recorded_at")),
+    )
+
+
+def _session_view(name: str, document: dict[str, Any]) -> CassetteView:
+    """A WebSocket session read like an exchange: each client event is a turn (its type, and its text if it has
+    any), the reply is what the server said in text, and the status is the `101`."""
+    try:
+        session = session_from_document(document)
+    except CassetteError:
+        return CassetteView(name, "GET", "", "", None, True, None, {}, (), (), Reply(), 1, None)
+    summary = session.summary()
+    turns = []
+    for frame in session.frames:
+        if frame.sender is Sender.CLIENT:
+            text = first_prompt((frame,))
+            kind = event_type(frame.data) or "message"
+            turns.append(Turn("client", f"{kind}: {text}" if text else kind))
+    return CassetteView(
+        name=name,
+        method="GET",
+        path=session.path,
+        endpoint=session.endpoint,
+        status=101,
+        stream=True,
+        model=_text(summary.get("model")),
+        settings={"client_frames": summary["client_frames"], "server_frames": summary["server_frames"]},
+        turns=tuple(turns),
+        tools=(),
+        reply=Reply(text=server_text(session.frames)),
+        takes=1,
+        recorded_at=session.recorded_at or None,
     )
 
 

@@ -84,7 +84,8 @@ def joined_stream_fields(document: Any) -> Iterator[tuple[str, str]]:
     """(path, text) of each field that more than one event of a stored stream carries, its pieces joined in order.
 
     The path names the field in every event: `response.events[*].data.choices[0].delta.content`. Streams are
-    found where the cassette format keeps them: `response.events`, and each take's.
+    found where the cassette format keeps them: `response.events`, each take's, and a WebSocket session's
+    `frames`, each side's apart (`frames[server].data.delta`).
     """
     if not isinstance(document, dict):
         return
@@ -97,6 +98,11 @@ def joined_stream_fields(document: Any) -> Iterator[tuple[str, str]]:
         events = response.get("events") if isinstance(response, dict) else None
         if isinstance(events, list):
             yield from _joined_fields(f"{where}.events[*].data", events)
+    frames = document.get("frames")  # a WebSocket session's: each side's frames are a stream of their own
+    if isinstance(frames, list):
+        for sender in ("client", "server"):
+            sent = [frame for frame in frames if isinstance(frame, dict) and frame.get("from") == sender]
+            yield from _joined_fields(f"frames[{sender}].data", sent)
 
 
 def _joined_fields(where: str, events: list[Any]) -> Iterator[tuple[str, str]]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from inference_gate.core.cassette import CassetteError, cassette_document, document_takes
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.session_cassette import is_session_document, session_from_document
 from inference_gate.review.audit import mask_credentials
 from inference_gate.store.cassette_store import CassetteStore, Slot
 
@@ -88,7 +89,8 @@ class StoreInfo:
 
 def review_cassettes(cache_dir: Path) -> list[CassetteReview]:
     """A review of every cassette file under `cache_dir`, sorted by name; empty when there is no directory."""
-    return [_review_file(slot) for slot in CassetteStore(cache_dir).slots()]
+    store = CassetteStore(cache_dir)
+    return [_review_file(store, slot) for slot in store.slots()]
 
 
 def store_info(reviews: list[CassetteReview]) -> StoreInfo:
@@ -112,12 +114,14 @@ def _ordered_counts(names: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _review_file(slot: Slot) -> CassetteReview:
+def _review_file(store: CassetteStore, slot: Slot) -> CassetteReview:
     name = slot.name
     try:
-        data = slot.path.read_bytes()
+        data = store.read_bytes(slot.path)
     except OSError as error:
         return CassetteReview(name, 0, error=f"cannot read the file: {error.strerror}")
+    except CassetteError as error:  # not a regular file in the directory, or too large to read
+        return CassetteReview(name, 0, error=str(error))
     try:
         return _review_of(name, len(data), data)
     except CassetteError as error:
@@ -127,6 +131,8 @@ def _review_file(slot: Slot) -> CassetteReview:
 def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
     """The review fields of a cassette file's bytes; raises CassetteError when it is not a cassette."""
     stored = cassette_document(data)
+    if is_session_document(stored):
+        return _session_review(name, size_bytes, stored)
     key = stored.get("key")
     request = stored.get("request")
     path = request.get("path") if isinstance(request, dict) else None
@@ -156,6 +162,26 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
         prompt=_masked_text_or_none(summary.get("prompt")),
         reply=_masked_text_or_none(summary.get("reply")),
         takes=len(takes),
+    )
+
+
+def _session_review(name: str, size_bytes: int, document: dict[str, Any]) -> CassetteReview:
+    """A WebSocket session's review: its status is the `101`, and it streams; its prompt and reply are the
+    client's first text and the server's text, as its summary has them."""
+    session = session_from_document(document)
+    summary = session.summary()
+    return CassetteReview(
+        name,
+        size_bytes,
+        key=session.key,
+        recorded_at=session.recorded_at,
+        status=101,
+        endpoint=session.endpoint,
+        model=_text_or_none(summary.get("model")),
+        stream=True,
+        settings={"client_frames": summary["client_frames"], "server_frames": summary["server_frames"]},
+        prompt=_masked_text_or_none(summary.get("prompt")),
+        reply=_masked_text_or_none(summary.get("reply")),
     )
 
 

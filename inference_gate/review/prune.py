@@ -18,5 +18,8 @@ def cassette_names(cache_dir: Path) -> list[str]:
 
 
 def delete_cassettes(cache_dir: Path, names: Iterable[str]) -> None:
+    """Remove the named entries; a directory standing at a cassette's name is not the gate's, and is left."""
     for name in names:
-        (cache_dir / name).unlink(missing_ok=True)
+        path = cache_dir / name
+        if not path.is_dir() or path.is_symlink():
+            path.unlink(missing_ok=True)

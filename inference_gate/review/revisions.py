@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference_gate.core.cassette import CassetteError
 from inference_gate.review import git_tree
 from inference_gate.review.changes import CassetteChanges, diff_cassettes
 from inference_gate.store.cassette_store import CassetteStore
@@ -73,4 +74,14 @@ def _require_somewhere(cache_dir: Path, folder: str, blobs: dict[str, str], revi
 
 
 def _working_tree_files(cache_dir: Path) -> dict[str, bytes]:
-    return {slot.name: slot.path.read_bytes() for slot in CassetteStore(cache_dir).slots()}
+    store = CassetteStore(cache_dir)
+    return {slot.name: _readable_bytes(store, slot.path) for slot in store.slots()}
+
+
+def _readable_bytes(store: CassetteStore, path: Path) -> bytes:
+    """A working-tree cassette's bytes; what cannot be read (a FIFO, a directory, a link out of the directory, a
+    file too large) is compared as empty bytes, which the diff reports as a corrupt cassette."""
+    try:
+        return store.read_bytes(path)
+    except CassetteError:
+        return b""

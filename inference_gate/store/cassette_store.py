@@ -31,12 +31,16 @@ from pathlib import Path
 
 import orjson
 
+from inference_gate.config.settings import SETTING_SPECS
 from inference_gate.core.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.keys import CanonicalRequest
 from inference_gate.core.redact import leaked_secret, redact_body
+from inference_gate.core.session_cassette import SessionCassette, first_prompt, session_from_bytes, session_to_bytes
 from inference_gate.core.summary import prompt_text
 from inference_gate.core.volatile import material_view
+from inference_gate.store.cassette_file import read_cassette_file
 
 KEY_PREFIX_CHARS = 16
 SLUG_MAX_CHARS = 48
@@ -47,6 +51,7 @@ DOT_RUNS = re.compile(r"\.{2,}")
 FOLDER_MAX_CHARS = 200
 """Well under the 255 bytes a file name may have on every common file system; a longer folder name is cut."""
 FOLDER_HASH_CHARS = 16
+DEFAULT_MAX_CASSETTE_BYTES: int = SETTING_SPECS["max_cassette_bytes"].default
 
 
 def slugify(text: str) -> str:
@@ -117,6 +122,10 @@ class SecretLeakError(Exception):
     """A cassette that would have written an API key to disk."""
 
 
+class CassetteTooLargeError(Exception):
+    """A cassette larger than the store reads back (`max_cassette_bytes`), which is therefore not written."""
+
+
 class TakeWrite(enum.Enum):
     """What `CassetteStore.put_take` did with the file."""
 
@@ -129,9 +138,19 @@ class TakeWrite(enum.Enum):
 class CassetteStore:
     """The cassettes under one directory."""
 
-    def __init__(self, root: Path, *, redact_rules: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        redact_rules: Sequence[str] = (),
+        max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES,
+        key_rules: KeyRules | None = None,
+    ) -> None:
+        """`key_rules` are those keys are computed under: a refresh compares stored requests as they see them."""
         self.root = Path(root)
         self.redact_rules = tuple(redact_rules)
+        self.max_cassette_bytes = max_cassette_bytes
+        self.key_rules = KeyRules.default() if key_rules is None else key_rules
 
     def locate(self, request: CanonicalRequest) -> Slot:
         name = relative_cassette_path(request, self.redact_rules)
@@ -143,16 +162,20 @@ class CassetteStore:
         Raises CassetteError, naming the file, if the file exists but cannot be used.
         """
         try:
-            data = path.read_bytes()
+            cassette = cassette_from_bytes(self.read_bytes(path))
         except (FileNotFoundError, NotADirectoryError):  # the latter: a file stands where the folder would be
             return None
-        try:
-            cassette = cassette_from_bytes(data)
         except CassetteError as error:
             raise CassetteError(f"{path}: {error}") from None
         if cassette.key != key:
             raise CassetteError(f"{path}: holds key {cassette.key[:12]}…, expected {key[:12]}…")
         return cassette
+
+    def read_bytes(self, path: Path) -> bytes:
+        """The bytes of the cassette file at `path`, read only if it is a regular file inside the directory and no
+        larger than `max_cassette_bytes` (cassette_file.py); raises CassetteError saying what stands there
+        otherwise, and FileNotFoundError or NotADirectoryError when nothing does."""
+        return read_cassette_file(path, self.root, self.max_cassette_bytes)
 
     def save(self, cassette: Cassette, path: Path, *, replace: bool = False, secrets: Sequence[str] = ()) -> bool:
         """Write `cassette` at `path` atomically; False if another writer got there first.
@@ -162,9 +185,13 @@ class CassetteStore:
         """
         return self._write_checked(cassette_to_bytes(cassette), cassette.key, path, replace=replace, secrets=secrets)
 
-    @staticmethod
-    def _write_checked(data: bytes, key: str, path: Path, *, replace: bool, secrets: Sequence[str]) -> bool:
-        """Write a cassette's bytes atomically, unless they contain one of `secrets` (SecretLeakError)."""
+    def _write_checked(self, data: bytes, key: str, path: Path, *, replace: bool, secrets: Sequence[str]) -> bool:
+        """Write a cassette's bytes atomically, unless they contain one of `secrets` (SecretLeakError) or are more
+        than the store reads back (CassetteTooLargeError)."""
+        if len(data) > self.max_cassette_bytes:
+            raise CassetteTooLargeError(
+                f"the cassette would be {len(data)} bytes, more than max_cassette_bytes ({self.max_cassette_bytes})"
+            )
         if leaked_secret(data, secrets):
             # Not named by its file name: the name's slug comes from the prompt, which holds the key.
             raise SecretLeakError(
@@ -194,7 +221,7 @@ class CassetteStore:
         """
         with _locked_folder(path.parent):
             try:
-                old_bytes = path.read_bytes()
+                old_bytes = self.read_bytes(path)
                 existing: Cassette | None = cassette_from_bytes(old_bytes)
             except (FileNotFoundError, NotADirectoryError, CassetteError):
                 old_bytes, existing = b"", None
@@ -213,17 +240,57 @@ class CassetteStore:
             updated = (recorded if refresh else existing).with_takes(takes)
             data = cassette_to_bytes(updated)
             # Only a refresh can leave the material unchanged: an appended take always changes it.
-            if refresh and material_view(orjson.loads(data)) == material_view(orjson.loads(old_bytes)):
+            if refresh and self._same_material(data, old_bytes):
                 return TakeWrite.UNCHANGED, existing
             self._write_checked(data, updated.key, path, replace=True, secrets=secrets)
             return TakeWrite.CHANGED, updated
 
+    def _same_material(self, data: bytes, old_bytes: bytes) -> bool:
+        rules = self.key_rules
+        return material_view(orjson.loads(data), rules) == material_view(orjson.loads(old_bytes), rules)
+
+    def session_slot(self, cassette: SessionCassette) -> Slot:
+        """`<endpoint>/<slug>.<key prefix>.json` for a WebSocket session, the slug from its client's first text."""
+        slug = slugify(first_prompt(cassette.frames)) or "session"
+        name = f"{folder_name(endpoint_name(cassette.path).lower())}/{slug}.{cassette.key[:KEY_PREFIX_CHARS]}.json"
+        return Slot(self.root / name, name)
+
+    def sessions(self, path: str) -> tuple[list[tuple[Slot, SessionCassette]], list[str]]:
+        """The WebSocket sessions recorded at request path `path`, by name; and the problems of the files in that
+        folder that could not be read as sessions (an HTTP cassette there is not one, and not a problem)."""
+        folder = self.root / folder_name(endpoint_name(path).lower())
+        found: list[tuple[Slot, SessionCassette]] = []
+        problems: list[str] = []
+        if not folder.is_dir():
+            return found, problems
+        for file in sorted(folder_cassettes(folder), key=lambda entry: entry.name):
+            data = Path(file.path).read_bytes()
+            if b'"websocket_session"' not in data:
+                continue
+            try:
+                cassette = session_from_bytes(data)
+            except CassetteError as error:
+                problems.append(f"{file.path}: {error}")
+                continue
+            if cassette.path == path:
+                found.append((Slot(Path(file.path), f"{folder.name}/{file.name}"), cassette))
+        return found, problems
+
+    def save_session(
+        self, cassette: SessionCassette, slot: Slot, *, replace: bool, secrets: Sequence[str] = ()
+    ) -> bool:
+        """Write a session cassette atomically and durably; False if one with its key is there and not `replace`.
+        SecretLeakError refuses bytes that hold one of `secrets`."""
+        data = session_to_bytes(cassette)
+        return self._write_checked(data, cassette.key, slot.path, replace=replace, secrets=secrets)
+
     def cassette_paths(self) -> list[Path]:
-        """Every file named like a cassette, in a stable (sorted) order."""
+        """Every entry named like a cassette, in a stable (sorted) order."""
         return [slot.path for slot in self.slots()]
 
     def slots(self) -> list[Slot]:
-        """Every file named like a cassette with its name, in a stable (sorted) order."""
+        """Every entry named like a cassette with its name, in a stable (sorted) order: a directory, FIFO or link
+        at a cassette's name is listed too, so that readers report it as corrupt rather than skip it."""
         slots = [
             Slot(Path(file.path), f"{folder.name}/{file.name}")
             for folder in self._endpoint_folders()
@@ -264,6 +331,8 @@ class CassetteStore:
         """Remove the cassettes (and leftover temporary files) the gate wrote; nothing else. Returns the count."""
         removed = 0
         for path in self.cassette_paths():
+            if path.is_dir() and not path.is_symlink():  # not a cassette the gate wrote: the user's to look at
+                continue
             path.unlink(missing_ok=True)
             removed += 1
         self.remove_temp_files()
@@ -275,10 +344,11 @@ class CassetteStore:
 
 
 def folder_cassettes(folder: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
-    """The files named like a cassette in one endpoint folder, in directory order: the one listing that counting,
-    reviewing and the nearest-request index all read."""
+    """The entries named like a cassette in one endpoint folder, in directory order: the one listing that
+    counting, reviewing and the nearest-request index all read. Whatever stands at such a name is listed, file or
+    not, for the readers to report (`CassetteStore.read_bytes`)."""
     with os.scandir(folder) as files:
-        yield from (file for file in files if CASSETTE_NAME.match(file.name) and file.is_file())
+        yield from (file for file in files if CASSETTE_NAME.match(file.name))
 
 
 @contextlib.contextmanager

@@ -39,7 +39,9 @@ class _FolderIndex:
     requests: list[IndexedRequest]
 
 
-def _read_folder(folder: Path, mtime_ns: int, previous: _FolderIndex | None, rules: KeyRules) -> _FolderIndex:
+def _read_folder(
+    store: CassetteStore, folder: Path, mtime_ns: int, previous: _FolderIndex | None, rules: KeyRules
+) -> _FolderIndex:
     """Index `folder`, reading only the files new or replaced since `previous`; corrupt ones are skipped.
 
     A file that cannot be read or parsed is left out rather than raised: this index only improves the message
@@ -48,7 +50,7 @@ def _read_folder(folder: Path, mtime_ns: int, previous: _FolderIndex | None, rul
     known = previous.files if previous is not None else {}
     files: dict[str, _IndexedFile] = {}
     for entry in folder_cassettes(folder):
-        indexed = _index_file(entry, folder.name, known.get(entry.name), rules)
+        indexed = _index_file(store, entry, folder.name, known.get(entry.name), rules)
         if indexed is not None:
             files[entry.name] = indexed
     trusted = time.time_ns() - mtime_ns > RACY_MTIME_WINDOW_NS
@@ -56,7 +58,7 @@ def _read_folder(folder: Path, mtime_ns: int, previous: _FolderIndex | None, rul
 
 
 def _index_file(
-    entry: os.DirEntry[str], folder_name: str, known: _IndexedFile | None, rules: KeyRules
+    store: CassetteStore, entry: os.DirEntry[str], folder_name: str, known: _IndexedFile | None, rules: KeyRules
 ) -> _IndexedFile | None:
     """The file's entry: `known` if the file is unchanged, else read again; None if it is gone or corrupt."""
     try:
@@ -64,7 +66,7 @@ def _index_file(
         signature = (stat.st_mtime_ns, stat.st_size)
         if known is not None and known.signature == signature:
             return known
-        cassette = cassette_from_bytes(Path(entry.path).read_bytes())
+        cassette = cassette_from_bytes(store.read_bytes(Path(entry.path)))
     except (OSError, CassetteError):
         return None
     return _IndexedFile(signature, IndexedRequest.from_cassette(f"{folder_name}/{entry.name}", cassette, rules))
@@ -106,7 +108,7 @@ class NearestRequests:
             mtime_ns = folder.stat().st_mtime_ns
             index = self._folders.get(folder)
             if index is None or index.mtime_ns != mtime_ns:
-                index = _read_folder(folder, mtime_ns, index, self.rules)
+                index = _read_folder(self.store, folder, mtime_ns, index, self.rules)
                 self._folders[folder] = index
         except FileNotFoundError:
             return []

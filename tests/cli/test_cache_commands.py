@@ -432,3 +432,77 @@ def test_a_cache_dir_that_does_not_exist_is_an_error_not_an_empty_cache(tmp_path
         f"error: the cache directory {tmp_path / '.inference_cahce'} does not exist; only recording creates it\n"
     )
     assert not (tmp_path / ".inference_cahce").exists()
+
+
+def test_rekey_apply_removes_the_temporary_files_a_killed_writer_left(home, cache_dir):
+    store = CassetteStore(cache_dir)
+    name = save(store, "/v1/chat/completions", {"model": "m", "input": "x"}, json_response({}), "2026-01-01T00:00:00Z")
+    leftover = cache_dir / "chat.completions" / f".{Path(name).name}.k1ll3d.tmp"
+    leftover.write_bytes(b'{"torn')
+    listed = run(f"cache rekey --cache-dir {cache_dir}")
+    assert leftover.exists()  # a plan removes nothing
+    tester = run(f"cache rekey --apply --cache-dir {cache_dir}")
+    assert tester.status_code == 0
+    assert not leftover.exists()
+    assert tester.io.fetch_output().splitlines()[0] == "removed 1 temporary file(s) that a killed writer left behind"
+    assert "temporary" not in listed.io.fetch_output()
+
+
+# hostile entries: what stands at a cassette's name but is no regular file inside the directory
+
+HOSTILE_NAMES = {
+    "fifo": ("chat.completions/fifo.00000000000000f1.json", "not a regular file (a FIFO)"),
+    "directory": ("chat.completions/folder.00000000000000d1.json", "not a regular file (a directory)"),
+    "dev-zero": ("chat.completions/zero.0000000000000001.json", "outside the cache directory"),
+    "outside": ("chat.completions/outside.0000000000000002.json", "outside the cache directory"),
+    "oversize": ("chat.completions/huge.0000000000000003.json", "more than max_cassette_bytes"),
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and symlinks to devices")
+def test_list_info_audit_and_rekey_report_hostile_entries_as_corrupt(home, cache_dir, names, tmp_path):
+    paths = {case: cache_dir / name for case, (name, _) in HOSTILE_NAMES.items()}
+    os.mkfifo(paths["fifo"])  # reading it would block every command for ever
+    paths["directory"].mkdir()
+    paths["dev-zero"].symlink_to("/dev/zero")
+    (tmp_path / "elsewhere.json").write_bytes((cache_dir / names["french"]).read_bytes())
+    paths["outside"].symlink_to(tmp_path / "elsewhere.json")
+    with paths["oversize"].open("wb") as huge:  # sparse: costs no disk, and is never read
+        huge.truncate(CassetteStore(cache_dir).max_cassette_bytes + 1)
+
+    listed = run_script("cache", "list", "--json", "--cache-dir", str(cache_dir), home=home)
+    info = run_script("cache", "info", "--cache-dir", str(cache_dir), home=home)
+    audit = run_script("cache", "audit", "--cache-dir", str(cache_dir), home=home)
+    rekey = run_script("cache", "rekey", "--cache-dir", str(cache_dir), home=home)
+
+    errors = {entry["name"]: entry.get("error", "") for entry in orjson.loads(listed.stdout)}
+    for name, reason in HOSTILE_NAMES.values():
+        assert reason in errors[name]
+        assert name in audit.stdout + audit.stderr
+        assert name in rekey.stdout + rekey.stderr
+    assert "corrupt:    6" in info.stdout  # the five, and the torn file the fixture leaves
+    assert audit.returncode != 0  # what could not be read was not audited
+
+
+# the project's settings file
+
+
+def test_the_project_settings_file_is_never_taken_for_a_cassette(home, cache_dir, names, tmp_path):
+    def listed() -> list[str]:
+        return [row["name"] for row in orjson.loads(run(f"cache list --json -c {cache_dir}").io.fetch_output())]
+
+    def audited() -> dict:
+        return orjson.loads(run(f"cache audit --json --cache-dir {cache_dir}").io.fetch_output())
+
+    before, audit_before = listed(), audited()
+    project_file = cache_dir / "inference-gate.yaml"
+    project_file.write_text('ignore: [body.user]\nredact: ["body.messages[*].content"]\n', encoding="utf-8")
+    assert listed() == before
+    audit = audited()  # the audit reads every file for credentials, this one too, and finds it clean
+    assert (audit["scanned"], audit["findings"]) == (audit_before["scanned"] + 1, audit_before["findings"])
+    ledger = write_ledger(tmp_path / "ledger.json", [names["french"]])
+    pruned = run(f"cache prune --cache-dir {cache_dir} --ledger {ledger} --apply").io.fetch_output()
+    assert "inference-gate.yaml" not in pruned
+    cleared = run(f"cache clear --yes --cache-dir {cache_dir}", interactive=False)
+    assert cleared.io.fetch_output() == f"removed 1 cassette from {cache_dir}\n"
+    assert project_file.read_text(encoding="utf-8").startswith("ignore: [body.user]")

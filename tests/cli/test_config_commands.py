@@ -29,7 +29,7 @@ def run(args: str) -> ApplicationTester:
 def show_table(output: str) -> dict[str, tuple[str, str]]:
     """`config show` output as {setting: (source, value)}."""
     rows = {}
-    for line in output.splitlines()[2:]:  # the config file line, then the header
+    for line in output.splitlines()[4:]:  # the three file lines, then the header
         name, source, value = line.split(maxsplit=2)
         rows[name] = (source, value)
     return rows
@@ -108,28 +108,30 @@ def test_config_show_without_a_file_shows_defaults(default_config):
     tester = run("config show")
     assert tester.status_code == 0
     output = tester.io.fetch_output()
-    assert output.splitlines()[0] == f"config file: {default_config} (not found; defaults apply)"
+    assert output.splitlines()[0] == f"user-file: {default_config} (not found)"
     rows = show_table(output)
     assert rows["port"] == ("default", "8080")
     assert rows["api_key"] == ("default", "not set")
     assert rows["verbose"] == ("default", "false")
     assert rows["redact"] == ("default", "[]")
+    assert rows["replay_speed"] == ("default", "null")  # unset, as the config file spells it
+    assert "None" not in output
 
 
 def test_config_show_reports_each_layer_and_masks_the_key(home, tmp_path, monkeypatch):
     path = tmp_path / "c.yaml"
     path.write_text("port: 9000\nupstream: http://127.0.0.1:9999\nhost: 10.0.0.1\n", encoding="utf-8")
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    tester = run(f"--config {path} config show -h 0.0.0.0 --cache-dir cassettes")
+    tester = run(f"--config {path} config show --host 0.0.0.0 --cache-dir cassettes")
     assert tester.status_code == 0
     output = tester.io.fetch_output()
-    assert output.splitlines()[0] == f"config file: {path}"
+    assert output.splitlines()[0] == f"user-file: {path}"
     rows = show_table(output)
-    assert rows["host"] == ("cli", "0.0.0.0")  # -h is --host here, not --help
+    assert rows["host"] == ("cli", "0.0.0.0")
     assert rows["cache_dir"] == ("cli", "cassettes")
-    assert rows["port"] == ("file", "9000")
-    assert rows["upstream"] == ("file", "http://127.0.0.1:9999")
-    assert rows["api_key"] == ("env", "set (sk-...wxyz)")
+    assert rows["port"] == ("user-file", "9000")
+    assert rows["upstream"] == ("user-file", "http://127.0.0.1:9999")
+    assert rows["api_key"] == ("env:OPENAI_API_KEY", "set (sk-...wxyz)")
     assert rows["idle_timeout_s"] == ("default", "60.0")
     assert API_KEY not in output
     assert API_KEY[:-4] not in output
@@ -142,8 +144,8 @@ def test_config_show_writes_key_rules_as_the_file_would(home, tmp_path):
         encoding="utf-8",
     )
     rows = show_table(run(f"--config {path} config show").io.fetch_output())
-    assert rows["ignore"] == ("file", "[body.user]")
-    assert rows["normalize"] == ("file", "[{path: 'body.messages[*].content', pattern: \\d+, replace: <n>}]")
+    assert rows["ignore"] == ("user-file", "[body.user]")
+    assert rows["normalize"] == ("user-file", "[{path: 'body.messages[*].content', pattern: \\d+, replace: <n>}]")
 
 
 def test_config_show_cli_key_beats_env_and_stays_masked(home, monkeypatch):
@@ -157,7 +159,7 @@ def test_config_show_cli_key_beats_env_and_stays_masked(home, monkeypatch):
 
 
 def test_config_show_aligns_its_columns(home):
-    lines = run("config show").io.fetch_output().splitlines()[1:]
+    lines = run("config show").io.fetch_output().splitlines()[3:]
     value_columns = {line.index(line.split()[2]) for line in lines if len(line.split()) > 2}
     assert len(value_columns) == 1
 
@@ -169,7 +171,7 @@ def test_config_show_aligns_its_columns(home):
 def test_config_show_never_prints_a_key(home, monkeypatch, api_key, shown):
     monkeypatch.setenv("OPENAI_API_KEY", api_key)
     output = run("config show").io.fetch_output()
-    assert show_table(output)["api_key"] == ("env", shown)
+    assert show_table(output)["api_key"] == ("env:OPENAI_API_KEY", shown)
     assert api_key not in output
 
 
@@ -238,12 +240,12 @@ def test_unknown_option_is_one_error_line(home, args):
 
 
 def test_unknown_command_suggestions_stay_on_one_line(home):
-    tester = run("config")
+    tester = run("config sho")
     assert tester.status_code != 0
-    assert tester.io.fetch_error() == (
-        'error: The command "config" does not exist. '
-        "Did you mean one of these? config path, config init, config show\n"
-    )
+    error = tester.io.fetch_error()
+    assert error.startswith('error: The command "config')
+    assert "Did you mean one of these? config path, config init, config show" in error
+    assert error.count("\n") == 1
 
 
 # global options
@@ -255,12 +257,13 @@ def test_version(home):
     assert tester.io.fetch_output() == f"Inference Gate (version {__version__})\n"
 
 
-def test_help_lists_the_global_options_without_an_h_shortcut(home):
-    tester = run("config show --help")
+@pytest.mark.parametrize("asking", ["--help", "-h"])
+def test_help_lists_the_global_options_and_h_is_help(home, asking):
+    tester = run(f"config show {asking}")
     assert tester.status_code == 0
     option_columns = [line.split()[:2] for line in tester.io.fetch_output().splitlines() if line.strip()]
-    assert ["--help", "Display"] in option_columns
-    assert ["-h,", "--host=HOST"] in option_columns
+    assert ["-h,", "--help"] in option_columns
+    assert ["--host=HOST", "Address"] in option_columns
     assert ["--config=CONFIG", "Config"] in option_columns
     assert ["-v|vv|vvv,", "--verbose"] in option_columns
 
@@ -275,9 +278,9 @@ def test_script_shows_file_env_and_cli(home, tmp_path):
     result = run_script(*args, home=home, api_key=API_KEY)
     assert result.returncode == 0, result.stderr
     rows = show_table(result.stdout)
-    assert rows["port"] == ("file", "9000")
+    assert rows["port"] == ("user-file", "9000")
     assert rows["host"] == ("cli", "0.0.0.0")
-    assert rows["api_key"] == ("env", "set (sk-...wxyz)")
+    assert rows["api_key"] == ("env:OPENAI_API_KEY", "set (sk-...wxyz)")
     assert API_KEY not in result.stdout + result.stderr
 
 
@@ -318,3 +321,28 @@ def test_script_version_and_help(home):
     help_result = run_script("--help", home=home)
     assert help_result.returncode == 0
     assert "--config" in help_result.stdout
+
+
+def test_config_show_names_the_file_each_value_came_from_and_null_for_unset(home, tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "cassettes").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[tool.inference-gate]\ncache_dir = "cassettes"\ntakes = 2\n', encoding="utf-8"
+    )
+    (project / "cassettes" / "inference-gate.yaml").write_text(
+        "ignore: [body.user]\nupstreams:\n  anthropic: http://127.0.0.1:9\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-abcdefghijklmnop")
+    output = run("config show").io.fetch_output()
+    lines = output.splitlines()
+    assert lines[1] == f"pyproject.toml: {project / 'pyproject.toml'} [tool.inference-gate]"
+    assert lines[2] == f"project-file: {project / 'cassettes' / 'inference-gate.yaml'}"
+    rows = show_table(output)
+    assert rows["cache_dir"] == ("pyproject.toml", str(project / "cassettes"))
+    assert rows["takes"] == ("pyproject.toml", "2")
+    assert rows["ignore"] == ("project-file", "[body.user]")
+    assert rows["upstreams"] == ("project-file", "{anthropic: 'http://127.0.0.1:9'}")
+    assert rows["anthropic_api_key"] == ("env:ANTHROPIC_API_KEY", "set (sk-...mnop)")
+    assert rows["replay_speed"] == ("default", "null")
+    assert "None" not in output

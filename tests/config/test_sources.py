@@ -3,7 +3,7 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from inference_gate.config.settings import Settings
+from inference_gate.config.settings import SETTING_SPECS, Settings
 from inference_gate.config.sources import (
     DEFAULT_CONFIG_TEMPLATE,
     ConfigError,
@@ -16,6 +16,7 @@ REDACT_EXPECTED = "a list of 'headers.<name>', 'query.<name>' or 'body.<json pat
 URL_EXPECTED = "an http:// or https:// URL with a host and no credentials, query or fragment"
 REPLAY_SPEED_EXPECTED = "a positive number (1 is the recorded pace, 2 twice as fast), or null for no pacing"
 ALL_FIELDS = [field.name for field in fields(Settings)]
+SECRET_FIELDS = {name for name, spec in SETTING_SPECS.items() if spec.secret}
 
 
 def write_config(path: Path, text: str) -> Path:
@@ -53,7 +54,7 @@ def test_default_file_is_read_when_present(home):
     write_config(path, "port: 9000\n")
     loaded = load_settings(environ={})
     assert loaded.settings.port == 9000
-    assert loaded.sources["port"] == "file"
+    assert loaded.sources["port"] == "user-file"
 
 
 def test_file_values_are_typed_and_recorded_as_file(tmp_path):
@@ -78,7 +79,7 @@ def test_file_values_are_typed_and_recorded_as_file(tmp_path):
     assert settings.request_timeout_s == 5.0
     assert isinstance(settings.request_timeout_s, float)
     from_file = {"host", "upstream", "cache_dir", "verbose", "redact", "max_body_bytes", "request_timeout_s"}
-    assert {name for name, source in loaded.sources.items() if source == "file"} == from_file
+    assert {name for name, source in loaded.sources.items() if source == "user-file"} == from_file
     assert loaded.sources["port"] == "default"
 
 
@@ -90,7 +91,7 @@ def test_cache_dir_expands_the_home_directory(tmp_path, home):
 def test_environment_supplies_the_api_key(home):
     loaded = load_settings(environ={"OPENAI_API_KEY": "sk-env"})
     assert loaded.settings.api_key == "sk-env"
-    assert loaded.sources["api_key"] == "env"
+    assert loaded.sources["api_key"] == "env:OPENAI_API_KEY"
 
 
 def test_empty_api_key_variable_counts_as_unset(home):
@@ -116,7 +117,7 @@ def test_command_line_beats_file_and_environment(tmp_path):
     assert loaded.settings.host == "0.0.0.0"  # None means "not given": the file's value stays
     assert loaded.sources["port"] == "cli"
     assert loaded.sources["api_key"] == "cli"
-    assert loaded.sources["host"] == "file"
+    assert loaded.sources["host"] == "user-file"
 
 
 def test_overrides_accept_typed_values(home):
@@ -260,7 +261,7 @@ def test_api_key_in_the_file_is_refused(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_settings(config_path=path, environ={})
     message = str(caught.value)
-    assert message.startswith(f"{path}: api_key: API keys are never stored in the config file")
+    assert message.startswith(f"{path}: api_key: API keys are never stored in a settings file")
     assert "OPENAI_API_KEY" in message
     assert "--api-key" in message
     assert "sk-secret" not in message
@@ -309,13 +310,13 @@ def test_default_config_loads_back_to_the_defaults_with_every_key_set(tmp_path):
     loaded = load_settings(config_path=path, environ={})
     assert loaded.settings == Settings()
     assert loaded.warnings == []
-    assert loaded.sources == {name: "default" if name == "api_key" else "file" for name in ALL_FIELDS}
+    assert loaded.sources == {name: "default" if name in SECRET_FIELDS else "user-file" for name in ALL_FIELDS}
 
 
 def test_default_config_explains_every_key():
     lines = DEFAULT_CONFIG_TEMPLATE.splitlines()
     keys = [(index, line.partition(":")[0]) for index, line in enumerate(lines) if line[:1].isalpha()]
-    assert [key for _, key in keys] == [name for name in ALL_FIELDS if name != "api_key"]
+    assert [key for _, key in keys] == [name for name in ALL_FIELDS if name not in SECRET_FIELDS]
     for index, key in keys:
         assert lines[index - 1].startswith("# "), f"{key} has no comment above it"
 
@@ -357,3 +358,110 @@ def test_key_rules_that_are_not_a_list_are_refused(tmp_path):
     path = write_config(tmp_path / "c.yaml", "ignore: body.user\n")
     with pytest.raises(ConfigError, match=r"ignore: expected a list of 'body\.<json path>'"):
         load_settings(config_path=path, environ={})
+
+
+# project settings: pyproject.toml and inference-gate.yaml
+
+
+def project(tmp_path: Path, *, pyproject: str = "", project_file: str = "") -> Path:
+    """A project folder with a `pyproject.toml` and a cache directory holding `inference-gate.yaml`."""
+    root = tmp_path / "project"
+    (root / "cache").mkdir(parents=True)
+    if pyproject:
+        write_config(root / "pyproject.toml", pyproject)
+    if project_file:
+        write_config(root / "cache" / "inference-gate.yaml", project_file)
+    return root
+
+
+def test_project_files_win_over_the_user_file_and_the_yaml_over_pyproject(tmp_path):
+    user = write_config(tmp_path / "user.yaml", "takes: 2\nport: 9000\nstore_file_contents: true\n")
+    root = project(
+        tmp_path,
+        pyproject='[tool.inference-gate]\ntakes = 3\nignore = ["body.user"]\n',
+        project_file="ignore: [body.metadata]\n",
+    )
+    loaded = load_settings(config_path=user, environ={}, project_dir=root, overrides={"cache_dir": root / "cache"})
+    assert loaded.settings.port == 9000
+    assert loaded.settings.takes == 3
+    assert loaded.settings.ignore == ["body.metadata"]
+    assert (loaded.sources["port"], loaded.sources["takes"], loaded.sources["ignore"]) == (
+        "user-file",
+        "pyproject.toml",
+        "project-file",
+    )
+    assert loaded.files == {
+        "user-file": user,
+        "pyproject.toml": root / "pyproject.toml",
+        "project-file": root / "cache" / "inference-gate.yaml",
+    }
+    assert loaded.warnings == []
+
+
+def test_the_command_line_still_wins_over_the_project(tmp_path):
+    root = project(tmp_path, project_file="takes: 3\n")
+    overrides = {"cache_dir": root / "cache", "takes": 5}
+    loaded = load_settings(config_path=write_config(tmp_path / "u.yaml", ""), environ={}, overrides=overrides)
+    assert (loaded.settings.takes, loaded.sources["takes"]) == (5, "cli")
+
+
+def test_pyproject_may_name_the_cache_directory_relative_to_itself(tmp_path):
+    root = project(tmp_path, pyproject='[tool.inference-gate]\ncache_dir = "cache"\n', project_file="takes: 4\n")
+    nested = root / "tests"
+    nested.mkdir()
+    loaded = load_settings(config_path=write_config(tmp_path / "u.yaml", ""), environ={}, project_dir=nested)
+    assert loaded.settings.cache_dir == root / "cache"
+    assert (loaded.settings.takes, loaded.sources["takes"]) == (4, "project-file")
+
+
+def test_the_project_file_cannot_name_another_cache_directory(tmp_path):
+    root = project(tmp_path, project_file="cache_dir: elsewhere\n")
+    with pytest.raises(ConfigError, match=r"inference-gate\.yaml: cache_dir: the cache directory is where this file"):
+        load_settings(environ={}, project_dir=root, overrides={"cache_dir": root / "cache"})
+
+
+@pytest.mark.parametrize("key", ["api_key", "anthropic_api_key"])
+def test_api_keys_in_a_project_file_are_refused(tmp_path, key):
+    root = project(tmp_path, project_file=f"{key}: sk-in-the-repo-0123456789\n")
+    with pytest.raises(ConfigError, match=f"inference-gate.yaml: {key}: API keys are never stored"):
+        load_settings(environ={}, project_dir=root, overrides={"cache_dir": root / "cache"})
+
+
+def test_a_bad_project_value_names_the_project_file(tmp_path):
+    root = project(tmp_path, pyproject='[tool.inference-gate]\ntakes = 0\n')
+    with pytest.raises(ConfigError, match=r"pyproject.toml \[tool.inference-gate\]: takes: expected a positive"):
+        load_settings(environ={}, project_dir=root)
+
+
+def test_a_key_rule_only_in_the_user_file_is_applied_and_warned_about(tmp_path):
+    user = write_config(tmp_path / "u.yaml", "normalize: [{path: body.x, pattern: a, replace: b}]\nignore: []\n")
+    root = project(tmp_path)
+    loaded = load_settings(config_path=user, environ={}, project_dir=root, overrides={"cache_dir": root / "cache"})
+    assert loaded.settings.normalize == [{"path": "body.x", "pattern": "a", "replace": "b"}]
+    assert len(loaded.warnings) == 1  # the empty `ignore` is no rule
+    assert loaded.warnings[0].startswith(f"KEY RULE IN A PERSONAL FILE: {user}: normalize shapes cassettes")
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting", "source"),
+    [
+        ({"ANTHROPIC_API_KEY": "sk-ant-0123456789abcdef"}, "anthropic_api_key", "env:ANTHROPIC_API_KEY"),
+        ({"GOOGLE_API_KEY": "AIza0123456789abcdef"}, "gemini_api_key", "env:GOOGLE_API_KEY"),
+        ({"AZURE_OPENAI_API_KEY": "az0123456789abcdef"}, "azure_api_key", "env:AZURE_OPENAI_API_KEY"),
+    ],
+)
+def test_each_provider_key_comes_from_its_own_variable(home, environ, setting, source):
+    loaded = load_settings(environ=environ)
+    assert (getattr(loaded.settings, setting), loaded.sources[setting]) == (next(iter(environ.values())), source)
+    assert loaded.settings.api_key is None
+
+
+def test_upstreams_are_read_and_a_bad_route_is_refused_by_name(tmp_path):
+    ollama = "upstreams:\n  ollama: {url: 'http://localhost:11434', prefix: /ollama}\n"
+    good = write_config(tmp_path / "good.yaml", ollama)
+    assert load_settings(config_path=good, environ={}).settings.upstreams == {
+        "ollama": {"url": "http://localhost:11434", "prefix": "/ollama"}
+    }
+    bad = write_config(tmp_path / "bad.yaml", "upstreams:\n  ollama: http://localhost:11434\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: upstreams: expected valid routes \(ollama: a route that is not"):
+        load_settings(config_path=bad, environ={})

@@ -189,6 +189,21 @@ def test_a_bodyless_status_with_no_body_and_a_tab_in_a_header_value_are_fine():
     assert cassette.response.status == 204 and cassette.response.headers == {"x-request-id": "a\tb"}
 
 
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ("a string", "response.events must be a list of events, not str"),
+        ({"data": "x"}, "response.events must be a list of events, not dict"),
+        (["x"], "response.events holds str 'x', not an event object with data"),
+        ([{"event": "ping"}], "response.events holds dict"),
+    ],
+)
+def test_events_of_the_wrong_type_say_so(events, message):
+    with pytest.raises(CassetteError) as raised:
+        cassette_from_bytes(edited(chat_cassette(events=[]), events=events))
+    assert message in str(raised.value) and "nests too deep" not in str(raised.value)
+
+
 @pytest.mark.parametrize(("depth", "message"), [(300, "nests too deep to be sent again"), (2000, "not valid JSON")])
 def test_a_body_nested_deeper_than_orjson_writes_is_a_corrupt_cassette(depth, message):
     deep = b"[" * depth + b"]" * depth

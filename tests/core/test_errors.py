@@ -17,7 +17,19 @@ from inference_gate.core.outcome import OUTCOME_HEADER, Outcome
 
 
 def a_miss(closest: str | None = None) -> CacheMiss:
-    return CacheMiss("POST", "/v1/chat/completions", "ab" * 32, "/cache", request="chat gpt-4o", closest=closest)
+    return CacheMiss(
+        "POST",
+        "/v1/chat/completions",
+        "ab" * 32,
+        "/cache",
+        request="chat gpt-4o",
+        closest=closest,
+        record_command="pytest --inference-gate=record",
+    )
+
+
+def test_a_miss_names_the_front_ends_way_to_record():
+    assert "To record it, run `pytest --inference-gate=record` and send the request again." in a_miss().message
 
 
 def test_an_openai_error_has_openais_shape_and_a_gate_type():

@@ -20,6 +20,7 @@ from inference_gate.core.keys import canonicalize
 from inference_gate.core.outcome import Answer, Outcome
 from inference_gate.core.sse import SSEEvent
 from inference_gate.proxy.faults import FaultKind, FaultPlan
+from inference_gate.proxy.gate import cli_record_command
 from inference_gate.store import nearest_index
 from inference_gate.store.cassette_store import CassetteStore
 from tests.cassettes import record
@@ -100,10 +101,10 @@ async def test_hits_are_answered_while_many_first_misses_wait_for_the_nearest_in
     building, release = threading.Event(), threading.Event()
     real_read_folder = nearest_index._read_folder
 
-    def held_read_folder(folder, mtime_ns, previous, rules):
+    def held_read_folder(store, folder, mtime_ns, previous, rules):
         building.set()
         release.wait(DEADLINE_S)
-        return real_read_folder(folder, mtime_ns, previous, rules)
+        return real_read_folder(store, folder, mtime_ns, previous, rules)
 
     monkeypatch.setattr(nearest_index, "_read_folder", held_read_folder)
     with trio.fail_after(DEADLINE_S):
@@ -182,3 +183,12 @@ async def test_a_cut_stream_sends_its_head_and_some_events_then_closes_without_e
     assert b"x-inference-gate: error" in head and b"x-inference-gate-reason: injected_fault: stream_cut" in head
     assert b"data: event 0\n\n" in body and b"data: event 7" not in body
     assert not body.endswith(b"0\r\n\r\n")  # no last chunk: the client can tell the body stopped short
+
+
+@pytest.mark.parametrize(
+    ("upstream", "suffix"),
+    [("https://api.openai.com", ""), ("https://api.anthropic.com", " --upstream https://api.anthropic.com")],
+)
+def test_the_cli_record_command_keeps_a_non_default_upstream(tmp_path, upstream, suffix):
+    settings = Settings(cache_dir=tmp_path, upstream=upstream)
+    assert cli_record_command(settings) == f"inference-gate start --cache-dir {tmp_path.resolve()}{suffix}"

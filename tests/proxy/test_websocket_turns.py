@@ -105,8 +105,8 @@ async def test_a_changed_turn_gets_the_error_event_naming_the_closest_then_a_clo
         async with running_gate(Settings(cache_dir=tmp_path), Mode.REPLAY) as gate:
             client, answers = await converse(gate.port, [("hello their", False)])
             (error,) = answers[0]
-            assert error["type"] == "error" and error["code"] == "cache_miss"
-            assert "hello-there" in error["message"] and "input" in error["message"]
+            assert error["type"] == "error" and error["error"]["code"] == "cache_miss"
+            assert "hello-there" in error["error"]["message"] and "input" in error["error"]["message"]
             assert await client.receive() is None
             assert client.close_code == 1008
             assert client.close_reason == "inference-gate: no cassette answers this response.create"
@@ -118,9 +118,10 @@ async def test_a_message_that_is_not_a_turn_gets_an_error_event_and_the_session_
             client = await WebSocketTestClient.connect(gate.port, "/v1/responses")
             await client.send('{"type": "response.cancel"}')
             error = orjson.loads(await client.receive())
-            assert error["type"] == "error" and error["code"] == "invalid_event"
+            assert error["type"] == "error" and error["error"]["code"] == "invalid_event"
+            assert error["status"] == 400
             await client.send("not json")
-            assert orjson.loads(await client.receive())["code"] == "invalid_event"
+            assert orjson.loads(await client.receive())["error"]["code"] == "invalid_event"
             await client.close()
 
 

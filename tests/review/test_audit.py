@@ -288,3 +288,22 @@ def test_mask_credentials_hides_plain_and_encoded_keys_and_keeps_the_rest(text):
 def test_mask_credentials_leaves_ordinary_text_alone():
     text = "Echo: Say hello in French — héllo wörld 你好 🌍 (sk-learn, sk-12345)"
     assert mask_credentials(text) == text
+
+
+def test_a_key_split_across_a_sessions_server_frames_is_found():
+    from inference_gate.core.session_cassette import session_to_bytes
+    from tests.sessions import realtime_session
+
+    key = "sk-proj-" + "aB3dE5fG7h" * 4
+    data = session_to_bytes(realtime_session(reply=(key[:10], key[10:])))
+    findings, _ = CredentialScanner().scan("realtime/x.json", data)
+    assert [finding.value for finding in findings] == [key]
+
+
+def test_a_sessions_frames_are_joined_per_side_for_the_audit():
+    from inference_gate.core.session_cassette import session_to_bytes
+    from inference_gate.review.decoded_text import joined_stream_fields
+    from tests.sessions import realtime_session
+
+    document = orjson.loads(session_to_bytes(realtime_session(reply=("sk-pr", "oj-x"))))
+    assert ("frames[server].data.delta", "sk-proj-x") in list(joined_stream_fields(document))

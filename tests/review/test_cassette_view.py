@@ -96,3 +96,13 @@ def test_view_lines_show_request_then_reply():
     assert lines.index("request:") < lines.index("reply (status 200):")
     assert '  tool call: get_weather({"city":"Paris"})' in lines
     assert "  tools:     get_weather" in lines
+
+
+def test_a_websocket_session_reads_as_client_turns_and_the_servers_text():
+    from inference_gate.core.session_cassette import session_to_bytes
+    from tests.sessions import realtime_session
+
+    view = view_of("realtime/hello.json", orjson.loads(session_to_bytes(realtime_session())))
+    assert [turn.text for turn in view.turns] == ["conversation.item.create: hello", "response.create"]
+    assert (view.reply.text, view.status, view.model) == ("Hi there", 101, "gpt-realtime")
+    assert "  endpoint:  realtime (GET /v1/realtime)" in view_lines(view)

@@ -188,3 +188,14 @@ def test_a_cassette_of_several_takes_reviews_as_its_first_take_with_the_count(tm
     assert store.save(cassette.with_takes([*cassette.takes, *more]), file, replace=True)
     [review] = review_cassettes(tmp_path)
     assert (review.takes, review.status, review.recorded_at, review.reply) == (3, 200, "2026-11-27T10:00:00Z", "4")
+
+
+def test_a_websocket_session_is_reviewed_as_a_101_stream(tmp_path):
+    from inference_gate.core.session_cassette import session_to_bytes
+    from tests.sessions import realtime_session
+
+    (tmp_path / "realtime").mkdir()
+    (tmp_path / "realtime" / "hello.0000000000000000.json").write_bytes(session_to_bytes(realtime_session()))
+    (review,) = review_cassettes(tmp_path)
+    assert (review.endpoint, review.status, review.stream, review.model) == ("realtime", 101, True, "gpt-realtime")
+    assert (review.prompt, review.reply) == ("hello", "Hi there")

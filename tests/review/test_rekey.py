@@ -124,3 +124,65 @@ def test_a_move_onto_a_file_that_appeared_since_the_plan_is_not_made(tmp_path):
     plan.moves[0].new.path.write_bytes(b"someone else's file")
     assert apply_rekey(plan) == plan.moves
     assert old_file.exists() and plan.moves[0].new.path.read_bytes() == b"someone else's file"
+
+
+def test_a_move_killed_between_writing_the_new_file_and_removing_the_old_is_finished(tmp_path):
+    store = CassetteStore(tmp_path)
+    old_file = record(store, chat_body("trace-1"), REPLY, path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    old_bytes = old_file.read_bytes()
+    plan = plan_rekey(store, IGNORE_USER)
+    [move] = plan.moves
+    apply_rekey(plan)
+    old_file.write_bytes(old_bytes)  # as a kill before the old file was removed leaves it: both files
+    assert sorted(names(store)) == sorted([move.old.name, move.new.name])
+
+    again = plan_rekey(store, IGNORE_USER)
+    assert ([slot.name for slot in again.interrupted], again.moves, again.collisions) == ([move.old.name], [], [])
+    assert apply_rekey(again) == []
+    assert names(store) == [move.new.name]
+    assert cassette_from_bytes((tmp_path / move.new.name).read_bytes()).key == move.key
+
+
+def test_a_different_cassette_at_the_new_name_is_a_collision_not_an_interrupted_move(tmp_path):
+    store = CassetteStore(tmp_path)
+    record(store, chat_body("trace-1"), REPLY, path=CHAT, recorded_at="2026-01-01T00:00:00Z")
+    record(store, chat_body("trace-2"), REPLY, path=CHAT, recorded_at="2026-01-02T00:00:00Z")
+    apply_rekey(plan_rekey(store, IGNORE_USER))
+    plan = plan_rekey(store, IGNORE_USER)
+    assert (plan.interrupted, len(plan.collisions)) == ([], 1)
+
+
+def test_a_websocket_session_is_rekeyed_from_its_client_frames(tmp_path):
+    from inference_gate.core.key_rules import KeyRules
+    from inference_gate.core.session_cassette import session_from_bytes, session_to_bytes
+    from inference_gate.review.rekey import apply_rekey, plan_rekey, session_key_of
+    from inference_gate.store.cassette_store import CassetteStore
+    from tests.sessions import realtime_session
+
+    store = CassetteStore(tmp_path)
+    (tmp_path / "realtime").mkdir()
+    (tmp_path / "realtime" / "hello.0000000000000000.json").write_bytes(session_to_bytes(realtime_session()))
+    plan = plan_rekey(store, KeyRules.default())
+    (move,) = plan.moves
+    assert move.key == session_key_of(realtime_session(), KeyRules.default())
+    assert apply_rekey(plan) == []
+    (moved,) = (tmp_path / "realtime").glob("*.json")
+    assert moved.name == f"hello.{move.key[:16]}.json"
+    assert session_from_bytes(moved.read_bytes()).key == move.key
+    assert plan_rekey(store, KeyRules.default()).unchanged == 1
+
+
+def test_a_chained_request_recorded_by_its_literal_id_moves_to_the_key_of_its_chain(tmp_path):
+    store = CassetteStore(tmp_path)
+    first = {"model": "gpt-4o-mini", "input": "Start"}
+    answer = RecordedResponse(200, {}, body=orjson.dumps({"object": "response", "id": "resp_A", "output": []}))
+    first_file = record(store, first, answer, path="/v1/responses", recorded_at="2026-01-01T00:00:00Z")
+    second = {"model": "gpt-4o-mini", "input": "Go on", "previous_response_id": "resp_A"}
+    record(store, second, answer, path="/v1/responses", recorded_at="2026-01-01T00:00:01Z")  # keyed as sent
+
+    plan = plan_rekey(store, KeyRules.default())
+    first_key = cassette_from_bytes(first_file.read_bytes()).key
+    chained_key = canonicalize("POST", "/v1/responses", orjson.dumps(second), chained={"resp_A": first_key}.get).key
+    assert [(move.key, plan.unchanged) for move in plan.moves] == [(chained_key, 1)]
+    assert apply_rekey(plan) == []
+    assert plan_rekey(store, KeyRules.default()).unchanged == 2

@@ -18,6 +18,7 @@ from inference_gate.core.keys import canonicalize
 from inference_gate.core.redact import MIN_CREDENTIAL_CHARS
 from inference_gate.store.cassette_store import (
     CassetteStore,
+    CassetteTooLargeError,
     SecretLeakError,
     TakeWrite,
     relative_cassette_path,
@@ -289,3 +290,53 @@ def test_concurrent_writers_of_takes_lose_none(tmp_path):
         list(pool.map(add, range(8)))
     replies = sorted(reply_of(take) for take in CassetteStore(tmp_path).load(path, request.key).takes)
     assert replies == sorted(f"take {index}" for index in range(8))
+
+
+def test_a_cassette_larger_than_the_store_reads_back_is_not_written(tmp_path):
+    request = chat_request()
+    cassette = cassette_for(request, reply="x" * 2000)
+    store = CassetteStore(tmp_path, max_cassette_bytes=1000)
+    slot = store.locate(request)
+    with pytest.raises(CassetteTooLargeError, match=r"more than max_cassette_bytes \(1000\)"):
+        store.save(cassette, slot.path)
+    assert not slot.path.exists()
+
+
+def test_entries_at_cassette_names_that_are_no_files_are_listed_and_loaded_as_corrupt(tmp_path):
+    store = CassetteStore(tmp_path)
+    request = chat_request()
+    slot = store.locate(request)
+    slot.path.parent.mkdir(parents=True)
+    os.mkfifo(slot.path)
+    assert store.slots() == [slot] and store.count() == 1
+    with pytest.raises(CassetteError, match=r"hello-in-french\.[0-9a-f]{16}\.json: is not a regular file \(a FIFO\)"):
+        store.load(slot.path, request.key)
+    assert store.save(cassette_for(request), slot.path, replace=True)  # a corrupt entry is recorded over
+    assert store.load(slot.path, request.key) is not None
+
+
+def test_sessions_are_found_by_path_and_written_without_secrets(tmp_path):
+    from dataclasses import replace as replaced
+
+    from inference_gate.store.cassette_store import CassetteStore, SecretLeakError
+    from tests.sessions import realtime_session
+
+    store = CassetteStore(tmp_path)
+    session = realtime_session()
+    slot = store.session_slot(session)
+    assert slot.name == "realtime/hello.0000000000000000.json"
+    assert store.save_session(session, slot, replace=False)
+    assert not store.save_session(session, slot, replace=False)  # one with its key is there already
+    (tmp_path / "realtime" / "broken.1111111111111111.json").write_text('{"kind": "websocket_session"}')
+    found, problems = store.sessions("/v1/realtime")
+    assert [(found_slot.name, cassette) for found_slot, cassette in found] == [(slot.name, session)]
+    assert len(problems) == 1 and "broken" in problems[0]
+    assert store.sessions("/v1/live/sessions") == ([], [])
+    leaking = replaced(session, key="2" * 64, headers={"x-note": "sk-" + "aB3dE5fG7h" * 4})
+    try:
+        store.save_session(leaking, store.session_slot(leaking), replace=False, secrets=["sk-" + "aB3dE5fG7h" * 4])
+    except SecretLeakError:
+        pass
+    else:
+        raise AssertionError("a secret was written")
+    assert not store.session_slot(leaking).path.exists()

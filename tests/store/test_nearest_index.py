@@ -282,11 +282,11 @@ def test_concurrent_first_misses_in_one_folder_share_one_index_build(tmp_path, m
     building, release = threading.Event(), threading.Event()
     real_read_folder = nearest_index._read_folder
 
-    def held_read_folder(folder, mtime_ns, previous, rules):
+    def held_read_folder(store, folder, mtime_ns, previous, rules):
         builds.append(folder)
         building.set()
         release.wait(DEADLINE_S)
-        return real_read_folder(folder, mtime_ns, previous, rules)
+        return real_read_folder(store, folder, mtime_ns, previous, rules)
 
     monkeypatch.setattr(nearest_index, "_read_folder", held_read_folder)
     answers: list[str | None] = []

@@ -26,6 +26,8 @@ from tools.bench.run import BenchRun
 from tools.bench.sdk import SDK_WARMUP_CALLS, sdk_calls
 from tools.bench.slow_readers import slow_readers
 from tools.bench.startup import startup
+from tools.bench.suite import suite_rows
+from tools.bench.websocket import websocket_sessions
 
 
 def run_all(run: BenchRun) -> Report:
@@ -54,6 +56,8 @@ def run_all(run: BenchRun) -> Report:
         mitmdump_hits(run, chat, chat_reply, replay_port)
         print("the SDK's sequential calls (j)...", flush=True)
         sdk_calls(run, chat, message_content(chat_reply.body), replay_port, upstream_port, aimock)
+        print("replayed WebSocket sessions against the baseline and aimock (m)...", flush=True)
+        websocket_sessions(run)
 
     print("slow readers of a large stream (k)...", flush=True)
     slow_readers(run)
@@ -61,6 +65,8 @@ def run_all(run: BenchRun) -> Report:
     startup(run)
     print("cache list and cache info (h)...", flush=True)
     listing(run)
+    print("a whole pytest suite four ways, and pytest's start-up with the plugin (l)...", flush=True)
+    suite_rows(run)
     return run.report
 
 
@@ -83,6 +89,9 @@ def header_lines(profile: Profile, quick: bool, elapsed_s: float, environment: s
         f"load generator: {load.name}",
         f"(b) (c) (c') (d) (f) (i): {CONNECTIONS} keep-alive connections; {load_runs}",
         f"(j): best of {profile.sdk_rounds} interleaved runs, each after {SDK_WARMUP_CALLS} untimed calls",
+        f"(l): median of {profile.suite_rounds} interleaved runs of each way; the empty suite's, of "
+        f"{profile.empty_run_rounds}",
+        f"(m) (m'): {CONNECTIONS} clients of tools/ws_loadgen.py, a new connection per session; {load_runs}",
     ]
 
 
