@@ -292,10 +292,12 @@ class Gate:
         reason: str | None = None,
         described: str | None = None,
         closest: str | None = None,
+        new_cassette: bool = False,
     ) -> None:
         """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request; a miss
         says what was asked (`described`) and the closest recording, for the ledger's summary."""
-        self._report(request, started, status, _Verdict(outcome, cassette, reason, described, closest))
+        verdict = _Verdict(outcome, cassette, reason, described, closest, new_cassette)
+        self._report(request, started, status, verdict)
 
     @property
     def recorder(self) -> Recorder | None:
