@@ -19,6 +19,7 @@ scheduled times by `paced_parts`, and a client that goes away stops it at once (
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -47,6 +48,7 @@ from inference_gate.core.outcome import (
 from inference_gate.core.pacing import ReplayPace, Schedule, Spread
 from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
+from inference_gate.http.descriptors import connection_limit, retrying_without_descriptors
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
 from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
@@ -187,7 +189,7 @@ class Gate:
             idle_timeout_s=settings.idle_timeout_s,
             send_timeout_s=settings.send_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
-            max_connections=settings.max_connections,
+            max_connections=connection_limit(settings.max_connections),
             websocket=WebSocketLimits(
                 max_message_bytes=settings.max_body_bytes,
                 idle_timeout_s=settings.websocket_idle_timeout_s,
@@ -344,8 +346,12 @@ class Gate:
     ) -> tuple[PreparedReply | None, Lookup]:
         """The store's take for this request, or None with what the lookup found when the policy says to record;
         a miss and a corrupt cassette in replay raise the error the client gets."""
-        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
-        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
+        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop. Without a
+        # file descriptor to open it, it waits a moment and tries again (descriptors.py), from memory if an
+        # identical request has loaded it meanwhile.
+        lookup, takes, problem = await retrying_without_descriptors(
+            functools.partial(self._takes_in_memory_or_stored, slot, canonical.key, take_index), "to open a cassette"
+        )
         if problem is not None:
             logger.warning("corrupt cassette: %s", problem)
         takes_found = len(takes) if takes is not None else 0
@@ -506,6 +512,15 @@ class Gate:
                     400, f"The request body is not valid JSON ({problem}).", code="invalid_json", retryable=False
                 )
         return canonical
+
+    async def _takes_in_memory_or_stored(
+        self, slot: Slot, key: str, take_index: int
+    ) -> tuple[Lookup, PreparedTakes | None, str | None]:
+        """The takes in memory if they answer the `take_index`-th request, else the slot's, loaded in a thread."""
+        takes = self._replies.get(key)
+        if takes is not None and self._serves(takes, take_index):
+            return Lookup.FOUND, takes, None
+        return await trio.to_thread.run_sync(self._load_takes, slot, key)
 
     def _load_takes(self, slot: Slot, key: str) -> tuple[Lookup, PreparedTakes | None, str | None]:
         """The slot's cassette as prepared takes, or why there is none (the problem of a corrupt one)."""
