@@ -31,6 +31,7 @@ import trio
 
 from inference_gate.config.settings import SETTING_SPECS, Settings
 from inference_gate.core.cassette import CassetteError
+from inference_gate.core.chains import CHAIN_FIELD
 from inference_gate.core.dialects import route_of
 from inference_gate.core.errors import CacheMiss, GateError, error_outcome, error_response
 from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
@@ -57,6 +58,7 @@ from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, Slot
 from inference_gate.store.nearest_index import NearestRequests
+from inference_gate.store.response_chains import ResponseChains
 
 logger = logging.getLogger("inference_gate")
 
@@ -95,10 +97,10 @@ async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
 def _log_subject(answer: Answer, slot: str) -> str:
     """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
     the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
-    cassette)."""
+    cassette), and a refreshed recording what the refresh did to its file."""
     named = answer.cassette or slot
-    if answer.outcome is Outcome.ERROR and named and answer.reason:
-        return f"{named} {answer.reason}"
+    if answer.outcome in (Outcome.ERROR, Outcome.RECORDED) and named and answer.reason:
+        return f"{named} {answer.reason}"  # a refresh says `unchanged`, `changed` or `new`
     return named or answer.reason or ""
 
 
@@ -121,6 +123,9 @@ def cli_record_command(settings: Settings) -> str:
     return command
 
 
+CHAIN_FIELD_BYTES = f'"{CHAIN_FIELD}"'.encode()
+
+
 class Gate:
     def __init__(
         self,
@@ -140,17 +145,31 @@ class Gate:
         self.record_command = record_command or cli_record_command(settings)
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(
-            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
-        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
+        self.store = CassetteStore(
+            settings.cache_dir,
+            redact_rules=settings.redact,
+            max_cassette_bytes=settings.max_cassette_bytes,
+            key_rules=self.key_rules,
+        )
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
         self._replies = ReplyCache()
         self._clock = clock
+        self.chains = ResponseChains(self.store)
+        self._chains_loading = trio.Lock()
         self._recorder = (
-            Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
+            Recorder(
+                settings,
+                mode,
+                self.store,
+                self._replies,
+                clock=clock,
+                monotonic=monotonic,
+                pace=self._pace,
+                chains=self.chains,
+            )
             if mode.calls_upstream
             else None
         )
@@ -212,8 +231,6 @@ class Gate:
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
             self._exchanges = None
-            if self.mode is Mode.REFRESH:
-                logger.info("%s", self.refresh_summary())
             if self._recorder is not None:
                 with trio.CancelScope(shield=True):
                     await self._recorder.aclose()
@@ -233,6 +250,7 @@ class Gate:
         """
         if self._recorder is None:
             return await self.handle(request)
+        await self._know_chains(request)
         canonical = self._canonicalize(request)
         take_index = self._take_counts[canonical.key]
         takes = self._replies.get(canonical.key)
@@ -297,6 +315,7 @@ class Gate:
         started = time.perf_counter()
         slot_name = ""  # for the log line of a miss
         try:
+            await self._know_chains(request)
             key, canonical = self._key(request)
             take_index = self._take_counts[key]
             self._take_counts[key] += 1
@@ -491,6 +510,14 @@ class Gate:
         if self._on_answer is not None:
             self._on_answer(answer)
 
+    async def _know_chains(self, request: HttpRequest) -> None:
+        """Read the store's Responses answers once, before the first request that may continue one is keyed
+        (chains.py); the bytes test is cheap, and a false positive only loads the index early."""
+        if not self.chains.loaded and CHAIN_FIELD_BYTES in request.body:
+            async with self._chains_loading:
+                if not self.chains.loaded:
+                    await trio.to_thread.run_sync(self.chains.load)
+
     def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
         content_type = request.header(b"content-type") or b""
         try:
@@ -500,6 +527,7 @@ class Gate:
                 request.body,
                 content_type=content_type.decode("latin-1"),
                 rules=self.key_rules,
+                chained=self.chains.producer_of,
             )
         except JsonTooDeepError as error:
             raise GateError(400, str(error), code="json_too_deep", retryable=False) from None

@@ -46,6 +46,7 @@ from inference_gate.core.redact import (
     redact_request,
     stored_request_headers,
     stored_response_headers,
+    without_ephemeral_keys,
 )
 from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
 from inference_gate.http.descriptors import retrying_without_descriptors
@@ -53,6 +54,7 @@ from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.replies import PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, CassetteTooLargeError, SecretLeakError, Slot, TakeWrite
+from inference_gate.store.response_chains import ResponseChains
 
 logger = logging.getLogger("inference_gate")
 
@@ -96,8 +98,11 @@ class Recorder:
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
         pace: ReplayPace | None = None,
+        chains: ResponseChains | None = None,
     ) -> None:
+        """`chains` learns the id of each Responses answer recorded, for the requests that continue it."""
         self.settings = settings
+        self._chains = chains
         self.mode = mode
         self.store = store
         self.upstream = UpstreamPool(
@@ -226,7 +231,7 @@ class Recorder:
                 RecordedResponse(
                     status=status,
                     headers=stored_response_headers(upstream.headers),
-                    body=b"" if parser is not None else b"".join(exchange.chunks),
+                    body=b"" if parser is not None else without_ephemeral_keys(b"".join(exchange.chunks)),
                     events=events if parser is not None else None,
                     timing=self._timing(sent_at, first_event_at, ended_at),
                 ),
@@ -348,6 +353,8 @@ class Recorder:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
             return False, "the cassette could not be written: no file descriptor came free", None
         self.remember(cassette.key, prepared)
+        if write is not TakeWrite.FULL and self._chains is not None:
+            self._chains.learn(cassette)  # before the client can read the answer's id and chain to it
         if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
             return False, LOST_RACE_REASON, prepared

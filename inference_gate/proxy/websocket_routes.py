@@ -42,8 +42,7 @@ async def run_websocket(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgr
     if endpoint in SESSION_ENDPOINTS:
         from inference_gate.proxy.websocket_sessions import run_session
 
-        await run_session(gate, request, upgrade)
-        return None
+        return await run_session(gate, request, upgrade)
     return error_response(
         GateError(
             404,

@@ -86,8 +86,10 @@ def _query_of(request: HttpRequest) -> list[tuple[str, str]]:
     return [pair for pair in canonical_query(query) if not is_credential_parameter(pair[0])]
 
 
-def _report(gate: Gate, request: HttpRequest, started: float, outcome: Outcome, **named: str | None) -> None:
-    gate.report(request, started, 101, outcome, cassette=named.get("cassette"), reason=named.get("reason"))
+def _report(
+    gate: Gate, request: HttpRequest, started: float, outcome: Outcome, *, status: int = 101, **named: str | None
+) -> None:
+    gate.report(request, started, status, outcome, cassette=named.get("cassette"), reason=named.get("reason"))
 
 
 def _log_session(request: HttpRequest, outcome: Outcome, subject: str, client: int, server: int) -> None:
@@ -192,7 +194,7 @@ async def _record(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     try:
         upstream, subprotocol = await open_upstream(gate, request, upgrade.limits)
     except GateError as error:
-        _report(gate, request, started, Outcome.ERROR, reason=error.code)
+        _report(gate, request, started, Outcome.ERROR, status=error.status, reason=error.code)
         return error_response(error, dialect=route_of(request.path).dialect)
     session = _LiveSession(gate, request, upstream, subprotocol)
     try:
@@ -242,8 +244,8 @@ class _LiveSession:
             while True:
                 message = await source.receive()
                 at_ms = round((trio.current_time() - self.opened_at) * 1000)
-                self.frames.append(SessionFrame.of_message(sender, at_ms, message))
                 await sink.send(message)
+                self.frames.append(SessionFrame.of_message(sender, at_ms, message))  # kept once delivered
         except WebSocketClosed as closed:
             if self.ended is None:
                 self.ended, self.ended_by = closed, sender if closed is source.closed else _other(sender)
