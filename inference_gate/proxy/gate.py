@@ -419,26 +419,27 @@ class Gate:
 
         While this request's cassette was looked for, identical requests may have started exchanges, or finished
         them. So, on the gate's thread, with no await between a look and what follows from it: takes in memory
-        that answer it make it a hit; the exchange for its take in flight is joined; and in record mode, when the
-        takes recorded and those being recorded already make as many as it needs, it waits for one of them to end
-        and looks again, so that a request that lost the race gets the take that won (a hit). Only otherwise does
-        it start an exchange.
+        that answer it make it a hit; the exchange for its take in flight is joined. A request for the last take
+        (which every request past it shares) may come after that take's exchange has ended but before earlier
+        takes' have, since exchanges end in any order: in record mode, when the takes recorded and those being
+        recorded already make every take wanted, it waits for one of them to end and looks again, and is answered
+        by the last take (a hit). Only otherwise does it start an exchange.
         """
         recorder, exchanges = self._recorder, self._exchanges
         if recorder is None or exchanges is None:
             raise GateError(500, "recording needs a recorder and a running gate (Gate.run)", code="gate_bug")
         key = canonical.key
-        takes_needed = min(take_index + 1, self.settings.takes)
         flight = (key, self._flight_take(take_index))
+        shares_the_last_take = self.mode is Mode.RECORD and flight[1] == self.settings.takes - 1
         while (exchange := recorder.exchange(flight)) is None:
             reply = self._memo(request, key, canonical, take_index)
             if reply is not None:
                 response, verdict = self._replay(request, reply, key, take_index)
                 self._report(request, started, response.status, verdict)
                 return response
-            recording = recorder.exchanges_of(key) if self.mode is Mode.RECORD else []
+            recording = recorder.exchanges_of(key) if shares_the_last_take else []
             held = self._replies.get(key)
-            if not recording or (len(held) if held is not None else 0) + len(recording) < takes_needed:
+            if not recording or (len(held) if held is not None else 0) + len(recording) < self.settings.takes:
                 corrupt = lookup is Lookup.CORRUPT
                 exchange = recorder.start(exchanges, flight, request, canonical, slot, replace_corrupt=corrupt)
                 break

@@ -77,7 +77,8 @@ class VerifyTarget:
     def question(self) -> HttpRequest | SessionCassette:
         """What the runner sends: the request, or the session."""
         question = self.session or self.request
-        assert question is not None, "a target is a request or a session"
+        if question is None:
+            raise ValueError("a target is a request or a session")
         return question
 
 
@@ -193,7 +194,8 @@ def judge(
             verdicts.append(_session_verdict(target.slot.name, target.session, answer, refresh=refresh))
             continue
         cassette = target.cassette
-        assert cassette is not None and isinstance(answer, RecordedResponse)
+        if cassette is None or not isinstance(answer, RecordedResponse):
+            raise TypeError(f"{target.slot.name}: a request's target has a cassette and its answer is a response")
         fresh = Cassette(cassette.key, cassette.request, [Take(recorded_at, answer)]).with_summary()
         drift = compare_answers(target.document, cassette_to_dict(fresh))
         verdict = Verdict(target.slot.name, drift)
