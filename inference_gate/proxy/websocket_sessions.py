@@ -175,15 +175,19 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
 async def _send_paced(
     websocket: WebSocket, frames: tuple[SessionFrame, ...], after_ms: int, since: float, speed: float | None
 ) -> int:
-    """Send recorded server frames, each `(at_ms - after_ms) / speed` after `since` when paced, else at once."""
+    """Send recorded server frames, each `(at_ms - after_ms) / speed` after `since` when paced, else all at once
+    in one write."""
+    if speed is None:
+        await websocket.send_messages([_replayed_message(frame) for frame in frames])
+        return len(frames)
     for frame in frames:
-        if speed is not None:
-            await trio.sleep_until(since + max(0, frame.at_ms - after_ms) / 1000 / speed)
-        if frame.data is not None:
-            await websocket.send(orjson.dumps(restore_audio(frame.data)).decode())
-        else:
-            await websocket.send(frame.message())
+        await trio.sleep_until(since + max(0, frame.at_ms - after_ms) / 1000 / speed)
+        await websocket.send(_replayed_message(frame))
     return len(frames)
+
+
+def _replayed_message(frame: SessionFrame) -> str | bytes:
+    return orjson.dumps(restore_audio(frame.data)).decode() if frame.data is not None else frame.message()
 
 
 async def _fail_on_purpose(

@@ -288,7 +288,8 @@ def _code(text: str) -> str:
 
 
 def render_markdown(report: VerifyReport) -> str:
-    """A heading, the counts per level, then one row per cassette that is not `same`, worst first."""
+    """A heading, the counts per level, one row per cassette that is not `same`, worst first, then the `same` and
+    the skipped ones in collapsed lists."""
     plan = report.plan
     lines = [
         "## inference-gate verify",
@@ -309,6 +310,11 @@ def render_markdown(report: VerifyReport) -> str:
             )
             level = verdict.drift.level.value
             lines.append(f"| {_code(verdict.name)}{_cell(_written_note(verdict))} | **{level}** | {what} |")
+    same = [verdict.name for verdict in verdicts if verdict.drift.level is Level.SAME]
+    if same:
+        lines += ["", f"<details><summary>{len(same)} same</summary>", ""]
+        lines += [f"- {_code(name)}" for name in same]
+        lines += ["", "</details>"]
     if plan.skipped:
         lines += ["", f"<details><summary>{len(plan.skipped)} skipped</summary>", ""]
         lines += [f"- {_code(name)}: {_cell(reason)}" for name, reason in plan.skipped]

@@ -150,6 +150,7 @@ def test_the_markdown_report_is_a_table_whose_cells_hold(report):
     rows = [line for line in text.splitlines() if line.startswith("| `chat.completions/")]
     assert len(rows) == 2 and all(row.count(" | ") == 2 for row in rows)  # a pipe in a value is escaped
     assert "**shape**" in rows[0] and "`body.service_tier` added" in rows[0]
+    assert "<details><summary>2 same</summary>" in text
 
 
 def test_the_json_report_is_for_scripts(report):
