@@ -178,8 +178,12 @@ class Gate:
         self._faults = fault_plan(settings, mode)
 
     def reset_take_counters(self) -> None:
-        """Start counting identical requests afresh: the next one is answered by the first take again."""
-        self._take_counts.clear()
+        """Start counting identical requests afresh: the next one is answered by the first take again.
+
+        Safe from any thread, so that the pytest plugin can call it before each test without waking the gate's:
+        the count is replaced, not cleared, and a request being counted at that moment counts in the old one.
+        """
+        self._take_counts = collections.Counter()
 
     def refresh_summary(self) -> str:
         """What refresh mode did so far (see `Recorder.refresh_summary`)."""
@@ -276,9 +280,12 @@ class Gate:
         *,
         cassette: str | None = None,
         reason: str | None = None,
+        described: str | None = None,
+        closest: str | None = None,
     ) -> None:
-        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request."""
-        self._report(request, started, status, _Verdict(outcome, cassette=cassette, reason=reason))
+        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request; a miss
+        says what was asked (`described`) and the closest recording, for the ledger's summary."""
+        self._report(request, started, status, _Verdict(outcome, cassette, reason, described, closest))
 
     @property
     def recorder(self) -> Recorder | None:
@@ -315,8 +322,9 @@ class Gate:
         try:
             await self._know_chains(request)
             key, canonical = self._key(request)
-            take_index = self._take_counts[key]
-            self._take_counts[key] += 1
+            take_counts = self._take_counts  # read once: `reset_take_counters` may replace it meanwhile
+            take_index = take_counts[key]
+            take_counts[key] = take_index + 1
             reply = self._memo(request, key, canonical, take_index)
             if reply is None:
                 exchange = self._in_flight((key, self._flight_take(take_index)))

@@ -70,7 +70,8 @@ async def test_a_session_is_recorded_and_replayed_with_the_upstream_gone(tmp_pat
                 client, recorded = await talk(
                     gate.port, conversation(), headers=[(b"authorization", f"Bearer {CLIENT_KEY}".encode())]
                 )
-                await client.close()
+                await client.close()  # returns once the gate has answered the close frame
+                assert len(list((tmp_path / "realtime").glob("*.json"))) == 1  # on disk by then: `recorded` holds
         assert [(answer.outcome.value, answer.status) for answer in answers] == [("recorded", 101)]
         (cassette_file,) = (tmp_path / "realtime").glob("*.json")
         assert answers[0].cassette == f"realtime/{cassette_file.name}"
