@@ -306,7 +306,7 @@ def test_hello_takes_half_its_recorded_second():
 """
     )
     # Only a lower bound, which pacing guarantees and a slow machine cannot break; that an unpaced replay answers
-    # at once is the pacing unit tests' to show, with trio's mock clock, not a wall-clock race here.
+    # at once is tests/e2e/test_pacing.py's to show, not a wall-clock race here.
     run(pytester, "--inference-gate=replay", "--inference-gate-replay-speed=2", "test_paced.py").assert_outcomes(
         passed=1
     )
