@@ -180,8 +180,12 @@ class Gate:
         self._faults = fault_plan(settings, mode)
 
     def reset_take_counters(self) -> None:
-        """Start counting identical requests afresh: the next one is answered by the first take again."""
-        self._take_counts.clear()
+        """Start counting identical requests afresh: the next one is answered by the first take again.
+
+        Safe from any thread, so that the pytest plugin can call it before each test without waking the gate's:
+        the count is replaced, not cleared, and a request being counted at that moment counts in the old one.
+        """
+        self._take_counts = collections.Counter()
 
     def refresh_summary(self) -> str:
         """What refresh mode did so far (see `Recorder.refresh_summary`)."""
@@ -278,13 +282,27 @@ class Gate:
         *,
         cassette: str | None = None,
         reason: str | None = None,
+        described: str | None = None,
+        closest: str | None = None,
     ) -> None:
-        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request."""
-        self._report(request, started, status, _Verdict(outcome, cassette=cassette, reason=reason))
+        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request; a miss
+        says what was asked (`described`) and the closest recording, for the ledger's summary."""
+        self._report(request, started, status, _Verdict(outcome, cassette, reason, described, closest))
 
     @property
     def recorder(self) -> Recorder | None:
         return self._recorder
+
+    def session_take(self, cassette: str) -> int:
+        """Which take of the session cassette `cassette` its next replay plays: the n-th replay plays the n-th."""
+        return self._take_counts[f"session-take:{cassette}"]
+
+    def count_session(self, counted: str) -> int:
+        """Count one more session of `counted` (a cassette replayed, or a key recorded); the count before."""
+        counted = f"session-take:{counted}"
+        before = self._take_counts[counted]
+        self._take_counts[counted] += 1
+        return before
 
     def session_fault(self, cassette: str) -> FaultKind | None:
         """How the replay of the recorded session `cassette` fails on purpose this time, if it does: the n-th
@@ -317,8 +335,9 @@ class Gate:
         try:
             await self._know_chains(request)
             key, canonical = self._key(request)
-            take_index = self._take_counts[key]
-            self._take_counts[key] += 1
+            take_counts = self._take_counts  # read once: `reset_take_counters` may replace it meanwhile
+            take_index = take_counts[key]
+            take_counts[key] = take_index + 1
             reply = self._memo(request, key, canonical, take_index)
             if reply is None:
                 exchange = self._in_flight((key, self._flight_take(take_index)))

@@ -44,6 +44,7 @@ from inference_gate.core.websocket_session import (
     Sender,
     SessionFollower,
     SessionFrame,
+    event_type,
     match_form,
     miss_event,
     restore_audio,
@@ -63,7 +64,7 @@ from inference_gate.http.websocket import (
 )
 from inference_gate.proxy.faults import INJECTED_FAULT_TYPE, FaultKind
 from inference_gate.proxy.websocket_routes import open_upstream
-from inference_gate.store.cassette_store import SecretLeakError
+from inference_gate.store.cassette_store import SecretLeakError, TakeWrite
 
 if TYPE_CHECKING:
     from inference_gate.proxy.gate import Gate
@@ -89,7 +90,11 @@ def _query_of(request: HttpRequest) -> list[tuple[str, str]]:
 def _report(
     gate: Gate, request: HttpRequest, started: float, outcome: Outcome, *, status: int = 101, **named: str | None
 ) -> None:
-    gate.report(request, started, status, outcome, cassette=named.get("cassette"), reason=named.get("reason"))
+    gate.report(request, started, status, outcome, **named)
+
+
+def _kind_of(frame: SessionFrame) -> str:
+    return event_type(frame.data) or ("a text message" if frame.text is not None else "a binary message")
 
 
 def _log_session(request: HttpRequest, outcome: Outcome, subject: str, client: int, server: int) -> None:
@@ -115,12 +120,15 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
         subprotocol=recorded_protocol if recorded_protocol in offered else None,
         extra_headers=[(OUTCOME_HEADER, REPLAYING)],
     )
-    follower = SessionFollower([cassette.replayable(slot.name) for slot, cassette in candidates], gate.key_rules)
+    # Each recording plays its take for this, the n-th replay of it (by this gate, since `reset_take_counters`).
+    sessions = [cassette.replayable(slot.name, gate.session_take(slot.name)) for slot, cassette in candidates]
+    follower = SessionFollower(sessions, gate.key_rules)
     endpoint = route_of(request.path).endpoint
     speed = gate.pace.speed if gate.pace is not None else None
     client_frames = server_frames = 0
     followed_name: str | None = candidates[0][0].name if candidates else None
     faults_decided = False  # a session fails on purpose, if at all, at its first answer (faults.py)
+    reason: str | None = None
     try:
         server_frames += await _send_paced(websocket, follower.opening(), 0, trio.current_time(), speed)
         while True:
@@ -134,7 +142,12 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
                 event = miss_event(endpoint, answer.message(), client_event_id=client_event_id)
                 await websocket.send(orjson.dumps(event).decode())
                 await websocket.close(CLOSE_POLICY_VIOLATION, MISS_CLOSE_REASON)
-                _report(gate, request, started, Outcome.MISS, reason=answer.message())
+                model = dict(_query_of(request)).get("model")
+                described = f"{endpoint} {model or '-'} client event {answer.frame_index + 1}: {_kind_of(frame)}"
+                closest = f"{answer.closest} differs at {answer.difference}" if answer.closest else None
+                _report(
+                    gate, request, started, Outcome.MISS, reason="cache_miss", described=described, closest=closest
+                )
                 _log_session(request, Outcome.MISS, answer.message(), client_frames, server_frames + 1)
                 return
             followed_name = answer.session
@@ -146,25 +159,35 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
                 _log_session(request, Outcome.ERROR, f"{answer.session} {fault.reason}", client_frames, server_frames)
                 return
             server_frames += await _send_paced(websocket, answer.frames, answer.after_ms, received_at, speed)
+            if answer.close is not None:
+                # The recording ended with the server's close (Live closes after `session.closed`): so does this.
+                await websocket.close(*answer.close)
+                break
     except WebSocketClosed as closed:
         dropped = closed.code == CLOSE_ABNORMAL and closed.by_peer
         reason = "the client dropped the connection" if dropped else None
-        _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
-        _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
+    if followed_name is not None:
+        gate.count_session(followed_name)
+    _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
+    _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
 
 
 async def _send_paced(
     websocket: WebSocket, frames: tuple[SessionFrame, ...], after_ms: int, since: float, speed: float | None
 ) -> int:
-    """Send recorded server frames, each `(at_ms - after_ms) / speed` after `since` when paced, else at once."""
+    """Send recorded server frames, each `(at_ms - after_ms) / speed` after `since` when paced, else all at once
+    in one write."""
+    if speed is None:
+        await websocket.send_messages([_replayed_message(frame) for frame in frames])
+        return len(frames)
     for frame in frames:
-        if speed is not None:
-            await trio.sleep_until(since + max(0, frame.at_ms - after_ms) / 1000 / speed)
-        if frame.data is not None:
-            await websocket.send(orjson.dumps(restore_audio(frame.data)).decode())
-        else:
-            await websocket.send(frame.message())
+        await trio.sleep_until(since + max(0, frame.at_ms - after_ms) / 1000 / speed)
+        await websocket.send(_replayed_message(frame))
     return len(frames)
+
+
+def _replayed_message(frame: SessionFrame) -> str | bytes:
+    return orjson.dumps(restore_audio(frame.data)).decode() if frame.data is not None else frame.message()
 
 
 async def _fail_on_purpose(
@@ -279,18 +302,27 @@ class _LiveSession:
         store = self.gate.store
         slot = store.session_slot(cassette)
         refresh = self.gate.mode is Mode.REFRESH
+        take_index = self.gate.count_session(f"recorded:{cassette.key}")
         try:
-            written = await trio.to_thread.run_sync(
-                lambda: store.save_session(cassette, slot, replace=refresh, secrets=self.secrets())
+            write = await trio.to_thread.run_sync(
+                lambda: store.put_session_take(
+                    cassette,
+                    slot,
+                    take_index=take_index,
+                    takes_wanted=settings.takes,
+                    refresh=refresh,
+                    secrets=self.secrets(),
+                )
             )
         except SecretLeakError as error:
             logger.error("%s; the session was relayed but not recorded", error)
             return Outcome.PASSTHROUGH, None, "a credential is in the session"
         except OSError as error:
             return Outcome.PASSTHROUGH, None, f"the cassette could not be written: {error.strerror or error}"
-        if not written:
-            return Outcome.PASSTHROUGH, None, f"an identical session is recorded already: {slot.name}"
-        return Outcome.RECORDED, slot.name, None
+        if write is TakeWrite.FULL:
+            reason = f"an identical session has its {settings.takes} take(s) already: {slot.name}"
+            return Outcome.PASSTHROUGH, None, reason
+        return Outcome.RECORDED, slot.name, write.value if refresh else None
 
     def secrets(self) -> list[str]:
         """The credentials in play, which the last check before a write looks for."""

@@ -155,6 +155,11 @@ class _Turns:
         if response.status >= 400:
             await self._send_error(response, closing=outcome == Outcome.MISS.value)
             return
+        if response.stream is None:  # a whole answer, not paced: its messages go out in one write
+            messages = messages_of_events(SSEParser().feed(response.body))
+            self.server_messages += len(messages)
+            await self.websocket.send_messages(messages)
+            return
         try:
             async for event in _events_of(response):
                 for data in messages_of_events([event]):

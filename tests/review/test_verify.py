@@ -46,7 +46,7 @@ def names(plan) -> list[str]:
 def test_every_cassette_is_planned_as_the_request_it_stores(store: CassetteStore):
     plan = plan_verify(store)
     assert len(plan.targets) == plan.cassettes == len(PROMPTS) and plan.skipped == ()
-    request = plan.targets[0].request
+    request = plan.targets[0].question
     assert (request.method, request.target) == ("POST", "/v1/chat/completions")
     assert orjson.loads(request.body)["messages"][0]["content"] in PROMPTS
 
@@ -150,6 +150,7 @@ def test_the_markdown_report_is_a_table_whose_cells_hold(report):
     rows = [line for line in text.splitlines() if line.startswith("| `chat.completions/")]
     assert len(rows) == 2 and all(row.count(" | ") == 2 for row in rows)  # a pipe in a value is escaped
     assert "**shape**" in rows[0] and "`body.service_tier` added" in rows[0]
+    assert "<details><summary>2 same</summary>" in text
 
 
 def test_the_json_report_is_for_scripts(report):
