@@ -291,6 +291,17 @@ class Gate:
     def recorder(self) -> Recorder | None:
         return self._recorder
 
+    def session_take(self, cassette: str) -> int:
+        """Which take of the session cassette `cassette` its next replay plays: the n-th replay plays the n-th."""
+        return self._take_counts[f"session-take:{cassette}"]
+
+    def count_session(self, counted: str) -> int:
+        """Count one more session of `counted` (a cassette replayed, or a key recorded); the count before."""
+        counted = f"session-take:{counted}"
+        before = self._take_counts[counted]
+        self._take_counts[counted] += 1
+        return before
+
     def session_fault(self, cassette: str) -> FaultKind | None:
         """How the replay of the recorded session `cassette` fails on purpose this time, if it does: the n-th
         replay of the same session is the n-th identical request of the fault plan (faults.py)."""

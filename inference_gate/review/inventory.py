@@ -182,6 +182,7 @@ def _session_review(name: str, size_bytes: int, document: dict[str, Any]) -> Cas
         settings={"client_frames": summary["client_frames"], "server_frames": summary["server_frames"]},
         prompt=_masked_text_or_none(summary.get("prompt")),
         reply=_masked_text_or_none(summary.get("reply")),
+        takes=len(session.takes),
     )
 
 
