@@ -49,6 +49,7 @@ class TinyUpstream:
     client_messages: list[str] = field(default_factory=list)
     delay_s: float = 0.0
     drop_after: int | None = None  # close without a close frame after this many client messages
+    close_after: int | None = None  # close with 1000 after answering this many client messages
 
     async def session(self, request: HttpRequest, upgrade: WebSocketUpgrade) -> HttpResponse | None:
         self.upgrades.append(request)
@@ -70,6 +71,9 @@ class TinyUpstream:
                 for answer in turn_events(event, number) if responses else session_events(event, number):
                     await trio.sleep(self.delay_s)
                     await websocket.send(orjson.dumps(answer).decode())
+                if self.close_after is not None and len(self.client_messages) >= self.close_after:
+                    await websocket.close(1000, "session over")
+                    return None
         return None
 
 

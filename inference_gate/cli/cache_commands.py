@@ -304,7 +304,9 @@ def find_cassette(cache_dir: Path, wanted: str) -> Path:
 
 class CacheAuditCommand(Command):
     name = "cache audit"
-    description = "Scan every cassette for credentials; exit 1 on any finding (for a pre-commit hook or CI)."
+    description = (
+        "Scan every file in the cache directory for credentials; exit 1 on any finding (for a pre-commit hook or CI)."
+    )
     options: ClassVar[list[Option]] = [
         *setting_options("cache_dir"),
         option("json", description="Print the findings as JSON, for scripts."),

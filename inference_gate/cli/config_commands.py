@@ -95,7 +95,9 @@ def file_lines(loaded: LoadedSettings) -> list[str]:
 
 
 def _format_value(value: object) -> str:
-    """Values as they would be written in the config file, so one can be copied there."""
+    """Values as they would be written in the config file, so one can be copied there: an unset value is `null`."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

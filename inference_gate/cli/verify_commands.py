@@ -77,7 +77,7 @@ class VerifyCommand(Command):
         )
         if not settings.api_key:
             self._say(f"note: no API key set ({API_KEY_ENV} or --api-key): the requests go without credentials")
-        answers = run_fetch_answers(settings, [target.request for target in plan.targets], concurrency=concurrency)
+        answers = run_fetch_answers(settings, [target.question for target in plan.targets], concurrency=concurrency)
         report = judge(
             plan,
             answers,

@@ -55,11 +55,10 @@ class Settings:
     `api_key` is held in memory only: it is never written to the config file or a cassette.
     """
 
-    # `-h` is free for --host because the application takes it away from --help.
+    # No short option: `-h` is --help everywhere, as in every cleo program.
     host: str = _setting(
-        "127.0.0.1", "Address the gate listens on; 127.0.0.1 keeps it private to this machine.", parse.text,
-        shortcut="h",
-    )  # fmt: skip
+        "127.0.0.1", "Address the gate listens on; 127.0.0.1 keeps it private to this machine.", parse.text
+    )
     port: int = _setting(
         8080, "TCP port the gate listens on (0-65535; 0 picks a free port and the banner shows it).", parse.port,
         shortcut="p",

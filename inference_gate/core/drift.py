@@ -30,7 +30,7 @@ Only the first differences of each level are kept (`MAX_DIFFERENCES_PER_LEVEL`),
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -84,6 +84,8 @@ ANSWER_EVENT_WORDS = ("output_text", "refusal", "function_call", "content_part",
 ARGUMENT_FIELDS = frozenset({"input", "args"})
 # Their values are what the behaviour comparison reads as the finish reason; wording does not repeat them.
 FINISH_FIELDS = frozenset({"finish_reason", "stop_reason", "finishReason"})
+# Minted per session by the Realtime and Live APIs: each event's id and the ids that point at other items.
+SESSION_VOLATILE_KEYS = frozenset({"event_id", "previous_item_id", "response_id", "conversation_id", "expires_at"})
 EVENTS = "events"
 BODY = "body"
 
@@ -143,6 +145,27 @@ def compare_answers(recorded: dict[str, Any], fresh: dict[str, Any]) -> Drift:
     best = min(range(len(drifts)), key=lambda index: (drifts[index].level.rank, len(drifts[index].differences)))
     drift = drifts[best]
     return Drift(drift.level, drift.differences, take=best)
+
+
+def compare_sessions(path: str, recorded: Sequence[Any], fresh: Sequence[Any]) -> Drift:
+    """The drift of a WebSocket session played again, from its server events' data, recorded and fresh: compared
+    as a stream's events are (event types, shapes, values), without the ids a session mints on top of the
+    volatile ones (`SESSION_VOLATILE_KEYS`). A Realtime session's behaviour is read from its `response.done`
+    events (reply_traits.py); a Live session drifts by shape and wording only."""
+
+    def as_response(events: Sequence[Any]) -> dict[str, Any]:
+        data = [_without_keys(event, SESSION_VOLATILE_KEYS) for event in events]
+        return {"status": 200, "headers": {}, "events": [{"data": event} for event in data]}
+
+    return _compare_responses(endpoint_name(path), as_response(recorded), as_response(fresh))
+
+
+def _without_keys(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_keys(child, keys) for key, child in value.items() if key not in keys}
+    if isinstance(value, list):
+        return [_without_keys(child, keys) for child in value]
+    return value
 
 
 def _takes(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,6 +20,10 @@ either: a user's key must not decide which cassette answers, and the same reques
 get the same name. They are kept apart in `CanonicalRequest.credentials`, out of `query`, so that what is stored
 from `query` never holds one, and the last check before a write can look for their values.
 
+A Responses request that continues an earlier answer (`previous_response_id`) is keyed by the cassette that
+holds that answer rather than by the id the upstream minted for it, when the caller knows that cassette
+(`chained`): see chains.py. The form of a request that does not chain is unchanged by this.
+
 A JSON body may nest at most MAX_JSON_DEPTH containers deep; a deeper one raises JsonTooDeepError rather than
 reaching a recursion limit somewhere later. orjson's output is the same on every machine and Python version, so
 a key computed in CI equals the one computed when the cassette was recorded.
@@ -28,12 +32,14 @@ a key computed in CI equals the one computed when the cassette was recorded.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+from inference_gate.core.chains import chained_response_id, with_chain_reference
 from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.multipart import FormField, is_multipart, key_form, parse_multipart
 
@@ -167,9 +173,18 @@ def _split_target(target: str) -> tuple[str, tuple[tuple[str, str], ...], tuple[
 
 
 def canonicalize(
-    method: str, target: str, body: bytes, *, content_type: str | None = None, rules: KeyRules | None = None
+    method: str,
+    target: str,
+    body: bytes,
+    *,
+    content_type: str | None = None,
+    rules: KeyRules | None = None,
+    chained: Callable[[str], str | None] | None = None,
 ) -> CanonicalRequest:
     """Parse the request once and compute its key under `rules` (KeyRules.default() when None).
+
+    `chained` gives the key of the cassette that produced a response id, or None for an id it does not know; with
+    it, a request that continues such an answer is keyed by that cassette (chains.py).
 
     Raises JsonTooDeepError for a JSON body nested too deep, and multipart.MultipartError for a
     multipart/form-data body (by `content_type`) that cannot be parsed.
@@ -179,6 +194,9 @@ def canonicalize(
     form = parse_multipart(body, content_type) if content_type and is_multipart(content_type) else None
     is_json, json_body = parse_json_body(body) if form is None else (False, None)
     keyed = rules.apply(json_body, query)
+    producer = _producer(json_body, chained) if is_json else None
+    if producer is not None:
+        keyed = replace(keyed, json_body=with_chain_reference(keyed.json_body, producer))
     if is_json:
         body_line = b"json:" + orjson.dumps(keyed.json_body, option=orjson.OPT_SORT_KEYS)
     elif form is not None:
@@ -199,6 +217,14 @@ def canonicalize(
         rule_changes=keyed.changed_paths,
         key=_digest(method, path, keyed.query, rules, body_line),
     )
+
+
+def _producer(json_body: Any, chained: Callable[[str], str | None] | None) -> str | None:
+    """The key of the cassette whose answer the request continues, when the request chains and it is known."""
+    chained_id = chained_response_id(json_body)
+    if chained is None or chained_id is None or not isinstance(json_body, dict):
+        return None
+    return chained(chained_id)
 
 
 def multipart_key(method: str, target: str, form_key: list[list[str | None]], *, rules: KeyRules | None = None) -> str:

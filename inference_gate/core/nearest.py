@@ -223,7 +223,8 @@ class MissedRequest:
         self._masked: dict[tuple[str, ...], tuple[_FlatBody, int]] = {}
 
     def masked_like(self, redacted_paths: tuple[str, ...]) -> tuple[_FlatBody, int]:
-        assert self.flat is not None
+        if self.flat is None:
+            raise ValueError("only a structured body is masked like a recorded one")
         if redacted_paths not in self._masked:
             self._masked[redacted_paths] = _mask_redacted(self.flat.values, redacted_paths)
         return self._masked[redacted_paths]

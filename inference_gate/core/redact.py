@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
+
 from inference_gate.core.dialects import CLIENT_CREDENTIAL_HEADERS
 from inference_gate.core.http_models import Headers
 
@@ -150,3 +152,34 @@ def leaked_secret(data: bytes, secrets: Sequence[str]) -> bool:
     """True if any secret long enough to be a credential appears in the bytes about to be written: the last line
     of defence. Shorter values ("x", "test") are placeholders that ordinary cassettes contain by chance."""
     return any(is_credential_length(secret) and secret.encode("utf-8") in data for secret in secrets)
+
+
+# An ephemeral Realtime key, as `POST /v1/realtime/client_secrets` mints it for a browser to connect with.
+_EPHEMERAL_KEY = re.compile(r"^ek_[A-Za-z0-9_-]{8,}$")
+MASKED_EPHEMERAL_KEY = "ek_" + REDACTED
+
+
+def without_ephemeral_keys(body: bytes) -> bytes:
+    """A response body with every ephemeral key (`ek_...`) in it masked, for the cassette.
+
+    The client that asked got the real key live; a replay hands out the masked one, which the gate (which ignores
+    credentials on replay, and sends its own key upstream when it has one) does not need. A body that is not JSON,
+    or holds no such key, comes back as it is.
+    """
+    if b'"ek_' not in body:
+        return body
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    return orjson.dumps(_masked_ephemeral(document))
+
+
+def _masked_ephemeral(value: Any) -> Any:
+    if isinstance(value, str):
+        return MASKED_EPHEMERAL_KEY if _EPHEMERAL_KEY.match(value) else value
+    if isinstance(value, dict):
+        return {name: _masked_ephemeral(child) for name, child in value.items()}
+    if isinstance(value, list):
+        return [_masked_ephemeral(child) for child in value]
+    return value

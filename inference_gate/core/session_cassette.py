@@ -65,7 +65,8 @@ class SessionCassette:
     closed: SessionClose
 
     def replayable(self, name: str) -> RecordedSession:
-        return RecordedSession(name, self.frames)
+        by_server = self.closed.by is Sender.SERVER
+        return RecordedSession(name, self.frames, (self.closed.code, self.closed.reason) if by_server else None)
 
     @property
     def endpoint(self) -> str:

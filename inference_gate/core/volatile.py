@@ -19,20 +19,41 @@ The volatile values are:
   `"type": "model"`, as in a models listing) is the exception: its `id` is the model's name;
 - the SSE `id` field of every stream event;
 - in a WebSocket session (session_cassette.py), each frame's `at_ms`, and in its `data` the keys above and
-  `event_id` (minted per event, as `id` is per response).
+  `event_id` (minted per event, as `id` is per response);
+- in the stored request, what the key does not see either: what the key rules drop or rewrite (tool-call ids,
+  numbered in order of appearance, and the user's `ignore` and `normalize` rules), the random `boundary` of a
+  multipart `content-type`, and a Responses `previous_response_id`, which names the answer it chains to by an id
+  minted per call (the key names that answer by its cassette instead, see keys.py).
+
+So a refreshed conversation whose ids are new in every turn keeps its files byte for byte.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from inference_gate.core.key_rules import KeyRules
 
 VOLATILE_RESPONSE_HEADERS = frozenset({"x-request-id", "request-id", "openai-processing-ms"})
 VOLATILE_RESPONSE_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 VOLATILE_BODY_KEYS = frozenset(
-    {"id", "item_id", "call_id", "created", "created_at", "system_fingerprint", "obfuscation", "responseId"}
+    {
+        "id",
+        "item_id",
+        "call_id",
+        "created",
+        "created_at",
+        "system_fingerprint",
+        "obfuscation",
+        "responseId",
+        "previous_response_id",
+    }
 )
 VOLATILE_EVENT_FIELDS = frozenset({"id"})
 VOLATILE_TOP_LEVEL = frozenset({"recorded_at"})
+VOLATILE_REQUEST_BODY_KEYS = frozenset({"previous_response_id"})
+_MULTIPART_BOUNDARY = re.compile(r";\s*boundary=(?:\"[^\"]*\"|[^;]*)", re.IGNORECASE)
 VOLATILE_RESPONSE_FIELDS = frozenset({"timing"})
 VOLATILE_FRAME_FIELDS = frozenset({"at_ms"})
 
@@ -42,13 +63,16 @@ def is_volatile_header(name: str) -> bool:
     return lowered in VOLATILE_RESPONSE_HEADERS or lowered.startswith(VOLATILE_RESPONSE_HEADER_PREFIXES)
 
 
-def material_view(document: dict[str, Any]) -> dict[str, Any]:
+def material_view(document: dict[str, Any], rules: KeyRules | None = None) -> dict[str, Any]:
     """A cassette's plain JSON document (see `cassette_document`) without its volatile values; a new object.
 
     Two recordings of the same exchange have equal material views exactly when nothing that matters changed.
-    The request is kept whole: it is what the key was computed from.
+    The request is compared as the key sees it, under `rules` (the built-in ones when None).
     """
     view = {name: value for name, value in document.items() if name not in VOLATILE_TOP_LEVEL}
+    request = document.get("request")
+    if isinstance(request, dict):
+        view["request"] = _material_request(request, KeyRules.default() if rules is None else rules)
     response = document.get("response")
     if isinstance(response, dict):
         view["response"] = _material_response(response)
@@ -57,8 +81,30 @@ def material_view(document: dict[str, Any]) -> dict[str, Any]:
         view["frames"] = [_material_frame(frame) for frame in frames]
     takes = document.get("takes")
     if isinstance(takes, list):  # each take has the top level's shape: `recorded_at` and `response`
-        view["takes"] = [material_view(take) if isinstance(take, dict) else take for take in takes]
+        view["takes"] = [material_view(take, rules) if isinstance(take, dict) else take for take in takes]
     return view
+
+
+def _material_request(request: dict[str, Any], rules: KeyRules) -> dict[str, Any]:
+    material = dict(request)
+    headers = request.get("headers")
+    if isinstance(headers, dict) and isinstance(headers.get("content-type"), str):
+        material["headers"] = {**headers, "content-type": _MULTIPART_BOUNDARY.sub("", headers["content-type"])}
+    body = request.get("body")
+    if isinstance(body, dict):
+        body = {name: value for name, value in body.items() if name not in VOLATILE_REQUEST_BODY_KEYS}
+    query = request.get("query")
+    pairs = [tuple(pair) for pair in query if _is_pair(pair)] if isinstance(query, list) else []
+    keyed = rules.apply(body, pairs)
+    if "body" in request:
+        material["body"] = keyed.json_body
+    if pairs:
+        material["query"] = [list(pair) for pair in keyed.query]
+    return material
+
+
+def _is_pair(pair: Any) -> bool:
+    return isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
 
 
 def _material_response(response: dict[str, Any]) -> dict[str, Any]:

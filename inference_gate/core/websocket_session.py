@@ -205,10 +205,13 @@ def session_key(path: str, query: Sequence[tuple[str, str]], client_forms: Seque
 
 @dataclass(frozen=True, slots=True)
 class RecordedSession:
-    """A session cassette's replayable part: its name (for reports) and its frames in order."""
+    """A session cassette's replayable part: its name (for reports), its frames in order, and the close the
+    server ended it with, if the server did (Live closes after `session.closed`): a replay ends the same way, or
+    a client that reads until the server closes would wait for ever."""
 
     name: str
     frames: tuple[SessionFrame, ...]
+    server_close: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,7 @@ class Followed:
     frames: tuple[SessionFrame, ...]
     after_ms: int  # the matched client frame's own offset, which `frames`' offsets count from
     ended: bool  # the recording has nothing after these frames
+    close: tuple[int, str] | None = None  # the server's close (code, reason) to send after `frames`
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +294,9 @@ class SessionFollower:
         answer = self._server_frames_from(chosen, chosen.position)
         for candidate in agreeing:
             candidate.position += len(self._server_frames_from(candidate, candidate.position))
-        return Followed(chosen.session.name, answer, after_ms, ended=chosen.position >= len(chosen.session.frames))
+        ended = chosen.position >= len(chosen.session.frames)
+        close = chosen.session.server_close if ended else None
+        return Followed(chosen.session.name, answer, after_ms, ended=ended, close=close)
 
     @staticmethod
     def _server_frames_from(candidate: _Candidate, start: int) -> tuple[SessionFrame, ...]:

@@ -472,7 +472,8 @@ class _Connection:
         h11 has read the whole request and paused, waiting to learn whether the protocol switches. A bug in the
         handler before it accepted is answered with a 500; after, the session's end closes the connection.
         """
-        assert self._server.websocket_handler is not None
+        if self._server.websocket_handler is None:
+            raise RuntimeError("a WebSocket upgrade reached a server without a WebSocket handler")
         upgrade = WebSocketUpgrade(self._stream, self._h11, self._limits.websocket)
         try:
             response = await self._server.websocket_handler(request, upgrade)

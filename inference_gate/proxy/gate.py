@@ -30,6 +30,7 @@ import trio
 
 from inference_gate.config.settings import SETTING_SPECS, Settings
 from inference_gate.core.cassette import CassetteError
+from inference_gate.core.chains import CHAIN_FIELD
 from inference_gate.core.dialects import route_of
 from inference_gate.core.errors import CacheMiss, GateError, error_outcome, error_response
 from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
@@ -49,12 +50,13 @@ from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
-from inference_gate.proxy.faults import fault_plan, fault_response
+from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
 from inference_gate.proxy.replies import PreparedReply, PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, Slot
 from inference_gate.store.nearest_index import NearestRequests
+from inference_gate.store.response_chains import ResponseChains
 
 logger = logging.getLogger("inference_gate")
 
@@ -93,10 +95,10 @@ async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
 def _log_subject(answer: Answer, slot: str) -> str:
     """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
     the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
-    cassette)."""
+    cassette), and a refreshed recording what the refresh did to its file."""
     named = answer.cassette or slot
-    if answer.outcome is Outcome.ERROR and named and answer.reason:
-        return f"{named} {answer.reason}"
+    if answer.outcome in (Outcome.ERROR, Outcome.RECORDED) and named and answer.reason:
+        return f"{named} {answer.reason}"  # a refresh says `unchanged`, `changed` or `new`
     return named or answer.reason or ""
 
 
@@ -119,6 +121,9 @@ def cli_record_command(settings: Settings) -> str:
     return command
 
 
+CHAIN_FIELD_BYTES = f'"{CHAIN_FIELD}"'.encode()
+
+
 class Gate:
     def __init__(
         self,
@@ -138,17 +143,31 @@ class Gate:
         self.record_command = record_command or cli_record_command(settings)
         self._on_answer = on_answer
         self.mode = mode
-        self.store = CassetteStore(
-            settings.cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
-        )
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
+        self.store = CassetteStore(
+            settings.cache_dir,
+            redact_rules=settings.redact,
+            max_cassette_bytes=settings.max_cassette_bytes,
+            key_rules=self.key_rules,
+        )
         self._pace = (
             ReplayPace(settings.replay_speed, Spread(settings.replay_spread)) if settings.replay_speed else None
         )
         self._replies = ReplyCache()
         self._clock = clock
+        self.chains = ResponseChains(self.store)
+        self._chains_loading = trio.Lock()
         self._recorder = (
-            Recorder(settings, mode, self.store, self._replies, clock=clock, monotonic=monotonic, pace=self._pace)
+            Recorder(
+                settings,
+                mode,
+                self.store,
+                self._replies,
+                clock=clock,
+                monotonic=monotonic,
+                pace=self._pace,
+                chains=self.chains,
+            )
             if mode.calls_upstream
             else None
         )
@@ -159,12 +178,17 @@ class Gate:
         self._faults = fault_plan(settings, mode)
 
     def reset_take_counters(self) -> None:
-        """Start counting identical requests afresh: the next one is answered by the first take again."""
-        self._take_counts.clear()
+        """Start counting identical requests afresh: the next one is answered by the first take again.
+
+        Safe from any thread, so that the pytest plugin can call it before each test without waking the gate's:
+        the count is replaced, not cleared, and a request being counted at that moment counts in the old one.
+        """
+        self._take_counts = collections.Counter()
 
     def refresh_summary(self) -> str:
         """What refresh mode did so far (see `Recorder.refresh_summary`)."""
-        assert self._recorder is not None, "only a gate that records refreshes"
+        if self._recorder is None:
+            raise RuntimeError("only a gate that records refreshes")
         return self._recorder.refresh_summary()
 
     async def run(
@@ -209,8 +233,6 @@ class Gate:
                 exchanges.cancel_scope.deadline = trio.current_time() + settings.shutdown_grace_s
         finally:
             self._exchanges = None
-            if self.mode is Mode.REFRESH:
-                logger.info("%s", self.refresh_summary())
             if self._recorder is not None:
                 with trio.CancelScope(shield=True):
                     await self._recorder.aclose()
@@ -230,6 +252,7 @@ class Gate:
         """
         if self._recorder is None:
             return await self.handle(request)
+        await self._know_chains(request)
         canonical = self._canonicalize(request)
         take_index = self._take_counts[canonical.key]
         takes = self._replies.get(canonical.key)
@@ -257,13 +280,26 @@ class Gate:
         *,
         cassette: str | None = None,
         reason: str | None = None,
+        described: str | None = None,
+        closest: str | None = None,
     ) -> None:
-        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request."""
-        self._report(request, started, status, _Verdict(outcome, cassette=cassette, reason=reason))
+        """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request; a miss
+        says what was asked (`described`) and the closest recording, for the ledger's summary."""
+        self._report(request, started, status, _Verdict(outcome, cassette, reason, described, closest))
 
     @property
     def recorder(self) -> Recorder | None:
         return self._recorder
+
+    def session_fault(self, cassette: str) -> FaultKind | None:
+        """How the replay of the recorded session `cassette` fails on purpose this time, if it does: the n-th
+        replay of the same session is the n-th identical request of the fault plan (faults.py)."""
+        if self._faults is None:
+            return None
+        counted = f"session:{cassette}"
+        occurrence = self._take_counts[counted]
+        self._take_counts[counted] += 1
+        return self._faults.fault_for(cassette, occurrence, streamed=True)
 
     @property
     def pace(self) -> ReplayPace | None:
@@ -284,14 +320,16 @@ class Gate:
         started = time.perf_counter()
         slot_name = ""  # for the log line of a miss
         try:
+            await self._know_chains(request)
             key, canonical = self._key(request)
-            take_index = self._take_counts[key]
-            self._take_counts[key] += 1
+            take_counts = self._take_counts  # read once: `reset_take_counters` may replace it meanwhile
+            take_index = take_counts[key]
+            take_counts[key] = take_index + 1
             reply = self._memo(request, key, canonical, take_index)
             if reply is None:
                 exchange = self._in_flight((key, self._flight_take(take_index)))
                 if exchange is not None:
-                    return await self._join(request, started, exchange)
+                    return await self._join(request, started, exchange, key, take_index)
                 canonical = canonical or self._canonicalize(request)
                 slot = self.store.locate(canonical)
                 slot_name = slot.name
@@ -366,6 +404,8 @@ class Gate:
             )
         if action is not Action.FORWARD_AND_RECORD:
             raise GateError(500, f"the policy decided {action.value} with no cassette to replay", code="gate_bug")
+        if takes is not None and self._recorder is not None:  # too few takes: what is there still counts (_record)
+            self._recorder.remember(canonical.key, takes)
         return None, lookup
 
     async def _record(
@@ -377,15 +417,35 @@ class Gate:
         take_index: int,
         lookup: Lookup,
     ) -> HttpResponse:
-        """Start the upstream exchange that records this request's take, and answer from it. An identical
-        request may have started its exchange while this one's cassette was looked for: `start` joins it then."""
-        if self._recorder is None or self._exchanges is None:
+        """Answer from the upstream exchange that records this request's take, making one upstream call per take.
+
+        While this request's cassette was looked for, identical requests may have started exchanges, or finished
+        them. So, on the gate's thread, with no await between a look and what follows from it: takes in memory
+        that answer it make it a hit; the exchange for its take in flight is joined; and in record mode, when the
+        takes recorded and those being recorded already make as many as it needs, it waits for one of them to end
+        and looks again, so that a request that lost the race gets the take that won (a hit). Only otherwise does
+        it start an exchange.
+        """
+        recorder, exchanges = self._recorder, self._exchanges
+        if recorder is None or exchanges is None:
             raise GateError(500, "recording needs a recorder and a running gate (Gate.run)", code="gate_bug")
-        flight = (canonical.key, self._flight_take(take_index))
-        exchange = self._recorder.start(
-            self._exchanges, flight, request, canonical, slot, replace_corrupt=lookup is Lookup.CORRUPT
-        )
-        return await self._join(request, started, exchange)
+        key = canonical.key
+        takes_needed = min(take_index + 1, self.settings.takes)
+        flight = (key, self._flight_take(take_index))
+        while (exchange := recorder.exchange(flight)) is None:
+            reply = self._memo(request, key, canonical, take_index)
+            if reply is not None:
+                response, verdict = self._replay(request, reply, key, take_index)
+                self._report(request, started, response.status, verdict)
+                return response
+            recording = recorder.exchanges_of(key) if self.mode is Mode.RECORD else []
+            held = self._replies.get(key)
+            if not recording or (len(held) if held is not None else 0) + len(recording) < takes_needed:
+                corrupt = lookup is Lookup.CORRUPT
+                exchange = recorder.start(exchanges, flight, request, canonical, slot, replace_corrupt=corrupt)
+                break
+            await recording[0].finished()
+        return await self._join(request, started, exchange, key, take_index)
 
     def _replay(
         self, request: HttpRequest, reply: PreparedReply, key: str, take_index: int
@@ -452,6 +512,14 @@ class Gate:
         if self._on_answer is not None:
             self._on_answer(answer)
 
+    async def _know_chains(self, request: HttpRequest) -> None:
+        """Read the store's Responses answers once, before the first request that may continue one is keyed
+        (chains.py); the bytes test is cheap, and a false positive only loads the index early."""
+        if not self.chains.loaded and CHAIN_FIELD_BYTES in request.body:
+            async with self._chains_loading:
+                if not self.chains.loaded:
+                    await trio.to_thread.run_sync(self.chains.load)
+
     def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
         content_type = request.header(b"content-type") or b""
         try:
@@ -461,6 +529,7 @@ class Gate:
                 request.body,
                 content_type=content_type.decode("latin-1"),
                 rules=self.key_rules,
+                chained=self.chains.producer_of,
             )
         except JsonTooDeepError as error:
             raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
@@ -484,18 +553,30 @@ class Gate:
             return Lookup.MISSING, None, None
         return Lookup.FOUND, PreparedTakes.from_cassette(cassette, slot.name, self._pace), None
 
-    async def _join(self, request: HttpRequest, started: float, exchange: InflightExchange) -> HttpResponse:
+    async def _join(
+        self, request: HttpRequest, started: float, exchange: InflightExchange, key: str, take_index: int
+    ) -> HttpResponse:
         """A reader's response to an exchange; its answer is reported once the exchange's outcome is decided.
 
         A whole (non-SSE) body waits for that decision, so its outcome header is exact, unless the body grows past
-        the recording cap: then it is streamed as it comes, as `passthrough`. A stream's head goes out before the
-        body is known to be complete and recorded, so for a 2xx it says `recording`, a promise (see outcome.py);
-        the log line and `on_answer` report the decided outcome, and the end of the body still waits for the
-        write, ending with a comment when the cassette was not written.
+        the recording cap: then it is streamed as it comes, as `passthrough`. When another writer's take was kept
+        instead of the exchange's answer, a whole body is answered with that take, a hit, like any request that
+        comes after it; a stream, already under way, ends as `passthrough` with the reason.
+
+        A stream's head goes out before the body is known to be complete and recorded, so for a 2xx it says
+        `recording`, a promise (see outcome.py); the log line and `on_answer` report the decided outcome, and the
+        end of the body still waits for the write, ending with a comment when the cassette was not written.
         """
         body = exchange.body()  # before any await, so that the exchange keeps every chunk for this reader
         try:
             status, headers = await exchange.head()
+            if not exchange.streamed:
+                await exchange.over_cap_or_finished()
+                if exchange.kept_instead is not None:
+                    body.close()
+                    response, verdict = self._replay(request, exchange.kept_instead.take(take_index), key, take_index)
+                    self._report(request, started, response.status, verdict)
+                    return response
             exchange.when_finished(
                 lambda done: self._report(
                     request,
@@ -504,12 +585,10 @@ class Gate:
                     _Verdict(done.outcome, done.cassette if done.outcome is Outcome.RECORDED else None, done.reason),
                 )
             )
-            if not exchange.streamed:
-                await exchange.over_cap_or_finished()
-                if not exchange.over_cap and not exchange.broken:
-                    body.close()
-                    outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
-                    return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
+            if not exchange.streamed and not exchange.over_cap and not exchange.broken:
+                body.close()
+                outcome_headers = self._outcome_headers(exchange.outcome, exchange.reason, exchange.cassette)
+                return HttpResponse(status, [*headers, *outcome_headers], b"".join(exchange.chunks))
             if exchange.over_cap:
                 headers = [*headers, *self._outcome_headers(Outcome.PASSTHROUGH, exchange.over_cap_reason, None)]
             elif 200 <= status < 300:

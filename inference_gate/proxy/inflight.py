@@ -25,6 +25,7 @@ import trio
 from inference_gate.core.errors import GateError
 from inference_gate.core.http_models import Headers
 from inference_gate.core.outcome import Outcome
+from inference_gate.proxy.replies import PreparedTakes
 
 
 class InflightExchange:
@@ -47,6 +48,10 @@ class InflightExchange:
         self.outcome = Outcome.ERROR
         self.reason: str | None = None
         self._done = False
+        self._finished = trio.Event()
+        # Another writer's take, kept on disk instead of this exchange's answer (recorder.py): readers of a whole
+        # body are answered with it, a hit, rather than with an answer in no file.
+        self.kept_instead: PreparedTakes | None = None
         self._error: GateError | None = None
         self._on_finish: list[Callable[[InflightExchange], None]] = []
 
@@ -96,6 +101,7 @@ class InflightExchange:
         if outcome is not None:
             self.outcome, self.reason = outcome, reason
         self._done = True
+        self._finished.set()
         self._head_ready.set()
         self._over_cap_or_finished.set()
         self._wake_readers()
@@ -108,6 +114,10 @@ class InflightExchange:
             callback(self)
         else:
             self._on_finish.append(callback)
+
+    async def finished(self) -> None:
+        """Wait until the outcome is decided (`finish`)."""
+        await self._finished.wait()
 
     async def over_cap_or_finished(self) -> None:
         """Wait until the body is whole (`finish`) or will never be kept whole (`over_cap`)."""
@@ -137,8 +147,7 @@ class InflightExchange:
         """The response status and headers; raises the exchange's error if it failed before them."""
         await self._head_ready.wait()
         if self.status == 0:
-            assert self._error is not None
-            raise self._error
+            raise self._error or GateError(500, "The upstream exchange ended before its response.", code="gate_bug")
         return self.status, self.headers
 
     def body(self) -> ExchangeBody:
@@ -146,7 +155,8 @@ class InflightExchange:
 
         Call it when the reader joins, before any await, so that no chunk it needs can be dropped meanwhile.
         """
-        assert not self._dropped_chunks, "a reader joined after the start of the body was dropped"
+        if self._dropped_chunks:
+            raise GateError(500, "A reader joined after the start of the body was dropped.", code="gate_bug")
         reader = ExchangeBody(self)
         self._readers.add(reader)
         return reader

@@ -46,6 +46,7 @@ from inference_gate.core.redact import (
     redact_request,
     stored_request_headers,
     stored_response_headers,
+    without_ephemeral_keys,
 )
 from inference_gate.core.routes import UpstreamRoute
 from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
@@ -53,8 +54,11 @@ from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.replies import PreparedTakes, ReplyCache
 from inference_gate.store.cassette_store import CassetteStore, CassetteTooLargeError, SecretLeakError, Slot, TakeWrite
+from inference_gate.store.response_chains import ResponseChains
 
 logger = logging.getLogger("inference_gate")
+
+LOST_RACE_REASON = "another writer recorded this take first; this answer was not kept"
 
 # An exchange is identified by its request key and the take it records.
 Flight = tuple[str, int]
@@ -94,8 +98,11 @@ class Recorder:
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
         pace: ReplayPace | None = None,
+        chains: ResponseChains | None = None,
     ) -> None:
+        """`chains` learns the id of each Responses answer recorded, for the requests that continue it."""
         self.settings = settings
+        self._chains = chains
         self.mode = mode
         self.store = store
         self.routes = route_table(settings)
@@ -110,6 +117,10 @@ class Recorder:
     def exchange(self, flight: Flight) -> InflightExchange | None:
         """The exchange in flight for `flight` that a new reader may still join, if any."""
         return self._inflight.get(flight)
+
+    def exchanges_of(self, key: str) -> list[InflightExchange]:
+        """The exchanges in flight that are recording a take of `key`'s cassette."""
+        return [exchange for (flight_key, _), exchange in self._inflight.items() if flight_key == key]
 
     def start(
         self,
@@ -237,7 +248,7 @@ class Recorder:
                 RecordedResponse(
                     status=status,
                     headers=stored_response_headers(upstream.headers),
-                    body=b"" if parser is not None else b"".join(exchange.chunks),
+                    body=b"" if parser is not None else without_ephemeral_keys(b"".join(exchange.chunks)),
                     events=events if parser is not None else None,
                     timing=self._timing(sent_at, first_event_at, ended_at),
                 ),
@@ -248,12 +259,13 @@ class Recorder:
                 store_file_contents=self.settings.store_file_contents,
                 route=self.named_route(request.path),
             )
-            recorded, how = await self._save(
+            recorded, how, kept_instead = await self._save(
                 cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt, take_index=flight[1]
             )
             if recorded:
                 exchange.finish(Outcome.RECORDED, how)
                 return
+            exchange.kept_instead = kept_instead
             if exchange.streamed:  # its head promised `recording`: say, inside the stream, that it was not kept
                 exchange.append(comment_line(NOT_RECORDED_COMMENT + str(how)))
             exchange.finish(Outcome.PASSTHROUGH, how)
@@ -300,7 +312,8 @@ class Recorder:
             route=self.named_route(request.path),
         )
         secrets = [*self._secrets_in_play(request, canonical), *more_secrets]
-        return await self._save(cassette, turn.slot, secrets, turn.replace_corrupt, take_index=turn.take)
+        recorded, how, _ = await self._save(cassette, turn.slot, secrets, turn.replace_corrupt, take_index=turn.take)
+        return recorded, how
 
     def now_ms(self, since: float) -> int:
         """Milliseconds from `since` (a reading of this recorder's monotonic clock) to now."""
@@ -330,9 +343,14 @@ class Recorder:
 
     async def _save(
         self, cassette: Cassette, slot: Slot, secrets: list[str], replace_corrupt: bool, *, take_index: int
-    ) -> tuple[bool, str | None]:
+    ) -> tuple[bool, str | None, PreparedTakes | None]:
         """Write the cassette (or its new take) and keep its replies in memory; returns whether it is recorded,
-        and why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`)."""
+        why not or, in refresh mode, what the refresh did (`new`, `changed`, `unchanged`), and when another
+        writer's take was kept instead of this one, the cassette on disk as prepared takes.
+
+        Losing that race is not recorded: the answer in hand is in no file. Within one gate it happens only when
+        prepared replies were evicted from memory; between gates sharing a directory, when both record the same
+        take at once (the gate cannot see another process's exchanges)."""
         refresh = self.mode is Mode.REFRESH
         write_and_prepare = functools.partial(
             self._write_and_prepare, cassette, slot, secrets, replace_corrupt, take_index=take_index, refresh=refresh
@@ -342,22 +360,33 @@ class Recorder:
             write, prepared = await trio.to_thread.run_sync(write_and_prepare)
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
-            return False, "a credential is in the exchange"
+            return False, "a credential is in the exchange", None
         except CassetteTooLargeError as error:
             logger.error("%s: %s; the exchange was answered but not recorded", slot.name, error)
-            return False, str(error)
+            return False, str(error), None
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
-            return False, f"the cassette could not be written: {error.strerror or error}"
+            return False, f"the cassette could not be written: {error.strerror or error}", None
+        self.remember(cassette.key, prepared)
+        if write is not TakeWrite.FULL and self._chains is not None:
+            self._chains.learn(cassette)  # before the client can read the answer's id and chain to it
         if write is TakeWrite.FULL:
             logger.info("%s was recorded by another writer first; kept that one", slot.name)
-        self._replies.put(cassette.key, prepared)
+            return False, LOST_RACE_REASON, prepared
         if refresh:
             self.refreshed[slot.name] = max(
                 write, self.refreshed.get(slot.name, TakeWrite.UNCHANGED), key=REFRESH_PRECEDENCE.index
             )
-            return True, write.value
-        return True, None
+            return True, write.value, None
+        return True, None, None
+
+    def remember(self, key: str, prepared: PreparedTakes) -> None:
+        """Keep the takes on disk as prepared replies, unless memory already holds more of them: writes and reads
+        end in worker threads, and one that ended first may be heard of last. (A refresh keeps the count, so its
+        newest write is kept.)"""
+        held = self._replies.get(key)
+        if held is None or len(prepared) >= len(held):
+            self._replies.put(key, prepared)
 
     def _write_and_prepare(
         self,

@@ -42,8 +42,7 @@ async def run_websocket(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgr
     if endpoint in SESSION_ENDPOINTS:
         from inference_gate.proxy.websocket_sessions import run_session
 
-        await run_session(gate, request, upgrade)
-        return None
+        return await run_session(gate, request, upgrade)
     return error_response(
         GateError(
             404,
@@ -61,7 +60,8 @@ async def open_upstream(gate: Gate, request: HttpRequest, limits: WebSocketLimit
     subprotocol) are dropped and the gate's key is sent instead, as for HTTP.
     """
     recorder = gate.recorder
-    assert recorder is not None, "only a recording gate opens upstream WebSockets"
+    if recorder is None:
+        raise RuntimeError("only a recording gate opens upstream WebSockets")
     route, routed_target, pool = recorder.route(request.target)
     api_key = route.api_key
     websocket, _headers, subprotocol = await connect_websocket(

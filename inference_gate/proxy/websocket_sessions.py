@@ -40,10 +40,12 @@ from inference_gate.core.policy import Mode
 from inference_gate.core.redact import client_credentials, redact_request, stored_request_headers
 from inference_gate.core.session_cassette import SessionCassette, SessionClose
 from inference_gate.core.websocket_session import (
+    Followed,
     Miss,
     Sender,
     SessionFollower,
     SessionFrame,
+    event_type,
     match_form,
     miss_event,
     restore_audio,
@@ -52,13 +54,16 @@ from inference_gate.core.websocket_session import (
 )
 from inference_gate.http.websocket import (
     CLOSE_ABNORMAL,
+    CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_AGAIN_LATER,
     WebSocket,
     WebSocketClosed,
     WebSocketUpgrade,
     offered_subprotocols,
 )
+from inference_gate.proxy.faults import INJECTED_FAULT_TYPE, FaultKind
 from inference_gate.proxy.websocket_routes import open_upstream
 from inference_gate.store.cassette_store import SecretLeakError
 
@@ -83,8 +88,14 @@ def _query_of(request: HttpRequest) -> list[tuple[str, str]]:
     return [pair for pair in canonical_query(query) if not is_credential_parameter(pair[0])]
 
 
-def _report(gate: Gate, request: HttpRequest, started: float, outcome: Outcome, **named: str | None) -> None:
-    gate.report(request, started, 101, outcome, cassette=named.get("cassette"), reason=named.get("reason"))
+def _report(
+    gate: Gate, request: HttpRequest, started: float, outcome: Outcome, *, status: int = 101, **named: str | None
+) -> None:
+    gate.report(request, started, status, outcome, **named)
+
+
+def _kind_of(frame: SessionFrame) -> str:
+    return event_type(frame.data) or ("a text message" if frame.text is not None else "a binary message")
 
 
 def _log_session(request: HttpRequest, outcome: Outcome, subject: str, client: int, server: int) -> None:
@@ -115,6 +126,8 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     speed = gate.pace.speed if gate.pace is not None else None
     client_frames = server_frames = 0
     followed_name: str | None = candidates[0][0].name if candidates else None
+    faults_decided = False  # a session fails on purpose, if at all, at its first answer (faults.py)
+    reason: str | None = None
     try:
         server_frames += await _send_paced(websocket, follower.opening(), 0, trio.current_time(), speed)
         while True:
@@ -128,30 +141,69 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
                 event = miss_event(endpoint, answer.message(), client_event_id=client_event_id)
                 await websocket.send(orjson.dumps(event).decode())
                 await websocket.close(CLOSE_POLICY_VIOLATION, MISS_CLOSE_REASON)
-                _report(gate, request, started, Outcome.MISS, reason=answer.message())
+                model = dict(_query_of(request)).get("model")
+                described = f"{endpoint} {model or '-'} client event {answer.frame_index + 1}: {_kind_of(frame)}"
+                closest = f"{answer.closest} differs at {answer.difference}" if answer.closest else None
+                _report(
+                    gate, request, started, Outcome.MISS, reason="cache_miss", described=described, closest=closest
+                )
                 _log_session(request, Outcome.MISS, answer.message(), client_frames, server_frames + 1)
                 return
             followed_name = answer.session
+            fault = gate.session_fault(answer.session) if answer.frames and not faults_decided else None
+            faults_decided = faults_decided or bool(answer.frames)
+            if fault is not None:
+                server_frames += await _fail_on_purpose(websocket, fault, endpoint, answer, received_at, speed)
+                _report(gate, request, started, Outcome.ERROR, cassette=answer.session, reason=fault.reason)
+                _log_session(request, Outcome.ERROR, f"{answer.session} {fault.reason}", client_frames, server_frames)
+                return
             server_frames += await _send_paced(websocket, answer.frames, answer.after_ms, received_at, speed)
+            if answer.close is not None:
+                # The recording ended with the server's close (Live closes after `session.closed`): so does this.
+                await websocket.close(*answer.close)
+                break
     except WebSocketClosed as closed:
         dropped = closed.code == CLOSE_ABNORMAL and closed.by_peer
         reason = "the client dropped the connection" if dropped else None
-        _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
-        _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
+    _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
+    _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
 
 
 async def _send_paced(
     websocket: WebSocket, frames: tuple[SessionFrame, ...], after_ms: int, since: float, speed: float | None
 ) -> int:
-    """Send recorded server frames, each `(at_ms - after_ms) / speed` after `since` when paced, else at once."""
+    """Send recorded server frames, each `(at_ms - after_ms) / speed` after `since` when paced, else all at once
+    in one write."""
+    if speed is None:
+        await websocket.send_messages([_replayed_message(frame) for frame in frames])
+        return len(frames)
     for frame in frames:
-        if speed is not None:
-            await trio.sleep_until(since + max(0, frame.at_ms - after_ms) / 1000 / speed)
-        if frame.data is not None:
-            await websocket.send(orjson.dumps(restore_audio(frame.data)).decode())
-        else:
-            await websocket.send(frame.message())
+        await trio.sleep_until(since + max(0, frame.at_ms - after_ms) / 1000 / speed)
+        await websocket.send(_replayed_message(frame))
     return len(frames)
+
+
+def _replayed_message(frame: SessionFrame) -> str | bytes:
+    return orjson.dumps(restore_audio(frame.data)).decode() if frame.data is not None else frame.message()
+
+
+async def _fail_on_purpose(
+    websocket: WebSocket, fault: FaultKind, endpoint: str, answer: Followed, since: float, speed: float | None
+) -> int:
+    """Fail a replayed session as `fault` says: a cut sends the first half of the answer and drops the
+    connection; an error sends the API's `error` event and closes (1013, try again later, for a rate limit;
+    1011 for a server error). Returns how many frames were sent."""
+    if fault is FaultKind.STREAM_CUT:
+        sent = await _send_paced(websocket, answer.frames[: len(answer.frames) // 2], answer.after_ms, since, speed)
+        await websocket.drop()
+        return sent
+    message = f"Injected fault ({fault.value}): inference-gate fails a share of replayed sessions on purpose."
+    event = miss_event(endpoint, message)
+    error = event.get("error", event)
+    error["code"], error["type"] = "injected_fault", INJECTED_FAULT_TYPE
+    await websocket.send(orjson.dumps(event).decode())
+    await websocket.close(CLOSE_TRY_AGAIN_LATER if fault is FaultKind.RATE_LIMITED else CLOSE_INTERNAL_ERROR, message)
+    return 1
 
 
 # --- recording --------------------------------------------------------------------------------------------------
@@ -162,7 +214,7 @@ async def _record(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     try:
         upstream, subprotocol = await open_upstream(gate, request, upgrade.limits)
     except GateError as error:
-        _report(gate, request, started, Outcome.ERROR, reason=error.code)
+        _report(gate, request, started, Outcome.ERROR, status=error.status, reason=error.code)
         return error_response(error, dialect=route_of(request.path).dialect)
     session = _LiveSession(gate, request, upstream, subprotocol)
     try:
@@ -212,8 +264,8 @@ class _LiveSession:
             while True:
                 message = await source.receive()
                 at_ms = round((trio.current_time() - self.opened_at) * 1000)
-                self.frames.append(SessionFrame.of_message(sender, at_ms, message))
                 await sink.send(message)
+                self.frames.append(SessionFrame.of_message(sender, at_ms, message))  # kept once delivered
         except WebSocketClosed as closed:
             if self.ended is None:
                 self.ended, self.ended_by = closed, sender if closed is source.closed else _other(sender)
@@ -222,7 +274,8 @@ class _LiveSession:
     async def finish(self) -> tuple[Outcome, str | None, str | None]:
         """Write the cassette of a session that closed cleanly; the outcome, the cassette's name, and why not."""
         ended, by = self.ended, self.ended_by
-        assert ended is not None and by is not None
+        if ended is None or by is None:
+            raise RuntimeError("a WebSocket session is finished only once it has ended")
         if ended.code == CLOSE_ABNORMAL or not ended.by_peer:
             return Outcome.PASSTHROUGH, None, f"the session ended without a close handshake ({ended})"
         settings = self.gate.settings

@@ -155,6 +155,11 @@ class _Turns:
         if response.status >= 400:
             await self._send_error(response, closing=outcome == Outcome.MISS.value)
             return
+        if response.stream is None:  # a whole answer, not paced: its messages go out in one write
+            messages = messages_of_events(SSEParser().feed(response.body))
+            self.server_messages += len(messages)
+            await self.websocket.send_messages(messages)
+            return
         try:
             async for event in _events_of(response):
                 for data in messages_of_events([event]):
@@ -173,7 +178,8 @@ class _Turns:
     async def _record(self, turn: HttpRequest, message: str | bytes, plan: TurnToRecord, started: float) -> None:
         """Relay a turn to the upstream and back, and record it before its last event goes to the client."""
         recorder = self.gate.recorder
-        assert recorder is not None
+        if recorder is None:
+            raise RuntimeError("only a recording gate records WebSocket turns")
         try:
             if self.upstream is None:
                 self.upstream, _subprotocol = await open_upstream(self.gate, self.request, self.websocket.limits)

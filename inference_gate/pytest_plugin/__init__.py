@@ -220,12 +220,6 @@ class GateThread:
             raise self._failure
         return self.port
 
-    def call(self, function: Callable[[], None]) -> None:
-        """Run `function` on the gate's thread, between its requests."""
-        import trio
-
-        trio.from_thread.run_sync(function, trio_token=self._token)
-
     def stop(self) -> None:
         """Stop gracefully: the listener closes, exchanges in flight get the grace period, writes finish."""
         import trio
@@ -321,8 +315,8 @@ class GateSession:
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
         """Attribute the test's requests to it, and count its identical requests from the first take."""
         self._current_test = item.nodeid
-        if self._gate is not None and self._gate_thread is not None:
-            self._gate_thread.call(self._gate.reset_take_counters)
+        if self._gate is not None:
+            self._gate.reset_take_counters()  # thread-safe: no need to wake the gate's thread for it
         try:
             return (yield)
         finally:
@@ -369,7 +363,8 @@ class GateSession:
             self._plan = self._prune(session, exitstatus)
 
     def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
-        assert self._cache_dir is not None
+        if self._cache_dir is None:
+            raise RuntimeError("pruning needs the cache directory")
         from inference_gate.review.prune import cassette_names, delete_cassettes  # the store, only when pruning
 
         plan = prune_plan(cassette_names(self._cache_dir), self.ledger, self._run_state(session, exitstatus))

@@ -16,12 +16,13 @@ masked; it is reported and left as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
 from inference_gate.core.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
+from inference_gate.core.chains import produced_response_ids
 from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.keys import CanonicalRequest, canonicalize, multipart_key
 from inference_gate.core.multipart import key_form_of_stored
@@ -83,8 +84,10 @@ def is_redacted(cassette: Cassette) -> bool:
     return request.is_json and any(leaf == REDACTED for leaf in _leaves(request.json_body))
 
 
-def stored_request(cassette: Cassette, rules: KeyRules) -> CanonicalRequest:
-    """The canonical form of the request a cassette stores, keyed under `rules`.
+def stored_request(
+    cassette: Cassette, rules: KeyRules, chained: Callable[[str], str | None] | None = None
+) -> CanonicalRequest:
+    """The canonical form of the request a cassette stores, keyed under `rules` (and `chained`, see keys.py).
 
     A stored query holds no credentials and a stored JSON body re-serialises to the same key; an upload is stored
     as its fields with their hashes, so its key starts from those (keys.multipart_key).
@@ -93,7 +96,7 @@ def stored_request(cassette: Cassette, rules: KeyRules) -> CanonicalRequest:
     query = urlencode([(name, value) for name, value in request.query])
     target = f"{request.path}?{query}" if query else request.path
     if request.form is None:
-        return canonicalize(request.method, target, request.body, rules=rules)
+        return canonicalize(request.method, target, request.body, rules=rules, chained=chained)
     key = multipart_key(request.method, target, key_form_of_stored(request.form), rules=rules)
     return replace(canonicalize(request.method, target, b"", rules=rules), key=key)
 
@@ -112,10 +115,43 @@ def _in_place(old: Slot, new: Slot, cassette: Cassette | SessionCassette, key: s
     return old.name == new.name and cassette.key == key
 
 
+class _ChainedKeys:
+    """Each cassette's request keyed under the rules, a chained one (chains.py) by the new key of the cassette in
+    the store that produced the answer it continues: that cassette is keyed first, so a chain moves together."""
+
+    def __init__(self, cassettes: list[tuple[Slot, Cassette]], rules: KeyRules) -> None:
+        self._rules = rules
+        self._producers = {
+            response_id: cassette
+            for _, cassette in cassettes
+            for take in cassette.takes
+            for response_id in produced_response_ids(take.response)
+        }
+        self._done: dict[int, CanonicalRequest] = {}
+        self._keying: set[int] = set()  # a chain that loops back (a file edited by hand) is cut where it does
+
+    def canonical(self, cassette: Cassette) -> CanonicalRequest:
+        known = self._done.get(id(cassette))
+        if known is not None:
+            return known
+        self._keying.add(id(cassette))
+        canonical = stored_request(cassette, self._rules, self._producer_key)
+        self._keying.discard(id(cassette))
+        self._done[id(cassette)] = canonical
+        return canonical
+
+    def _producer_key(self, response_id: str) -> str | None:
+        producer = self._producers.get(response_id)
+        if producer is None or id(producer) in self._keying:
+            return None
+        return self.canonical(producer).key
+
+
 def plan_rekey(store: CassetteStore, rules: KeyRules) -> RekeyPlan:
     """What rekeying the store under `rules` would do; reads every cassette, writes nothing."""
     plan = RekeyPlan()
     by_key: dict[str, list[tuple[Slot, Slot, Cassette | SessionCassette]]] = {}
+    plain: list[tuple[Slot, Cassette]] = []
     for slot in store.slots():
         try:
             data = store.read_bytes(slot.path)
@@ -134,7 +170,10 @@ def plan_rekey(store: CassetteStore, rules: KeyRules) -> RekeyPlan:
         if is_redacted(cassette):
             plan.redacted.append(slot.name)
             continue
-        canonical = stored_request(cassette, rules)
+        plain.append((slot, cassette))
+    chains = _ChainedKeys(plain, rules)
+    for slot, cassette in plain:
+        canonical = chains.canonical(cassette)
         by_key.setdefault(canonical.key, []).append((slot, store.locate(canonical), cassette))
     for key, sharing in by_key.items():
         # One already at its name with its key stays there; otherwise the first recorded takes the name.

@@ -39,9 +39,10 @@ from inference_gate.core.cassette import (
     cassette_from_bytes,
     cassette_to_dict,
 )
-from inference_gate.core.drift import Drift, Level, compare_answers
+from inference_gate.core.drift import Drift, Level, compare_answers, compare_sessions
 from inference_gate.core.http_models import HttpRequest
-from inference_gate.core.session_cassette import is_session_document
+from inference_gate.core.session_cassette import SessionCassette, is_session_document, session_from_document
+from inference_gate.core.websocket_session import AUDIO_FIELDS, OMITTED_AUDIO, Sender, SessionFrame, omit_audio
 from inference_gate.review.audit import CredentialScanner
 from inference_gate.review.rekey import is_redacted
 from inference_gate.store.cassette_store import (
@@ -63,12 +64,13 @@ class VerifyError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VerifyTarget:
-    """A cassette to check, and the request it stores, as it is sent again."""
+    """A cassette to check, and the request it stores, as it is sent again; or a WebSocket session, played again
+    from its client frames."""
 
     slot: Slot
-    cassette: Cassette
     document: dict[str, Any]
-    request: HttpRequest
+    question: HttpRequest | SessionCassette  # what the runner sends
+    cassette: Cassette | None = None  # a request's cassette; None for a session
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +97,6 @@ class VerifyReport:
     verdicts: tuple[Verdict, ...]
     refresh: bool = False
     counts: dict[Level, int] = field(default_factory=dict)
-
-    def worst(self) -> Level | None:
-        return max((verdict.drift.level for verdict in self.verdicts), key=lambda level: level.rank, default=None)
 
     def fails(self, fail_on: Level) -> bool:
         """Whether any cassette drifted to `fail_on` or further (what makes the exit code non-zero)."""
@@ -133,7 +132,7 @@ def _target(store: CassetteStore, slot: Slot) -> VerifyTarget | str:
         data = store.read_bytes(slot.path)
         document = cassette_document(data)
         if is_session_document(document):
-            return "a WebSocket session: verify does not replay sessions against the live API yet"
+            return _session_target(slot, document)
         cassette = cassette_from_bytes(data)
     except (OSError, CassetteError) as error:
         return f"unreadable: {error}"
@@ -145,7 +144,17 @@ def _target(store: CassetteStore, slot: Slot) -> VerifyTarget | str:
     query = urlencode([(name, value) for name, value in request.query])
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()]
     target = f"{request.path}?{query}" if query else request.path
-    return VerifyTarget(slot, cassette, document, HttpRequest(request.method, target, headers, request.body))
+    return VerifyTarget(slot, document, HttpRequest(request.method, target, headers, request.body), cassette)
+
+
+def _session_target(slot: Slot, document: dict[str, Any]) -> VerifyTarget | str:
+    try:
+        session = session_from_document(document)
+    except (CassetteError, ValueError) as error:
+        return f"unreadable: {error}"
+    if any(frame.sender is Sender.CLIENT and _omits_audio(frame.data) for frame in session.frames):
+        return "a WebSocket session whose client audio is stored by digest only, which cannot be sent again"
+    return VerifyTarget(slot, document, session)
 
 
 # --- 3. the verdicts ------------------------------------------------------------------------------------------
@@ -153,7 +162,7 @@ def _target(store: CassetteStore, slot: Slot) -> VerifyTarget | str:
 
 def judge(
     plan: VerifyPlan,
-    answers: Sequence[RecordedResponse | str],
+    answers: Sequence[RecordedResponse | tuple[SessionFrame, ...] | str],
     *,
     refresh: bool = False,
     secrets: Sequence[str] = (),
@@ -169,7 +178,14 @@ def judge(
         if isinstance(answer, str):
             verdicts.append(Verdict(target.slot.name, Drift.failed(answer)))
             continue
+        if isinstance(target.question, SessionCassette):
+            if not isinstance(answer, tuple):
+                raise TypeError(f"{target.slot.name}: a session is answered by its server frames")
+            verdicts.append(_session_verdict(target.slot.name, target.question, answer, refresh=refresh))
+            continue
         cassette = target.cassette
+        if cassette is None or not isinstance(answer, RecordedResponse):
+            raise TypeError(f"{target.slot.name}: a request's cassette is answered by a response")
         fresh = Cassette(cassette.key, cassette.request, [Take(recorded_at, answer)]).with_summary()
         drift = compare_answers(target.document, cassette_to_dict(fresh))
         verdict = Verdict(target.slot.name, drift)
@@ -178,6 +194,26 @@ def judge(
         verdicts.append(verdict)
     counts = collections.Counter(verdict.drift.level for verdict in verdicts)
     return VerifyReport(plan, tuple(verdicts), refresh, {level: counts[level] for level in Level})
+
+
+def _omits_audio(data: Any) -> bool:
+    """Whether a stored event's audio is there only as its digest and size (websocket_session.omit_audio)."""
+    name = AUDIO_FIELDS.get(data.get("type")) if isinstance(data, dict) else None
+    return name is not None and isinstance(data.get(name), dict) and OMITTED_AUDIO in data[name]
+
+
+def _session_verdict(
+    name: str, session: SessionCassette, frames: tuple[SessionFrame, ...], *, refresh: bool
+) -> Verdict:
+    """A session's drift, its server events compared with their audio by digest on both sides."""
+
+    def server_events(of: Sequence[SessionFrame]) -> list[Any]:
+        return [omit_audio(frame.data) if frame.data is not None else frame.text for frame in of
+                if frame.sender is Sender.SERVER]  # fmt: skip
+
+    drift = compare_sessions(session.path, server_events(session.frames), server_events(frames))
+    not_written = "verify does not rewrite WebSocket sessions" if refresh and drift.level is not Level.SAME else None
+    return Verdict(name, drift, not_written=not_written)
 
 
 def _rewritten(
@@ -252,7 +288,8 @@ def _code(text: str) -> str:
 
 
 def render_markdown(report: VerifyReport) -> str:
-    """A heading, the counts per level, then one row per cassette that is not `same`, worst first."""
+    """A heading, the counts per level, one row per cassette that is not `same`, worst first, then the `same` and
+    the skipped ones in collapsed lists."""
     plan = report.plan
     lines = [
         "## inference-gate verify",
@@ -273,6 +310,11 @@ def render_markdown(report: VerifyReport) -> str:
             )
             level = verdict.drift.level.value
             lines.append(f"| {_code(verdict.name)}{_cell(_written_note(verdict))} | **{level}** | {what} |")
+    same = [verdict.name for verdict in verdicts if verdict.drift.level is Level.SAME]
+    if same:
+        lines += ["", f"<details><summary>{len(same)} same</summary>", ""]
+        lines += [f"- {_code(name)}" for name in same]
+        lines += ["", "</details>"]
     if plan.skipped:
         lines += ["", f"<details><summary>{len(plan.skipped)} skipped</summary>", ""]
         lines += [f"- {_code(name)}: {_cell(reason)}" for name, reason in plan.skipped]

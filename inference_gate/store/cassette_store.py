@@ -34,6 +34,7 @@ import orjson
 from inference_gate.config.settings import SETTING_SPECS
 from inference_gate.core.cassette import Cassette, CassetteError, cassette_from_bytes, cassette_to_bytes
 from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.keys import CanonicalRequest
 from inference_gate.core.redact import leaked_secret, redact_body
 from inference_gate.core.session_cassette import SessionCassette, first_prompt, session_from_bytes, session_to_bytes
@@ -138,11 +139,18 @@ class CassetteStore:
     """The cassettes under one directory."""
 
     def __init__(
-        self, root: Path, *, redact_rules: Sequence[str] = (), max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+        self,
+        root: Path,
+        *,
+        redact_rules: Sequence[str] = (),
+        max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES,
+        key_rules: KeyRules | None = None,
     ) -> None:
+        """`key_rules` are those keys are computed under: a refresh compares stored requests as they see them."""
         self.root = Path(root)
         self.redact_rules = tuple(redact_rules)
         self.max_cassette_bytes = max_cassette_bytes
+        self.key_rules = KeyRules.default() if key_rules is None else key_rules
 
     def locate(self, request: CanonicalRequest) -> Slot:
         name = relative_cassette_path(request, self.redact_rules)
@@ -232,10 +240,14 @@ class CassetteStore:
             updated = (recorded if refresh else existing).with_takes(takes)
             data = cassette_to_bytes(updated)
             # Only a refresh can leave the material unchanged: an appended take always changes it.
-            if refresh and material_view(orjson.loads(data)) == material_view(orjson.loads(old_bytes)):
+            if refresh and self._same_material(data, old_bytes):
                 return TakeWrite.UNCHANGED, existing
             self._write_checked(data, updated.key, path, replace=True, secrets=secrets)
             return TakeWrite.CHANGED, updated
+
+    def _same_material(self, data: bytes, old_bytes: bytes) -> bool:
+        rules = self.key_rules
+        return material_view(orjson.loads(data), rules) == material_view(orjson.loads(old_bytes), rules)
 
     def session_slot(self, cassette: SessionCassette) -> Slot:
         """`<endpoint>/<slug>.<key prefix>.json` for a WebSocket session, the slug from its client's first text."""

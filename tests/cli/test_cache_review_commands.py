@@ -7,7 +7,6 @@ by changing the fake's answer for one prompt between the two recordings.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from inference_gate.cli.app import GateApplication
 from tests.cassettes import EXAMPLES, example_name
 from tests.e2e.conftest import running_gate
 from tests.gitrepo import commit_all, init_repository
+from tests.golden import updating_golden_files
 from tests.servers import running_upstream
 from tools import fake_replies, fake_upstream
 
@@ -139,11 +139,11 @@ async def test_diff_exit_code_says_whether_anything_changed(scenario, repo):
 
 async def test_diff_markdown_matches_the_golden_file(scenario):
     """The golden file names cassettes by their keys: after a key-rule change, regenerate it with
-    `UPDATE_GOLDEN=1 python -m pytest tests/cli/test_cache_review_commands.py` and review its diff."""
+    `INFERENCE_GATE_UPDATE_GOLDEN=1 python -m pytest tests/cli/test_cache_review_commands.py` and review its diff."""
     tester = run("cache diff --format markdown")
     assert tester.status_code == 0
     output = tester.io.fetch_output()
-    if os.environ.get("UPDATE_GOLDEN"):
+    if updating_golden_files():
         GOLDEN_MARKDOWN.write_text(output, encoding="utf-8")
     assert output == GOLDEN_MARKDOWN.read_text(encoding="utf-8")
 

@@ -89,7 +89,7 @@ async def test_gate_records_then_replays_the_test_prompt(home, tmp_path):
         async with running_gate(Mode.RECORD, tmp_path, upstream=fake.url) as port:
             recorded = await run(f"test-gate --port {port}")
         async with running_gate(Mode.REPLAY, tmp_path) as port:
-            replayed = await run(f"test-gate -p {port} -h 127.0.0.1")
+            replayed = await run(f"test-gate -p {port} --host 127.0.0.1")
     assert (recorded.status_code, replayed.status_code) == (0, 0)
     assert result_rows(recorded.io.fetch_output())["answered"] == (
         "recorded (forwarded to the upstream and saved as a cassette)"

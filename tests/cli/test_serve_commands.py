@@ -434,7 +434,7 @@ def test_record_mode_with_a_key_on_loopback_says_nothing_extra(home, taken_port)
 
 
 def test_replay_off_loopback_is_not_a_risk(home, cache_dir, taken_port):
-    tester = run(f"replay -h 0.0.0.0 --port {taken_port} --cache-dir {cache_dir}")
+    tester = run(f"replay --host 0.0.0.0 --port {taken_port} --cache-dir {cache_dir}")
     assert (
         tester.io.fetch_error() == f"error: cannot listen on 0.0.0.0:{taken_port}: address already in use\n"
     )

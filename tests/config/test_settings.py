@@ -1,4 +1,6 @@
+import re
 from dataclasses import field, fields, make_dataclass
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +32,16 @@ def test_the_template_carries_every_help_text_and_no_secret():
     flat_template = " ".join(line.removeprefix("# ") for line in DEFAULT_CONFIG_TEMPLATE.splitlines())
     for spec in SETTING_SPECS.values():
         assert (spec.help in flat_template) is not spec.secret
+
+
+def _readme_config_table_keys() -> set[str]:
+    """The setting names in the first column of the README's config table (`| key | default | |`)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| key | default | |") :]
+    rows = table[: table.index("\n\n")].splitlines()[2:]
+    return {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+
+
+def test_the_readme_config_table_lists_every_setting_the_config_file_takes_and_no_other():
+    in_file = {name for name, spec in SETTING_SPECS.items() if not spec.secret}
+    assert _readme_config_table_keys() == in_file

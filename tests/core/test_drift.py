@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from inference_gate.core.drift import MAX_DIFFERENCES_PER_LEVEL, Difference, Drift, Level, compare_answers
+from inference_gate.core.drift import (
+    MAX_DIFFERENCES_PER_LEVEL,
+    Difference,
+    Drift,
+    Level,
+    compare_answers,
+    compare_sessions,
+)
 
 TEXT = "Bonjour tout le monde"
 REWORDED = "Salut à tous"
@@ -360,3 +367,16 @@ def test_the_closest_recorded_take_counts():
     recorded["takes"] = takes
     drift = compare_answers(recorded, document("/v1/chat/completions", chat(REWORDED, ident="9")))
     assert drift == Drift(Level.SAME, take=1)
+
+
+# --- WebSocket sessions ---------------------------------------------------------------------------------------
+
+
+def test_a_session_with_new_event_ids_is_the_same_and_a_new_event_type_is_shape():
+    recorded = [{"type": "session.created", "event_id": "e1", "session": {"id": "s1"}},
+                {"type": "response.done", "event_id": "e2", "response_id": "r1"}]  # fmt: skip
+    renamed = [{**event, "event_id": event["event_id"] + "x"} for event in recorded]
+    assert compare_sessions("/v1/realtime", recorded, renamed) == Drift(Level.SAME)
+    more = [*renamed, {"type": "rate_limits.updated", "event_id": "e3"}]
+    drift = compare_sessions("/v1/realtime", recorded, more)
+    assert drift == Drift(Level.SHAPE, (Difference(Level.SHAPE, "event type rate_limits.updated", "added"),))

@@ -1,8 +1,15 @@
+import re
+from pathlib import Path
+
+import orjson
 import pytest
 
 from inference_gate.core.redact import (
     MIN_CREDENTIAL_CHARS,
     REDACTED,
+    STORED_REQUEST_HEADERS,
+    STORED_RESPONSE_HEADER_PREFIXES,
+    STORED_RESPONSE_HEADERS,
     client_credentials,
     leaked_secret,
     parse_redact_path,
@@ -125,3 +132,26 @@ def test_anthropic_headers_that_change_the_answer_are_stored_and_its_key_is_not(
         "request-id": "req_011",
         "anthropic-ratelimit-requests-remaining": "49",
     }
+
+
+def test_the_readme_lists_every_header_a_cassette_stores():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("- Only the response headers worth keeping are stored:")
+    bullet = " ".join(readme[start : readme.index("\n- ", start + 3)].split())
+    listed = set(re.findall(r"`([a-z-]+\*?)`", bullet))
+    prefixes = {f"{prefix}*" for prefix in STORED_RESPONSE_HEADER_PREFIXES}
+    stored = {*STORED_REQUEST_HEADERS, *STORED_RESPONSE_HEADERS, *prefixes}
+    assert listed == stored
+
+
+def test_ephemeral_keys_are_masked_in_a_stored_body():
+    from inference_gate.core.redact import MASKED_EPHEMERAL_KEY, without_ephemeral_keys
+
+    body = orjson.dumps({"value": "ek_68af2e7c0bd4819", "session": {"client_secret": {"value": "ek_abcdefgh1234"}},
+                         "note": "ek_ is the prefix"})
+    masked = orjson.loads(without_ephemeral_keys(body))
+    assert masked["value"] == masked["session"]["client_secret"]["value"] == MASKED_EPHEMERAL_KEY
+    assert masked["note"] == "ek_ is the prefix"
+    plain = b'{"value": "x"}'
+    assert without_ephemeral_keys(plain) is plain
+    assert without_ephemeral_keys(b'"ek_ not json') == b'"ek_ not json'

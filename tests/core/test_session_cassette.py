@@ -1,10 +1,12 @@
 """A session cassette's file: the same bytes for the same session, read back equal, a bad one refused."""
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
 from inference_gate.core.cassette import CassetteError
-from inference_gate.core.session_cassette import event_types, session_from_bytes, session_to_bytes
+from inference_gate.core.session_cassette import SessionClose, event_types, session_from_bytes, session_to_bytes
 from inference_gate.core.websocket_session import Sender
 from tests.sessions import realtime_session
 
@@ -20,6 +22,13 @@ def test_a_session_round_trips_through_its_bytes() -> None:
         "endpoint": "realtime", "model": "gpt-realtime", "client_frames": 2, "server_frames": 4,
         "duration_ms": 40, "prompt": "hello", "reply": "Hi there",
     }
+
+
+def test_only_a_close_the_server_sent_is_replayed() -> None:
+    session = realtime_session()
+    assert session.replayable("a").server_close is None
+    closed_by_server = replace(session, closed=SessionClose(Sender.SERVER, 1000, "session closed"))
+    assert closed_by_server.replayable("a").server_close == (1000, "session closed")
 
 
 def test_event_types_list_one_side() -> None:

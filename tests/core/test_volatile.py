@@ -3,6 +3,7 @@ from pathlib import Path
 
 import orjson
 
+from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.volatile import is_volatile_header, material_view
 from tests.cassettes import EXAMPLES, example_name
 
@@ -102,3 +103,64 @@ def test_each_takes_volatile_values_are_left_out_and_its_text_is_kept():
     changed["response"]["events"][1]["data"]["choices"][0]["delta"]["content"] = "different words"
     assert material_view(as_takes(streamed, changed)) != material_view(as_takes(streamed, streamed))
     assert material_view(as_takes(plain, plain)) != material_view(as_takes(plain))
+
+
+def with_request(body: dict, headers: dict | None = None) -> dict:
+    document = example(PLAIN)
+    document["request"]["body"] = body
+    if headers is not None:
+        document["request"]["headers"] = headers
+    return document
+
+
+def second_chat_turn(call_id: str) -> dict:
+    return {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "w"}}]},
+            {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+        ],
+    }
+
+
+def anthropic_tool_result(tool_use_id: str) -> dict:
+    return {
+        "model": "claude-x",
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": tool_use_id, "name": "w", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use_id, "content": "sunny"}]},
+        ],
+    }
+
+
+def test_ids_minted_per_call_in_the_stored_request_are_volatile():
+    pairs = [
+        (second_chat_turn("call_aaa"), second_chat_turn("call_bbb")),
+        (anthropic_tool_result("toolu_aaa"), anthropic_tool_result("toolu_bbb")),
+        ({"model": "m", "input": "more", "previous_response_id": "resp_a"}, {"model": "m", "input": "more",
+                                                                              "previous_response_id": "resp_b"}),
+    ]
+    for old, new in pairs:
+        assert material_view(with_request(old)) == material_view(with_request(new)), old
+
+
+def test_the_multipart_boundary_is_volatile_and_the_content_type_is_not():
+    def form(content_type: str) -> dict:
+        return material_view(with_request({}, {"content-type": content_type}))
+
+    assert form("multipart/form-data; boundary=abc123") == form("multipart/form-data; boundary=\"x-y\"")
+    assert form("multipart/form-data; boundary=abc123") != form("application/json")
+
+
+def test_a_request_that_really_changed_still_counts():
+    old, new = second_chat_turn("call_a"), second_chat_turn("call_a")
+    new["messages"][2]["content"] = "raining"
+    assert material_view(with_request(old)) != material_view(with_request(new))
+
+
+def test_the_users_key_rules_apply_to_the_stored_request_too():
+    rules = KeyRules.from_config(normalize=[{"path": "body.input", "pattern": r"\d{4}-\d{2}-\d{2}", "replace": "D"}])
+    old, new = with_request({"input": "today is 2026-01-01"}), with_request({"input": "today is 2026-01-02"})
+    assert material_view(old, rules) == material_view(new, rules)
+    assert material_view(old) != material_view(new)

@@ -86,6 +86,20 @@ def test_replay_sends_the_opening_then_what_followed_each_client_frame() -> None
     assert second.ended
 
 
+def test_a_recording_the_server_closed_replays_its_close_after_its_last_frames() -> None:
+    closed_by_server = RecordedSession(HELLO.name, HELLO.frames, server_close=(1000, "session closed"))
+    follower = SessionFollower([closed_by_server], RULES)
+    follower.opening()
+    first = follower.follow(client(0, {"type": "conversation.item.create", "item": {"text": "hello"}}))
+    last = follower.follow(client(0, {"type": "response.create"}))
+    assert isinstance(first, Followed) and first.close is None
+    assert isinstance(last, Followed) and last.ended and last.close == (1000, "session closed")
+    by_client = SessionFollower([HELLO], RULES)  # HELLO's client closed it
+    by_client.opening()
+    by_client.follow(HELLO.frames[1])
+    assert by_client.follow(HELLO.frames[3]).close is None
+
+
 def test_the_client_frames_choose_among_recordings() -> None:
     follower = SessionFollower([HELLO, BYE], RULES)
     follower.opening()

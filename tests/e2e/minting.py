@@ -36,3 +36,17 @@ class MintingUpstream(FakeUpstream):
             (name, f"req_minted{call}".encode() if name == b"x-request-id" else value) for name, value in reply.headers
         ]
         return dataclasses.replace(reply, headers=headers)
+
+
+class MintingResponses(FakeUpstream):
+    """Non-streamed Responses API answers whose response and message ids are new on every call, as the real API's
+    are; the text comes from the prompt alone, so a refreshed chain's answers differ in their ids only."""
+
+    def build_reply(self, request: fake_replies.ReceivedRequest) -> fake_replies.Reply:
+        call = len(self.requests)
+        payload = fake_replies.response_object(request.json, request.body)
+        payload["id"] = f"resp_minted{call:04d}"
+        [message] = payload["output"]
+        message["id"] = f"msg_minted{call:04d}"
+        message["content"][0]["text"] = fake_replies.reply_text(request.json["input"])
+        return fake_replies.json_reply(request, 200, payload)

@@ -21,6 +21,7 @@ import trio
 from inference_gate import CassetteStore, Mode, Settings
 from tests.cassettes import read_all
 from tests.e2e.conftest import running_gate
+from tests.e2e.minting import NUMBERED, MintingUpstream
 from tests.e2e.processes import assert_only_whole_cassettes, gate_process
 from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
@@ -125,3 +126,39 @@ async def test_a_miss_reads_the_disk_before_going_upstream(record_settings: Sett
     assert answered_by_b == ("hit", recorded_by_a[1])
     assert upstream.calls("/v1/chat/completions") == 1
     assert_only_whole_cassettes(settings.cache_dir, 1)
+
+
+async def test_the_gate_that_loses_a_race_to_record_answers_with_the_winners_take(
+    record_settings: Settings, tmp_path: Path
+):
+    """Both gates call the upstream for one request at once (neither can see the other's exchange); the upstream
+    answers each differently. The first complete recording is kept, and the other gate must not say `recorded`
+    of an answer that is in no file: it answers with the take on disk, a hit."""
+    upstream = MintingUpstream(text=NUMBERED)
+    upstream.hold = trio.Event()
+    request = ("a race to the disk", False)
+    answers: list[tuple[str, Any]] = []
+
+    async def collect(base_url: str) -> None:
+        answers.append(await ask(base_url, request))
+
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with (
+                gate_process(settings, Mode.RECORD, tmp_path / "a.log") as gate_a,
+                gate_process(settings, Mode.RECORD, tmp_path / "b.log") as gate_b,
+            ):
+                async with trio.open_nursery() as clients:
+                    for gate in (gate_a, gate_b):
+                        clients.start_soon(collect, gate.base_url)
+                    while len(upstream.requests) < 2:
+                        await trio.sleep(POLL_INTERVAL_S)
+                    upstream.hold.set()
+                logs = gate_a.log() + gate_b.log()
+
+    [cassette] = read_all(CassetteStore(settings.cache_dir))
+    kept = orjson.loads(cassette.response.body)["choices"][0]["message"]["content"]
+    assert sorted(outcome for outcome, _ in answers) == ["hit", "recorded"]
+    assert all(answer["choices"][0]["message"]["content"] == kept for _, answer in answers)
+    assert LOST_RACE in logs and " hit 200 " in logs and logs.count(" recorded 200 ") == 1

@@ -7,6 +7,7 @@ call it came from.
 from __future__ import annotations
 
 import signal
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import openai
 import orjson
 import trio
 
-from inference_gate import CassetteStore, Mode, Settings
+from inference_gate import CassetteStore, Gate, Mode, Settings
+from inference_gate.core.policy import Lookup
 from tests.cassettes import read_all
 from tests.e2e.conftest import running_gate
 from tests.e2e.minting import NUMBERED, MintingUpstream
@@ -127,3 +129,69 @@ async def test_two_gate_processes_adding_takes_to_one_file_lose_none(record_sett
     assert sorted(answers) == sorted(("recorded", text) for text in stored_texts(settings.cache_dir))
     assert len(set(stored_texts(settings.cache_dir))) == 2
     assert_only_whole_cassettes(settings.cache_dir, 1)
+
+
+async def test_a_request_whose_look_at_the_disk_was_overtaken_gets_the_take_that_won(
+    record_settings: Settings, monkeypatch
+):
+    """Two identical requests both look for the cassette before either exchange starts; the second look ends only
+    after the first request's take is recorded and answered, so what it read is out of date. It must not call the
+    upstream again and say `recorded` of an answer no file holds: it gets the take on disk, a hit."""
+    upstream = MintingUpstream(text=NUMBERED)
+    second_looking, first_answered = threading.Event(), threading.Event()
+    real_load = Gate._load_takes
+    loads: list[str] = []
+
+    def overtaken_load(gate: Gate, slot, key: str):
+        loads.append(key)
+        if len(loads) == 1:
+            second_looking.wait(DEADLINE_S)
+            return real_load(gate, slot, key)
+        second_looking.set()
+        first_answered.wait(DEADLINE_S)
+        return Lookup.MISSING, None, None  # as read before the first request's cassette was written
+
+    monkeypatch.setattr(Gate, "_load_takes", overtaken_load)
+    answers: list[tuple[str, str]] = []
+
+    async def collect(base_url: str) -> None:
+        answers.append(await ask(base_url))
+        first_answered.set()  # the first answer can only be the first request's: the second waits for it
+
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate, trio.open_nursery() as clients:
+                for _ in range(2):
+                    clients.start_soon(collect, gate.base_url)
+
+    [text] = stored_texts(settings.cache_dir)
+    assert len(loads) == 2
+    assert len(upstream.requests) == 1
+    assert answers == [("recorded", text), ("hit", text)]
+
+
+async def test_thirty_clients_asking_at_once_get_only_takes_on_disk_and_make_one_call_per_take(
+    record_settings: Settings,
+):
+    """The issue's case, smaller: identical requests from many clients at once, with `takes: 5`."""
+    upstream = MintingUpstream(text=NUMBERED)
+    clients_at_once, requests_each = 30, 4
+    answers: list[tuple[str, str]] = []
+
+    async def client(base_url: str) -> None:
+        for _ in range(requests_each):
+            answers.append(await ask(base_url))
+
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url, takes=5)
+            async with running_gate(settings, Mode.RECORD) as gate, trio.open_nursery() as clients:
+                for _ in range(clients_at_once):
+                    clients.start_soon(client, gate.base_url)
+
+    texts = stored_texts(settings.cache_dir)
+    assert len(texts) == 5 and len(upstream.requests) == 5
+    assert len(answers) == clients_at_once * requests_each
+    assert {outcome for outcome, _ in answers} <= {"recorded", "hit"}
+    assert {text for _, text in answers} == set(texts)  # every answer, recorded or hit, is a take on disk

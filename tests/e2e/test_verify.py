@@ -6,6 +6,7 @@ The CLI runs `trio.run` of its own, so it runs in a worker thread while the fake
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -20,8 +21,12 @@ from inference_gate import Mode, Settings
 from inference_gate.cli.app import GateApplication
 from tests.e2e.conftest import running_gate
 from tests.e2e.processes import files_under
+from tests.e2e.websocket_sessions import record_session
+from tests.sdk_sockets import ASYNC, receive_until
 from tests.servers import running_upstream
 from tools.fake_drift import NEW_FIELD_NAME, REWORDING, Drift, DriftingUpstream
+from tools.fake_socket_session import Turn
+from tools.fake_websocket import FakeWebSocketUpstream
 
 DEADLINE_S = 60
 API_KEY = "sk-gate-key-for-tests-0123456789"
@@ -178,3 +183,55 @@ async def test_a_rate_limited_request_waits_and_is_sent_once_more(recorded: Path
     assert report["counts"]["same"] == len(SCENARIO) and run.status_code == 0
     assert upstream.calls("/chat/completions") == len(SCENARIO)  # five chats, one of them twice
     assert len(upstream.requests) == len(SCENARIO) + 1
+
+
+# --- WebSocket sessions -----------------------------------------------------------------------------------------
+
+
+async def text_turn(connection) -> list[dict]:
+    """A Realtime text turn: no audio, so the session can be played again from its client frames."""
+    events = [await connection.recv()]  # session.created
+    await connection.send({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+    events += await receive_until(connection, "session.updated")
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Name a colour"}]}
+    await connection.send({"type": "conversation.item.create", "item": item})
+    events += await receive_until(connection, "conversation.item.done")
+    await connection.send({"type": "response.create"})
+    return events + await receive_until(connection, "response.done")
+
+
+class NewFieldSockets(FakeWebSocketUpstream):
+    """The fake Realtime API with a field its `response.done` events did not have before."""
+
+    async def _send_turn(self, stream, websocket, turn: Turn, received, *, paced: bool) -> bool:
+        events = [{**event, NEW_FIELD_NAME: "low"} if event["type"] == "response.done" else event
+                  for event in turn.events]  # fmt: skip
+        return await super()._send_turn(stream, websocket, dataclasses.replace(turn, events=events), received,
+                                        paced=paced)  # fmt: skip
+
+
+async def test_a_realtime_session_is_played_again_from_its_client_frames(record_settings: Settings, home: Path):
+    await record_session(record_settings, ASYNC, "realtime", text_turn)
+    (cassette,) = files_under(record_settings.cache_dir)
+    before = cassette.read_bytes()
+    minting, drifted = FakeWebSocketUpstream(mint_ids=True), NewFieldSockets()
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(minting):
+            same = await verify(record_settings.cache_dir, minting.url, "--format json")
+        async with running_upstream(drifted):
+            shape = await verify(record_settings.cache_dir, drifted.url, "--format json --refresh")
+        gone = await verify(record_settings.cache_dir, drifted.url, "--format json")
+
+    (session,) = minting.sessions
+    assert [event["type"] for event in session.client_events] == [
+        "session.update", "conversation.item.create", "response.create"
+    ]  # fmt: skip
+    assert (orjson.loads(same.io.fetch_output())["counts"]["same"], same.status_code) == (1, 0)
+    (verdict,) = orjson.loads(shape.io.fetch_output())["verdicts"]
+    assert verdict["differences"] == [
+        {"level": "shape", "where": f"events{{response.done}}.{NEW_FIELD_NAME}", "what": "added"}
+    ]
+    assert verdict["not_written"] == "verify does not rewrite WebSocket sessions" and shape.status_code == 1
+    (failed,) = orjson.loads(gone.io.fetch_output())["verdicts"]
+    assert failed["level"] == "error" and failed["differences"][0]["where"] == "connection"
+    assert cassette.read_bytes() == before

@@ -38,6 +38,22 @@ async def test_a_live_session_is_recorded_then_replayed_with_the_upstream_stoppe
     assert CLIENT_KEY.encode() not in stored and base64.b64encode(SHORT_PCM) not in stored
 
 
+async def until_the_server_closes(connection) -> int | None:
+    """The session of `live_turns`, then reading on until the server closes; the code of the server's close."""
+    await live_turns(connection)
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        await connection.recv()
+    return None if closed.value.rcvd is None else closed.value.rcvd.code
+
+
+async def test_the_replay_ends_with_the_servers_close_as_the_recording_did(record_settings: Settings):
+    recorded_close, _, _ = await record_session(record_settings, ASYNC, "live", until_the_server_closes)
+    replayed_close, answers = await replay_session(record_settings, ASYNC, "live", until_the_server_closes)
+
+    assert recorded_close == replayed_close == 1000
+    assert [answer.outcome.value for answer in answers] == ["hit"]
+
+
 async def changed_start(connection) -> tuple[dict, websockets.exceptions.ConnectionClosed]:
     await connection.send({"type": "session.start", "session": {"model": LIVE_MODEL}, "event_id": "start-1"})
     error = (await receive_until(connection, "error"))[-1]

@@ -8,7 +8,6 @@ the files with INFERENCE_GATE_UPDATE_GOLDEN=1 and review their diff.
 
 from __future__ import annotations
 
-import os
 import shutil
 from functools import partial
 from pathlib import Path
@@ -23,9 +22,10 @@ from inference_gate.config.settings import Settings
 from inference_gate.core.policy import Mode
 from inference_gate.proxy.gate import Gate
 from tests.cassettes import EXAMPLES
+from tests.golden import updating_golden_files
 
 GOLDEN = Path(__file__).parent / "golden_wire"
-UPDATE = os.environ.get("INFERENCE_GATE_UPDATE_GOLDEN") == "1"
+UPDATE = updating_golden_files()
 TEST_TIMEOUT_S = 10.0
 
 WHOLE = "chat.completions/say-hello-in-french"

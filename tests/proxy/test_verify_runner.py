@@ -4,7 +4,8 @@
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from inference_gate.proxy.verify_runner import most_requests, retry_after_s
+from inference_gate.core.websocket_session import Sender, SessionFrame
+from inference_gate.proxy.verify_runner import most_requests, retry_after_s, session_turns
 
 NOW_S = 1_800_000_000.0
 
@@ -29,3 +30,26 @@ def test_no_readable_wait_is_none():
 
 def test_a_run_sends_at_most_each_request_and_one_retry_of_each():
     assert most_requests(6) == 12
+
+
+def frame(sender: Sender, kind: str) -> SessionFrame:
+    return SessionFrame(sender, 0, data={"type": kind})
+
+
+def test_a_session_is_played_turn_by_turn_until_each_turn_s_last_event_type():
+    frames = [
+        frame(Sender.SERVER, "session.created"),
+        frame(Sender.CLIENT, "session.update"),
+        frame(Sender.SERVER, "session.updated"),
+        frame(Sender.CLIENT, "input_audio_buffer.append"),
+        frame(Sender.CLIENT, "response.create"),
+        frame(Sender.SERVER, "response.output_text.delta"),
+        frame(Sender.SERVER, "response.done"),
+        frame(Sender.SERVER, "response.done"),
+    ]
+    assert session_turns(frames) == [
+        (None, ("session.created", 1)),
+        (frames[1], ("session.updated", 1)),
+        (frames[3], None),
+        (frames[4], ("response.done", 2)),
+    ]

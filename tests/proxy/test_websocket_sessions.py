@@ -70,7 +70,8 @@ async def test_a_session_is_recorded_and_replayed_with_the_upstream_gone(tmp_pat
                 client, recorded = await talk(
                     gate.port, conversation(), headers=[(b"authorization", f"Bearer {CLIENT_KEY}".encode())]
                 )
-                await client.close()
+                await client.close()  # returns once the gate has answered the close frame
+                assert len(list((tmp_path / "realtime").glob("*.json"))) == 1  # on disk by then: `recorded` holds
         assert [(answer.outcome.value, answer.status) for answer in answers] == [("recorded", 101)]
         (cassette_file,) = (tmp_path / "realtime").glob("*.json")
         assert answers[0].cassette == f"realtime/{cassette_file.name}"
@@ -185,3 +186,103 @@ async def test_a_paced_replay_takes_about_as_long_as_the_recording(tmp_path: Pat
             replayed_s = trio.current_time() - started
             await client.close()
     assert 0.8 * recorded_s <= replayed_s <= 1.25 * recorded_s + 0.05
+
+
+async def test_with_a_fault_rate_a_replayed_session_fails_on_purpose_as_its_error(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        recorded = await record_session(tmp_path, TinyUpstream(), conversation())
+        settings = Settings(cache_dir=tmp_path, fault_rate=1.0)
+        seen = set()
+        for seed in range(12):
+            answers.clear()
+            async with running_gate(replace(settings, fault_seed=seed), Mode.REPLAY, on_answer=answers.append) as gate:
+                client, received = await talk(gate.port, conversation())
+            ((outcome, reason),) = [(answer.outcome.value, answer.reason) for answer in answers]
+            assert outcome == "error"
+            seen.add(reason)
+            assert received[0] == recorded[0]  # the opening is sent before the first answer, which fails
+            if reason == "injected_fault: stream_cut":
+                assert client.close_code == 1006
+                assert len(received) < len(recorded)
+            else:
+                assert received[-1]["type"] == "error" and received[-1]["error"]["code"] == "injected_fault"
+                assert client.close_code == (1013 if reason == "injected_fault: rate_limited" else 1011)
+    assert seen == {"injected_fault: stream_cut", "injected_fault: rate_limited", "injected_fault: server_error"}
+
+
+async def test_an_ephemeral_key_is_masked_in_its_cassette_and_kept_off_the_session_cassette(tmp_path: Path) -> None:
+    from tests.plain_http import post_json
+    from tests.servers import running_upstream
+    from tools.fake_websocket import FakeWebSocketUpstream
+
+    upstream = FakeWebSocketUpstream(expected_api_key=CLIENT_KEY)
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = Settings(cache_dir=tmp_path, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate:
+                minted = await post_json(
+                    f"http://127.0.0.1:{gate.port}",
+                    "/v1/realtime/client_secrets",
+                    {"session": {"type": "realtime", "model": "gpt-realtime"}},
+                    headers={"authorization": f"Bearer {CLIENT_KEY}"},
+                )
+                ephemeral = minted.json()["value"]
+                assert ephemeral.startswith("ek_") and ephemeral != "ek_<redacted>"
+                client = await WebSocketTestClient.connect(
+                    gate.port, REALTIME, subprotocols=["realtime", f"openai-insecure-api-key.{ephemeral}"]
+                )
+                assert orjson.loads(await client.receive())["type"] == "session.created"
+                await client.close()
+    (secret_file,) = (tmp_path / "realtime.client_secrets").glob("*.json")
+    assert orjson.loads(secret_file.read_bytes())["response"]["body"]["value"] == "ek_<redacted>"
+    for cassette_file in tmp_path.glob("**/*.json"):
+        assert ephemeral not in cassette_file.read_text() and CLIENT_KEY not in cassette_file.read_text()
+    assert len(list((tmp_path / "realtime").glob("*.json"))) == 1
+
+
+async def test_a_session_the_upstream_closes_is_recorded_and_its_close_passed_on(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        async with running_tiny_upstream(TinyUpstream(close_after=2)) as upstream:
+            settings = Settings(cache_dir=tmp_path, upstream=f"http://127.0.0.1:{upstream.port}")
+            async with running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate:
+                client, _ = await talk(gate.port, conversation())
+    assert (client.close_code, client.close_reason) == (1000, "session over")
+    assert [answer.outcome.value for answer in answers] == ["recorded"]
+    (cassette_file,) = (tmp_path / "realtime").glob("*.json")
+    stored = orjson.loads(cassette_file.read_bytes())
+    assert stored["closed"] == {"by": "server", "code": 1000, "reason": "session over"}
+    assert stored["summary"]["client_frames"] == 2
+
+
+async def test_a_session_whose_upstream_vanishes_is_not_recorded(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        async with running_tiny_upstream(TinyUpstream(drop_after=2)) as upstream:
+            settings = Settings(cache_dir=tmp_path, upstream=f"http://127.0.0.1:{upstream.port}")
+            async with running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate:
+                client, _ = await talk(gate.port, conversation())
+    assert client.close_code is not None
+    assert [answer.outcome.value for answer in answers] == ["passthrough"]
+    assert not list(tmp_path.glob("**/*.json"))
+
+
+async def test_an_upstream_that_refuses_the_upgrade_is_answered_with_its_http_error(tmp_path: Path) -> None:
+    from tests.servers import running_upstream
+    from tests.websocket_client import Refused
+    from tools.fake_websocket import FakeWebSocketUpstream
+
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(FakeWebSocketUpstream(expected_api_key=GATE_KEY)) as upstream:
+            settings = Settings(cache_dir=tmp_path, upstream=upstream.url)
+            async with running_gate(settings, Mode.RECORD) as gate:
+                try:
+                    await WebSocketTestClient.connect(
+                        gate.port, REALTIME, headers=[(b"authorization", f"Bearer {CLIENT_KEY}".encode())]
+                    )
+                except Refused as refused:
+                    assert refused.status == 401
+                    assert orjson.loads(refused.body)["error"]["code"] == "upstream_websocket_refused"
+                else:
+                    raise AssertionError("the upgrade was accepted")

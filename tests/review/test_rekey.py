@@ -170,3 +170,19 @@ def test_a_websocket_session_is_rekeyed_from_its_client_frames(tmp_path):
     assert moved.name == f"hello.{move.key[:16]}.json"
     assert session_from_bytes(moved.read_bytes()).key == move.key
     assert plan_rekey(store, KeyRules.default()).unchanged == 1
+
+
+def test_a_chained_request_recorded_by_its_literal_id_moves_to_the_key_of_its_chain(tmp_path):
+    store = CassetteStore(tmp_path)
+    first = {"model": "gpt-4o-mini", "input": "Start"}
+    answer = RecordedResponse(200, {}, body=orjson.dumps({"object": "response", "id": "resp_A", "output": []}))
+    first_file = record(store, first, answer, path="/v1/responses", recorded_at="2026-01-01T00:00:00Z")
+    second = {"model": "gpt-4o-mini", "input": "Go on", "previous_response_id": "resp_A"}
+    record(store, second, answer, path="/v1/responses", recorded_at="2026-01-01T00:00:01Z")  # keyed as sent
+
+    plan = plan_rekey(store, KeyRules.default())
+    first_key = cassette_from_bytes(first_file.read_bytes()).key
+    chained_key = canonicalize("POST", "/v1/responses", orjson.dumps(second), chained={"resp_A": first_key}.get).key
+    assert [(move.key, plan.unchanged) for move in plan.moves] == [(chained_key, 1)]
+    assert apply_rekey(plan) == []
+    assert plan_rekey(store, KeyRules.default()).unchanged == 2

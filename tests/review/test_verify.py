@@ -46,7 +46,7 @@ def names(plan) -> list[str]:
 def test_every_cassette_is_planned_as_the_request_it_stores(store: CassetteStore):
     plan = plan_verify(store)
     assert len(plan.targets) == plan.cassettes == len(PROMPTS) and plan.skipped == ()
-    request = plan.targets[0].request
+    request = plan.targets[0].question
     assert (request.method, request.target) == ("POST", "/v1/chat/completions")
     assert orjson.loads(request.body)["messages"][0]["content"] in PROMPTS
 
@@ -66,18 +66,20 @@ def test_a_sample_of_zero_and_a_missing_directory_are_refused(store: CassetteSto
         plan_verify(CassetteStore(tmp_path / "cahce"))
 
 
-def test_unreadable_redacted_and_session_cassettes_are_skipped_with_the_reason(tmp_path: Path):
+def test_unreadable_redacted_and_audio_session_cassettes_are_skipped_with_the_reason(tmp_path: Path):
     store = CassetteStore(tmp_path / "cache")
     record(store, chat("<redacted>"), answer("x"), path="/v1/chat/completions", recorded_at="2026")
     (store.root / "chat.completions" / "broken.0123456789abcdef.json").write_text("{", encoding="utf-8")
-    session = {"format_version": 1, "kind": "websocket_session", "key": "k"}
+    audio = {"type": "input_audio_buffer.append", "audio": {"omitted_audio": {"sha256": "00", "bytes": 3}}}
+    session = {"format_version": 1, "kind": "websocket_session", "key": "k", "request": {"path": "/v1/realtime"},
+               "frames": [{"from": "client", "at_ms": 0, "data": audio}]}  # fmt: skip
     (store.root / "realtime").mkdir()
     (store.root / "realtime" / "session.0123456789abcdef.json").write_bytes(orjson.dumps(session))
     reasons = dict(plan_verify(store).skipped)
     assert len(reasons) == 3
     assert reasons["chat.completions/broken.0123456789abcdef.json"].startswith("unreadable:")
     assert "redacted" in next(reason for name, reason in reasons.items() if "redacted" in name)
-    assert reasons["realtime/session.0123456789abcdef.json"].startswith("a WebSocket session")
+    assert reasons["realtime/session.0123456789abcdef.json"].startswith("a WebSocket session whose client audio")
 
 
 def answers_for(plan, overrides: dict[int, RecordedResponse | str]) -> list[RecordedResponse | str]:
@@ -148,6 +150,7 @@ def test_the_markdown_report_is_a_table_whose_cells_hold(report):
     rows = [line for line in text.splitlines() if line.startswith("| `chat.completions/")]
     assert len(rows) == 2 and all(row.count(" | ") == 2 for row in rows)  # a pipe in a value is escaped
     assert "**shape**" in rows[0] and "`body.service_tier` added" in rows[0]
+    assert "<details><summary>2 same</summary>" in text
 
 
 def test_the_json_report_is_for_scripts(report):

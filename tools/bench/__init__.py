@@ -1,7 +1,7 @@
 """The InferenceGate benchmark: how a cache hit compares with a bare trio + h11 server, and how the gate compares
-with the tools a team would use instead.
+with the tools a team would use instead, on single requests and on a whole pytest suite.
 
-    python -m tools.bench            # about 5 to 7 minutes
+    python -m tools.bench            # about 8 to 10 minutes
     python -m tools.bench --quick    # every step once, briefly: a smoke run, not figures to quote
 
 Every figure is measured in one run on this machine, and most are read against a reference measured in the
@@ -31,6 +31,9 @@ same run, because absolute numbers say more about the machine than about the gat
     (sdk.py);
 (k) the gate's peak memory while 20 clients read a 20 MB replayed stream at 1 MB/s each, then hang up
     (slow_readers.py);
+(l) a generated pytest suite (tools/make_suite.py) run four ways: the SDK on canned bytes in memory (the floor),
+    the pytest plugin in replay, vcrpy + pytest-recording, and cassetter; and pytest's start-up with the plugin
+    active and not (suite.py);
 (m) replayed WebSocket sessions: a 50-frame `responses.connect()` session recorded from tools/fake_websocket.py,
     played whole (upgrade, frames, close) by 32 clients of tools/ws_loadgen.py against the gate in `replay`,
     tools/baseline_ws_server.py sending the very messages the gate sent, and aimock serving the same answer
@@ -40,8 +43,8 @@ Servers run as child processes pinned to one core and the load generator on anot
 machine they never compete for a core (this, and reading peak memory from /proc, make the bench Linux-only).
 The load generator is wrk when installed, else tools/loadgen.py. Throughput runs are interleaved (one side, the
 other, ...) and the best run of each counts, so that a burst of other work on the machine spoils one run rather
-than one side of a ratio. Synthetic cassette sets, mitmproxy's own virtualenv, the SDK row's virtualenv and
-aimock's npm folder are kept in ~/.cache/inference-gate-bench, so that a second run skips making them. A
-reference that cannot be installed (no node or npm, say) leaves its rows saying why, and the rest of the run goes
-on.
+than one side of a ratio; the suite's runs are interleaved too, and their medians count. Synthetic cassette sets,
+mitmproxy's own virtualenv, the SDK rows' virtualenvs and aimock's npm folder are kept in
+~/.cache/inference-gate-bench, so that a second run skips making them. A reference that cannot be installed (no
+node or npm, say) leaves its rows saying why, and the rest of the run goes on.
 """

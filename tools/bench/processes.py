@@ -30,17 +30,19 @@ class BenchError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Cores:
-    """The core the servers run on and the one the load generator runs on; None when there is only one."""
+    """The core the servers run on and the one the load generator runs on, None when there is only one; and every
+    core the bench was given, for the runs that want them all (a pytest suite with `-n 2`)."""
 
     server: int | None
     client: int | None
+    every: tuple[int, ...] = ()
 
     @classmethod
     def pick(cls) -> Cores:
-        available = sorted(os.sched_getaffinity(0))
+        available = tuple(sorted(os.sched_getaffinity(0)))
         if len(available) < 2:
-            return cls(None, None)
-        return cls(available[0], available[1])
+            return cls(None, None, available)
+        return cls(available[0], available[1], available)
 
     def describe(self) -> str:
         if self.server is None:

@@ -20,6 +20,10 @@ class Profile:
     sdk_calls: int
     sdk_rounds: int
     slow_read_s: float
+    suite_tests: int
+    suite_prompts: int
+    suite_rounds: int
+    empty_run_rounds: int
 
 
 FULL = Profile(
@@ -34,6 +38,10 @@ FULL = Profile(
     sdk_calls=500,
     sdk_rounds=3,
     slow_read_s=5.0,
+    suite_tests=2000,
+    suite_prompts=500,
+    suite_rounds=3,
+    empty_run_rounds=7,
 )
 QUICK = Profile(
     load_duration_s=1,
@@ -47,4 +55,8 @@ QUICK = Profile(
     sdk_calls=50,
     sdk_rounds=1,
     slow_read_s=2.0,
+    suite_tests=100,
+    suite_prompts=25,
+    suite_rounds=1,
+    empty_run_rounds=1,
 )

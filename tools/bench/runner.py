@@ -26,6 +26,7 @@ from tools.bench.run import BenchRun
 from tools.bench.sdk import SDK_WARMUP_CALLS, sdk_calls
 from tools.bench.slow_readers import slow_readers
 from tools.bench.startup import startup
+from tools.bench.suite import suite_rows
 from tools.bench.websocket import websocket_sessions
 
 
@@ -64,6 +65,8 @@ def run_all(run: BenchRun) -> Report:
     startup(run)
     print("cache list and cache info (h)...", flush=True)
     listing(run)
+    print("a whole pytest suite four ways, and pytest's start-up with the plugin (l)...", flush=True)
+    suite_rows(run)
     return run.report
 
 
@@ -86,6 +89,8 @@ def header_lines(profile: Profile, quick: bool, elapsed_s: float, environment: s
         f"load generator: {load.name}",
         f"(b) (c) (c') (d) (f) (i): {CONNECTIONS} keep-alive connections; {load_runs}",
         f"(j): best of {profile.sdk_rounds} interleaved runs, each after {SDK_WARMUP_CALLS} untimed calls",
+        f"(l): median of {profile.suite_rounds} interleaved runs of each way; the empty suite's, of "
+        f"{profile.empty_run_rounds}",
         f"(m) (m'): {CONNECTIONS} clients of tools/ws_loadgen.py, a new connection per session; {load_runs}",
     ]
 
