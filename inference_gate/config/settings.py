@@ -181,11 +181,12 @@ class Settings:
         "would make one is passed through unrecorded. Far above any cassette recorded with the default limits.",
         parse.size_bytes,
     )
-    max_connections: int = _setting(
-        1000,
-        "Most client connections served at once; more wait in the kernel's backlog until one closes. Keep it "
-        "under half the open files limit (the gate raises its soft limit to the hard one at start-up).",
-        parse.positive_int,
+    max_connections: int | None = _setting(
+        None,
+        "Most client connections served at once; more wait in the kernel's backlog until one closes. Null, the "
+        "default, derives it from the open files limit (which the gate raises to its hard limit at start-up): "
+        "half of it, less a small reserve, at most 1000. A larger value is warned about at start-up.",
+        parse.optional_positive_int,
     )
     request_timeout_s: float = _setting(30.0, "Seconds a client has to send a whole request.", parse.duration_s)
     idle_timeout_s: float = _setting(60.0, "Seconds an idle keep-alive connection stays open.", parse.duration_s)

@@ -50,6 +50,7 @@ from inference_gate.core.redact import (
 )
 from inference_gate.core.routes import UpstreamRoute
 from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
+from inference_gate.http.descriptors import retrying_without_descriptors
 from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.replies import PreparedTakes, ReplyCache
@@ -357,7 +358,9 @@ class Recorder:
         )
         try:
             # Writing, re-reading a cassette another writer got in first, and preparing replies stay off the loop.
-            write, prepared = await trio.to_thread.run_sync(write_and_prepare)
+            write, prepared = await retrying_without_descriptors(
+                functools.partial(trio.to_thread.run_sync, write_and_prepare), "to write a cassette"
+            )
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
             return False, "a credential is in the exchange", None
@@ -367,6 +370,9 @@ class Recorder:
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
             return False, f"the cassette could not be written: {error.strerror or error}", None
+        except GateError as error:  # no file descriptor came free in time
+            logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
+            return False, "the cassette could not be written: no file descriptor came free", None
         self.remember(cassette.key, prepared)
         if write is not TakeWrite.FULL and self._chains is not None:
             self._chains.learn(cassette)  # before the client can read the answer's id and chain to it

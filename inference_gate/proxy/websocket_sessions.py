@@ -65,7 +65,7 @@ from inference_gate.http.websocket import (
 )
 from inference_gate.proxy.faults import INJECTED_FAULT_TYPE, FaultKind
 from inference_gate.proxy.websocket_routes import open_upstream
-from inference_gate.store.cassette_store import SecretLeakError
+from inference_gate.store.cassette_store import SecretLeakError, TakeWrite
 
 if TYPE_CHECKING:
     from inference_gate.proxy.gate import Gate
@@ -121,7 +121,9 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
         subprotocol=recorded_protocol if recorded_protocol in offered else None,
         extra_headers=[(OUTCOME_HEADER, REPLAYING)],
     )
-    follower = SessionFollower([cassette.replayable(slot.name) for slot, cassette in candidates], gate.key_rules)
+    # Each recording plays its take for this, the n-th replay of it (by this gate, since `reset_take_counters`).
+    sessions = [cassette.replayable(slot.name, gate.session_take(slot.name)) for slot, cassette in candidates]
+    follower = SessionFollower(sessions, gate.key_rules)
     endpoint = route_of(request.path).endpoint
     speed = gate.pace.speed if gate.pace is not None else None
     client_frames = server_frames = 0
@@ -165,6 +167,8 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     except WebSocketClosed as closed:
         dropped = closed.code == CLOSE_ABNORMAL and closed.by_peer
         reason = "the client dropped the connection" if dropped else None
+    if followed_name is not None:
+        gate.count_session(followed_name)
     _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
     _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
 
@@ -299,18 +303,27 @@ class _LiveSession:
         store = self.gate.store
         slot = store.session_slot(cassette)
         refresh = self.gate.mode is Mode.REFRESH
+        take_index = self.gate.count_session(f"recorded:{cassette.key}")
         try:
-            written = await trio.to_thread.run_sync(
-                lambda: store.save_session(cassette, slot, replace=refresh, secrets=self.secrets())
+            write = await trio.to_thread.run_sync(
+                lambda: store.put_session_take(
+                    cassette,
+                    slot,
+                    take_index=take_index,
+                    takes_wanted=settings.takes,
+                    refresh=refresh,
+                    secrets=self.secrets(),
+                )
             )
         except SecretLeakError as error:
             logger.error("%s; the session was relayed but not recorded", error)
             return Outcome.PASSTHROUGH, None, "a credential is in the session"
         except OSError as error:
             return Outcome.PASSTHROUGH, None, f"the cassette could not be written: {error.strerror or error}"
-        if not written:
-            return Outcome.PASSTHROUGH, None, f"an identical session is recorded already: {slot.name}"
-        return Outcome.RECORDED, slot.name, None
+        if write is TakeWrite.FULL:
+            reason = f"an identical session has its {settings.takes} take(s) already: {slot.name}"
+            return Outcome.PASSTHROUGH, None, reason
+        return Outcome.RECORDED, slot.name, write.value if refresh else None
 
     def secrets(self) -> list[str]:
         """The credentials in play, which the last check before a write looks for."""

@@ -90,9 +90,24 @@ class StoreInfo:
 
 
 def review_cassettes(cache_dir: Path) -> list[CassetteReview]:
-    """A review of every cassette file under `cache_dir`, sorted by name; empty when there is no directory."""
+    """A review of every cassette file under `cache_dir`, and of every other file in its endpoint folders (a
+    cassette renamed by hand, never read), sorted by name; empty when there is no directory."""
     store = CassetteStore(cache_dir)
-    return [_review_file(store, slot) for slot in store.slots()]
+    reviews = [(slot.path, _review_file(store, slot)) for slot in store.slots()]
+    strays = [
+        (slot.path, CassetteReview(slot.name, _size_of(slot.path), error=STRAY_FILE)) for slot in store.stray_files()
+    ]
+    return [review for _, review in sorted(reviews + strays, key=lambda pair: pair[0])]
+
+
+STRAY_FILE = "not named like a cassette (<slug>.<16 hex digits>.json), so the gate never reads it"
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
 
 
 def store_info(reviews: list[CassetteReview]) -> StoreInfo:
@@ -185,6 +200,7 @@ def _session_review(name: str, size_bytes: int, document: dict[str, Any]) -> Cas
         settings={"client_frames": summary["client_frames"], "server_frames": summary["server_frames"]},
         prompt=_masked_text_or_none(summary.get("prompt")),
         reply=_masked_text_or_none(summary.get("reply")),
+        takes=len(session.takes),
     )
 
 

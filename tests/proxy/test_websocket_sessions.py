@@ -286,3 +286,28 @@ async def test_an_upstream_that_refuses_the_upgrade_is_answered_with_its_http_er
                     assert orjson.loads(refused.body)["error"]["code"] == "upstream_websocket_refused"
                 else:
                     raise AssertionError("the upgrade was accepted")
+
+
+async def test_with_two_takes_a_session_is_recorded_twice_and_replayed_in_order(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        async with running_tiny_upstream(TinyUpstream()) as upstream:
+            settings = Settings(cache_dir=tmp_path, upstream=f"http://127.0.0.1:{upstream.port}", takes=2)
+            async with running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate:
+                recordings = []
+                for _ in range(3):
+                    client, received = await talk(gate.port, conversation()[:2])
+                    await client.close()
+                    recordings.append(received)
+        assert [answer.outcome.value for answer in answers] == ["recorded", "recorded", "passthrough"]
+        assert "has its 2 take(s) already" in (answers[2].reason or "")
+        (cassette_file,) = (tmp_path / "realtime").glob("*.json")
+        assert len(orjson.loads(cassette_file.read_bytes())["takes"]) == 2
+        async with running_gate(Settings(cache_dir=tmp_path), Mode.REPLAY) as gate:
+            replays = []
+            for _ in range(3):
+                client, received = await talk(gate.port, conversation()[:2])
+                await client.close()
+                replays.append(received)
+    assert recordings[0] != recordings[1]  # the tiny upstream numbers its sessions
+    assert replays == [recordings[0], recordings[1], recordings[1]]
