@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import orjson
 import trio
 
+from inference_gate.config.settings import gate_keys
 from inference_gate.core.dialects import route_of
 from inference_gate.core.errors import GateError, error_response
 from inference_gate.core.forwarding import subprotocol_credentials
@@ -327,8 +328,7 @@ class _LiveSession:
     def secrets(self) -> list[str]:
         """The credentials in play, which the last check before a write looks for."""
         offered = subprotocol_credentials(offered_subprotocols(self.request.headers))
-        own = [self.gate.settings.api_key] if self.gate.settings.api_key else []
-        return [*own, *offered, *client_credentials(self.request.headers, ())]
+        return [*gate_keys(self.gate.settings), *offered, *client_credentials(self.request.headers, ())]
 
 
 def _other(sender: Sender) -> Sender:
