@@ -18,7 +18,7 @@ from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Type as OutputType
 
 from inference_gate.cli.common import setting_options, settings_from_io, write_error
-from inference_gate.config.settings import API_KEY_ENV
+from inference_gate.config.settings import API_KEY_ENV, gate_keys
 from inference_gate.core.drift import Level
 from inference_gate.proxy.gate import utc_now
 from inference_gate.proxy.verify_runner import DEFAULT_CONCURRENCY, most_requests, run_fetch_answers
@@ -82,7 +82,7 @@ class VerifyCommand(Command):
             plan,
             answers,
             refresh=bool(self.option("refresh")),
-            secrets=[settings.api_key] if settings.api_key else [],
+            secrets=gate_keys(settings),
             clock=utc_now,
         )
         scanner = CredentialScanner(watched_values(os.environ, settings.audit_env))

@@ -14,7 +14,7 @@ from typing import Any
 
 from inference_gate.config import parsers as parse
 from inference_gate.core.dialects import Dialect
-from inference_gate.core.routes import KEY_VARIABLES
+from inference_gate.core.routes import KEY_VARIABLES, RouteTable, parse_upstreams
 
 API_KEY_ENV = "OPENAI_API_KEY"
 
@@ -240,9 +240,16 @@ DIALECT_KEY_SETTINGS: dict[Dialect, str] = {
 """The setting that holds the gate's key for each dialect's route (routes.py)."""
 
 
-def route_keys(settings: Settings) -> dict[Dialect, str | None]:
-    """The gate's key per dialect, as `RouteTable.build` takes them."""
-    return {dialect: getattr(settings, name) for dialect, name in DIALECT_KEY_SETTINGS.items()}
+def route_table(settings: Settings) -> RouteTable:
+    """The gate's routes: `upstream` and `api_key` are the OpenAI route's, `upstreams` adds or moves the others,
+    and each dialect's key setting is its route's key."""
+    keys = {dialect: getattr(settings, name) for dialect, name in DIALECT_KEY_SETTINGS.items()}
+    return RouteTable.build(parse_upstreams(settings.upstreams), openai_url=settings.upstream, keys=keys)
+
+
+def gate_keys(settings: Settings) -> list[str]:
+    """Every key the gate holds, for the checks that keep each out of cassettes."""
+    return [key for name in DIALECT_KEY_SETTINGS.values() if (key := getattr(settings, name))]
 
 
 def _declared_specs() -> dict[str, SettingSpec]:

@@ -336,6 +336,18 @@ class CassetteStore:
         slots.sort(key=lambda slot: slot.path)
         return slots
 
+    def stray_files(self) -> list[Slot]:
+        """The files in the endpoint folders that are not named like cassettes (nor hidden, as a write's temporary
+        file is): a cassette renamed or copied by hand, which the gate never reads. Sorted by path."""
+        strays = [
+            Slot(Path(file.path), f"{folder.name}/{file.name}")
+            for folder in self._endpoint_folders()
+            for file in os.scandir(folder.path)
+            if not CASSETTE_NAME.match(file.name) and not file.name.startswith(".")
+        ]
+        strays.sort(key=lambda slot: slot.path)
+        return strays
+
     def count(self) -> int:
         """How many files are named like cassettes. No paths are built or sorted: the start-up banner shows this
         number, and for 100,000 cassettes that would take a second."""
