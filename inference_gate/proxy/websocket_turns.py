@@ -189,12 +189,20 @@ class _Turns:
             await self.upstream.send(message)
             events: list[SSEEvent] = []
             first_ms: int | None = None
+            kept_bytes, cap = 0, self.gate.settings.max_recorded_bytes
+            over_cap: str | None = None  # past the recording cap the turn is relayed, and nothing more is held
             while True:
                 answer = await self.upstream.receive()
                 if not isinstance(answer, str):
                     raise GateError(502, "the upstream sent a binary message in a Responses turn", code="bad_upstream")
                 first_ms = recorder.now_ms(sent_at) if first_ms is None else first_ms
-                events.append(event_of_message(answer))
+                kept_bytes += len(answer)
+                if over_cap is None and kept_bytes > cap:
+                    over_cap = f"the turn outgrew max_recorded_bytes ({cap} bytes)"
+                    events.clear()
+                last = event_of_message(answer)
+                if over_cap is None:
+                    events.append(last)
                 if ends_turn(answer):
                     break
                 await self._send(answer)
@@ -211,8 +219,9 @@ class _Turns:
             await self._send(gate_error_event(error))
             await self.websocket.close(CLOSE_INTERNAL_ERROR, error.code)
             raise WebSocketClosed(CLOSE_INTERNAL_ERROR, error.code, by_peer=False) from None
-        last = events[-1]
-        if last.event == "error":
+        if over_cap is not None:
+            self._report(turn, started, Outcome.PASSTHROUGH, None, over_cap)
+        elif last.event == "error":
             self._report(turn, started, Outcome.PASSTHROUGH, None, "the upstream answered with an error event")
         else:
             timing = StreamTiming(first_ms or 0, recorder.now_ms(sent_at))
