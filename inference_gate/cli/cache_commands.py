@@ -31,6 +31,7 @@ from inference_gate.cli.common import (
     write_error,
 )
 from inference_gate.core.cassette import CassetteError, cassette_document
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.summary import truncate
 from inference_gate.proxy.ledger import Ledger, LedgerError, RunState, prune_plan
@@ -52,7 +53,10 @@ TABLE_HEADINGS = ("NAME", "ENDPOINT", "MODEL", "STREAM", "RECORDED", "PROMPT", "
 
 class CacheListCommand(Command):
     name = "cache list"
-    description = "List the recorded cassettes: name, endpoint, model, stream, when, prompt and reply."
+    description = (
+        "List the recorded cassettes: name, endpoint (and the route that answered, when not OpenAI's), model, "
+        "stream, when, prompt and reply."
+    )
     options: ClassVar[list[Option]] = [
         *setting_options("cache_dir"),
         option("json", description="Print a JSON array with every field, for scripts."),
@@ -360,13 +364,15 @@ def table_lines(reviews: list[CassetteReview], width: int) -> list[str]:
 
 
 def _row(review: CassetteReview) -> tuple[str, ...]:
-    """A cassette's cells in `TABLE_HEADINGS` order, on one line each; the previews are not cut yet."""
+    """A cassette's cells in `TABLE_HEADINGS` order, on one line each; the previews are not cut yet. The endpoint
+    names the route that answered when it is not OpenAI's: `messages (anthropic)`, `chat.completions (ollama)`."""
     if review.error is not None:
         return (review.name, "", "", "", "", "", "")
     stream = "?" if review.stream is None else "yes" if review.stream else "no"
+    route = f" ({review.route})" if review.route not in (None, Dialect.OPENAI) else ""
     return (
         review.name,
-        review.endpoint or "",
+        (review.endpoint or "") + route,
         truncate(_one_line(review.model or "-"), MAX_MODEL_CHARS),
         stream,
         (review.recorded_at or "") + (f" ({review.takes} takes)" if review.takes > 1 else ""),

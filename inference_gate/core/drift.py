@@ -150,8 +150,8 @@ def compare_answers(recorded: dict[str, Any], fresh: dict[str, Any]) -> Drift:
 def compare_sessions(path: str, recorded: Sequence[Any], fresh: Sequence[Any]) -> Drift:
     """The drift of a WebSocket session played again, from its server events' data, recorded and fresh: compared
     as a stream's events are (event types, shapes, values), without the ids a session mints on top of the
-    volatile ones (`SESSION_VOLATILE_KEYS`). Realtime and Live have no reply traits here, so a session drifts by
-    shape and wording only."""
+    volatile ones (`SESSION_VOLATILE_KEYS`). A Realtime session's behaviour is read from its `response.done`
+    events (reply_traits.py); a Live session drifts by shape and wording only."""
 
     def as_response(events: Sequence[Any]) -> dict[str, Any]:
         data = [_without_keys(event, SESSION_VOLATILE_KEYS) for event in events]

@@ -6,15 +6,16 @@ one of those changes between a recording and today's answer, the program takes a
 has the same shape; `verify` calls that a change of behaviour (see drift.py). The traits are:
 
 - `finish_reasons`: Chat Completions' `finish_reason` per choice, the Responses API's final `status` (and
-  `incomplete_details.reason`), Anthropic's `stop_reason`, Gemini's `finishReason` per candidate (and a prompt's
-  `blockReason`);
+  `incomplete_details.reason`) and a Realtime session's per `response.done`, Anthropic's `stop_reason`,
+  Gemini's `finishReason` per candidate (and a prompt's `blockReason`);
 - `tool_calls`: each call's tool name and its arguments' keys (not their values, which vary with wording): Chat
   Completions `tool_calls`, Responses `function_call` items, Anthropic `tool_use` blocks, Gemini `functionCall`
   parts. A stream's pieces are put together first;
 - `refused`: a Chat Completions `refusal`, a Responses `refusal` content part;
 - `has_text`: whether the reply holds any text.
 
-The input is a response as a cassette stores it: a JSON body, or the parsed `data` of each stream event.
+The input is a response as a cassette stores it: a JSON body, or the parsed `data` of each stream event (or of
+each server event of a WebSocket session).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def reply_traits(endpoint: str, body: Any, stream_data: list[Any] | None) -> Rep
         return _gemini_traits(chunks)
     if endpoint == "chat.completions":
         return _chat_traits(body, stream_data)
+    if endpoint == "realtime":
+        return _realtime_traits(stream_data or [])
     return ReplyTraits()
 
 
@@ -150,8 +153,27 @@ def _responses_traits(body: Any, stream_data: list[Any] | None) -> ReplyTraits:
         for part in _list(item.get("content")):
             part = _dict(part)
             refused = refused or part.get("type") == "refusal"
-            text = text or bool(part.get("type") == "output_text" and _text_of(part.get("text")))
+            text = text or bool(part.get("type") in ("output_text", "text") and _text_of(part.get("text")))
     return ReplyTraits(tuple(finish), tuple(calls), refused, text)
+
+
+# --- Realtime sessions ---------------------------------------------------------------------------------------
+
+
+def _realtime_traits(events: list[Any]) -> ReplyTraits:
+    """A Realtime session's answers, read from each `response.done`, whose `response` has the Responses API's
+    `status` and `output` items; the traits of all its responses, in order."""
+    responses = [
+        _responses_traits(_dict(event).get("response"), None)
+        for event in events
+        if _dict(event).get("type") == "response.done"
+    ]
+    return ReplyTraits(
+        tuple(reason for traits in responses for reason in traits.finish_reasons),
+        tuple(call for traits in responses for call in traits.tool_calls),
+        any(traits.refused for traits in responses),
+        any(traits.has_text for traits in responses),
+    )
 
 
 # --- Anthropic Messages -------------------------------------------------------------------------------------

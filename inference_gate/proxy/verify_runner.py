@@ -97,7 +97,8 @@ async def fetch_answers(
     builds it. Returns once every one has its answer or its failure."""
     gate = Gate(settings, Mode.REFRESH)
     recorder = gate.recorder
-    assert recorder is not None, "a refreshing gate has a recorder"
+    if recorder is None:
+        raise RuntimeError("a refreshing gate has a recorder")
     limiter = trio.CapacityLimiter(max(1, concurrency))
     pause = _Pause()
     answers: list[Answer] = ["not sent"] * len(requests)

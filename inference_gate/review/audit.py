@@ -49,10 +49,11 @@ from inference_gate.core.cassette import CassetteError
 from inference_gate.core.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.core.nearest import flatten_json
 from inference_gate.core.redact import is_credential_length
+from inference_gate.core.routes import KEY_VARIABLES as PROVIDER_KEY_VARIABLES
 from inference_gate.review.decoded_text import decoded_runs, joined_stream_fields, string_leaves
 from inference_gate.store.cassette_store import CASSETTE_NAME, CassetteStore
 
-KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
+KEY_VARIABLES = tuple(variable for variables in PROVIDER_KEY_VARIABLES.values() for variable in variables)
 UNKNOWN_PATH = "?"
 
 CREDENTIAL_PARAMETERS = tuple(sorted(CREDENTIAL_QUERY_PARAMETERS))

@@ -98,11 +98,16 @@ def joined_stream_fields(document: Any) -> Iterator[tuple[str, str]]:
         events = response.get("events") if isinstance(response, dict) else None
         if isinstance(events, list):
             yield from _joined_fields(f"{where}.events[*].data", events)
-    frames = document.get("frames")  # a WebSocket session's: each side's frames are a stream of their own
-    if isinstance(frames, list):
-        for sender in ("client", "server"):
-            sent = [frame for frame in frames if isinstance(frame, dict) and frame.get("from") == sender]
-            yield from _joined_fields(f"frames[{sender}].data", sent)
+    # A WebSocket session's frames, and each take's: each side's frames are a stream of their own.
+    sessions = [("frames", document.get("frames"))]
+    for index, take in enumerate(takes if isinstance(takes, list) else []):
+        if isinstance(take, dict):
+            sessions.append((f"takes[{index}].frames", take.get("frames")))
+    for where, frames in sessions:
+        if isinstance(frames, list):
+            for sender in ("client", "server"):
+                sent = [frame for frame in frames if isinstance(frame, dict) and frame.get("from") == sender]
+                yield from _joined_fields(f"{where}[{sender}].data", sent)
 
 
 def _joined_fields(where: str, events: list[Any]) -> Iterator[tuple[str, str]]:

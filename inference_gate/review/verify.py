@@ -41,6 +41,7 @@ from inference_gate.core.cassette import (
 )
 from inference_gate.core.drift import Drift, Level, compare_answers, compare_sessions
 from inference_gate.core.http_models import HttpRequest
+from inference_gate.core.routes import RouteTable
 from inference_gate.core.session_cassette import SessionCassette, is_session_document, session_from_document
 from inference_gate.core.websocket_session import AUDIO_FIELDS, OMITTED_AUDIO, Sender, SessionFrame, omit_audio
 from inference_gate.review.audit import CredentialScanner
@@ -69,16 +70,8 @@ class VerifyTarget:
 
     slot: Slot
     document: dict[str, Any]
-    cassette: Cassette | None = None
-    request: HttpRequest | None = None
-    session: SessionCassette | None = None
-
-    @property
-    def question(self) -> HttpRequest | SessionCassette:
-        """What the runner sends: the request, or the session."""
-        question = self.session or self.request
-        assert question is not None, "a target is a request or a session"
-        return question
+    question: HttpRequest | SessionCassette  # what the runner sends
+    cassette: Cassette | None = None  # a request's cassette; None for a session
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +98,6 @@ class VerifyReport:
     verdicts: tuple[Verdict, ...]
     refresh: bool = False
     counts: dict[Level, int] = field(default_factory=dict)
-
-    def worst(self) -> Level | None:
-        return max((verdict.drift.level for verdict in self.verdicts), key=lambda level: level.rank, default=None)
 
     def fails(self, fail_on: Level) -> bool:
         """Whether any cassette drifted to `fail_on` or further (what makes the exit code non-zero)."""
@@ -155,7 +145,7 @@ def _target(store: CassetteStore, slot: Slot) -> VerifyTarget | str:
     query = urlencode([(name, value) for name, value in request.query])
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()]
     target = f"{request.path}?{query}" if query else request.path
-    return VerifyTarget(slot, document, cassette, HttpRequest(request.method, target, headers, request.body))
+    return VerifyTarget(slot, document, HttpRequest(request.method, target, headers, request.body), cassette)
 
 
 def _session_target(slot: Slot, document: dict[str, Any]) -> VerifyTarget | str:
@@ -165,7 +155,18 @@ def _session_target(slot: Slot, document: dict[str, Any]) -> VerifyTarget | str:
         return f"unreadable: {error}"
     if any(frame.sender is Sender.CLIENT and _omits_audio(frame.data) for frame in session.frames):
         return "a WebSocket session whose client audio is stored by digest only, which cannot be sent again"
-    return VerifyTarget(slot, document, session=session)
+    return VerifyTarget(slot, document, session)
+
+
+def keyless_routes(plan: VerifyPlan, routes: RouteTable) -> list[str]:
+    """The routes (routes.py) the plan's requests take that hold no key of the gate's: with no client to pass a
+    credential through, their requests go without one, and a real upstream refuses them."""
+    targets = [
+        target.question.path if isinstance(target.question, SessionCassette) else target.question.target
+        for target in plan.targets
+    ]
+    taken = {routes.route_for(target)[0] for target in targets}
+    return sorted(route.name for route in taken if route.api_key is None)
 
 
 # --- 3. the verdicts ------------------------------------------------------------------------------------------
@@ -189,11 +190,14 @@ def judge(
         if isinstance(answer, str):
             verdicts.append(Verdict(target.slot.name, Drift.failed(answer)))
             continue
-        if target.session is not None:
-            verdicts.append(_session_verdict(target.slot.name, target.session, answer, refresh=refresh))
+        if isinstance(target.question, SessionCassette):
+            if not isinstance(answer, tuple):
+                raise TypeError(f"{target.slot.name}: a session is answered by its server frames")
+            verdicts.append(_session_verdict(target.slot.name, target.question, answer, refresh=refresh))
             continue
         cassette = target.cassette
-        assert cassette is not None and isinstance(answer, RecordedResponse)
+        if cassette is None or not isinstance(answer, RecordedResponse):
+            raise TypeError(f"{target.slot.name}: a request's cassette is answered by a response")
         fresh = Cassette(cassette.key, cassette.request, [Take(recorded_at, answer)]).with_summary()
         drift = compare_answers(target.document, cassette_to_dict(fresh))
         verdict = Verdict(target.slot.name, drift)
@@ -296,7 +300,8 @@ def _code(text: str) -> str:
 
 
 def render_markdown(report: VerifyReport) -> str:
-    """A heading, the counts per level, then one row per cassette that is not `same`, worst first."""
+    """A heading, the counts per level, one row per cassette that is not `same`, worst first, then the `same` and
+    the skipped ones in collapsed lists."""
     plan = report.plan
     lines = [
         "## inference-gate verify",
@@ -317,6 +322,11 @@ def render_markdown(report: VerifyReport) -> str:
             )
             level = verdict.drift.level.value
             lines.append(f"| {_code(verdict.name)}{_cell(_written_note(verdict))} | **{level}** | {what} |")
+    same = [verdict.name for verdict in verdicts if verdict.drift.level is Level.SAME]
+    if same:
+        lines += ["", f"<details><summary>{len(same)} same</summary>", ""]
+        lines += [f"- {_code(name)}" for name in same]
+        lines += ["", "</details>"]
     if plan.skipped:
         lines += ["", f"<details><summary>{len(plan.skipped)} skipped</summary>", ""]
         lines += [f"- {_code(name)}: {_cell(reason)}" for name, reason in plan.skipped]

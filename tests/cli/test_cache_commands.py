@@ -506,3 +506,13 @@ def test_the_project_settings_file_is_never_taken_for_a_cassette(home, cache_dir
     cleared = run(f"cache clear --yes --cache-dir {cache_dir}", interactive=False)
     assert cleared.io.fetch_output() == f"removed 1 cassette from {cache_dir}\n"
     assert project_file.read_text(encoding="utf-8").startswith("ignore: [body.user]")
+
+
+def test_list_and_info_name_a_file_not_named_like_a_cassette(home, cache_dir, names):
+    renamed = cache_dir / "chat.completions" / "hand-copied.json"
+    renamed.write_bytes((cache_dir / names["french"]).read_bytes())
+    listed = orjson.loads(run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output())
+    errors = {entry["name"]: entry.get("error", "") for entry in listed}
+    assert errors["chat.completions/hand-copied.json"].startswith("not named like a cassette")
+    info = run(f"cache info --cache-dir {cache_dir}").io.fetch_output()
+    assert "corrupt:    2" in info  # it, and the torn file the fixture leaves

@@ -55,3 +55,15 @@ def test_a_gemini_json_array_stream_is_read_chunk_by_chunk():
 
 def test_other_endpoints_have_no_traits():
     assert reply_traits("embeddings", {"data": []}, None) == ReplyTraits()
+
+
+def test_a_realtime_session_s_responses_are_read_from_each_response_done():
+    call = {"type": "function_call", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+    message = {"type": "message", "content": [{"type": "output_text", "text": "Blue."}]}
+    events = [
+        {"type": "session.created"},
+        {"type": "response.done", "response": {"status": "completed", "output": [message]}},
+        {"type": "response.done", "response": {"status": "incomplete", "output": [call]}},
+    ]
+    traits = reply_traits("realtime", None, events)
+    assert traits == ReplyTraits(("completed", "incomplete"), (("get_weather", ("city",)),), has_text=True)

@@ -37,7 +37,11 @@ async def echo_session(request: HttpRequest, upgrade: WebSocketUpgrade) -> HttpR
     )
     with contextlib.suppress(WebSocketClosed):
         while True:
-            await websocket.send(await websocket.receive())
+            message = await websocket.receive()
+            if message == "answer in three":
+                await websocket.send_messages(["one", b"two", "three"])
+            else:
+                await websocket.send(message)
     return None
 
 
@@ -136,6 +140,19 @@ async def test_a_bad_frame_closes_with_a_protocol_error_and_the_server_keeps_ser
             nursery.cancel_scope.cancel()
 
 
+async def test_the_message_limit_counts_utf8_bytes() -> None:
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            client = await WebSocketTestClient.connect(port)
+            await client.send("é" * 400)  # 400 characters, 800 bytes: under the limit of 1000
+            assert await client.receive() == "é" * 400
+            await client.send("é" * 600)  # 600 characters, 1200 bytes: over it
+            assert await client.receive() is None
+            assert client.close_code == 1009
+            nursery.cancel_scope.cancel()
+
+
 async def test_invalid_utf8_in_a_text_frame_closes_with_1007() -> None:
     with trio.fail_after(TEST_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
@@ -145,6 +162,19 @@ async def test_invalid_utf8_in_a_text_frame_closes_with_1007() -> None:
             await client.send_raw(b"\x81" + struct.pack("B", 0x80 | 2) + mask + b"\xff\xfe")
             assert await client.receive() is None
             assert client.close_code == 1007
+            nursery.cancel_scope.cancel()
+
+
+async def test_messages_sent_as_one_answer_arrive_whole_and_in_order() -> None:
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            client = await WebSocketTestClient.connect(port)
+            await client.send("answer in three")
+            assert [await client.receive() for _ in range(3)] == ["one", b"two", "three"]
+            await client.send("answer in three")  # messages 5 to 7 of a session capped at 6: none is sent
+            assert await client.receive() is None
+            assert (client.close_code, client.close_reason) == (1008, "more than 6 messages in one session")
             nursery.cancel_scope.cancel()
 
 

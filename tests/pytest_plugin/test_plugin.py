@@ -306,7 +306,7 @@ def test_hello_takes_half_its_recorded_second():
 """
     )
     # Only a lower bound, which pacing guarantees and a slow machine cannot break; that an unpaced replay answers
-    # at once is the pacing unit tests' to show, with trio's mock clock, not a wall-clock race here.
+    # at once is tests/e2e/test_pacing.py's to show, not a wall-clock race here.
     run(pytester, "--inference-gate=replay", "--inference-gate-replay-speed=2", "test_paced.py").assert_outcomes(
         passed=1
     )
@@ -400,3 +400,71 @@ def test_pyproject_alone_configures_a_suite(pytester: pytest.Pytester, monkeypat
     replayed = run(pytester, "--inference-gate=replay")
     replayed.assert_outcomes(passed=1)
     replayed.stdout.fnmatch_lines(["replay mode, cassettes in */cassettes: hits 1, recorded 0, misses 0"])
+
+
+SESSION_TEST = """
+import json
+import os
+
+from websockets.sync.client import connect
+
+
+def talk(text):
+    url = os.environ["OPENAI_BASE_URL"].replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+    with connect(url, open_timeout=10) as socket:
+        assert json.loads(socket.recv(timeout=10))["type"] == "session.created"
+        item = {"type": "conversation.item.create", "item": {"content": [{"type": "input_text", "text": text}]}}
+        socket.send(json.dumps(item))
+        socket.send(json.dumps({"type": "response.create"}))
+        return [json.loads(socket.recv(timeout=10))["type"] for _ in range(3)]
+
+
+def test_session():
+    assert talk("hello") == ["response.output_text.delta", "response.output_text.delta", "response.done"]
+
+
+def test_changed_session():
+    assert talk("howdy")
+"""
+
+
+def test_a_websocket_session_replays_through_the_plugin_and_its_miss_is_summarised(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inference_gate.core.session_cassette import session_to_bytes
+    from tests.sessions import realtime_session
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("INFERENCE_GATE_MODE", raising=False)
+    (pytester.path / ".inference_cache" / "realtime").mkdir(parents=True)
+    session_file = pytester.path / ".inference_cache" / "realtime" / "hello.0000000000000000.json"
+    session_file.write_bytes(session_to_bytes(realtime_session()))
+    pytester.makepyfile(test_realtime=SESSION_TEST)
+    result = run(pytester, "--inference-gate=replay", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "replay mode, cassettes in *: hits 1, recorded 0, misses 1",
+            "MISS test_realtime.py::test_changed_session: GET /v1/realtime realtime gpt-realtime client event 1:"
+            " conversation.item.create",
+            '    closest cassette: realtime/hello.0000000000000000.json differs at item.content[0].text: recorded'
+            ' "hello", received "howdy"',
+            "cassettes used, by test:",
+            "  test_realtime.py::test_changed_session: -",
+            "  test_realtime.py::test_session: realtime/hello.0000000000000000.json",
+        ]
+    )
+
+
+def test_a_key_rule_only_in_the_per_user_file_is_warned_about_in_the_run(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = pytester.path / "home"
+    (home / ".InferenceGate").mkdir(parents=True)
+    # A rule that changes none of these cassettes' names or keys, so the replay still hits; the warning stands.
+    (home / ".InferenceGate" / "config.yaml").write_text("redact: [headers.x-team]\n", encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    result = run(pytester, "--inference-gate=replay", "-W", "always::pytest.PytestConfigWarning")
+    result.assert_outcomes(passed=2)
+    warning = "*inference-gate: KEY RULE IN A PERSONAL FILE: *config.yaml: redact shapes cassettes*"
+    result.stdout.fnmatch_lines([warning])

@@ -9,9 +9,11 @@ import orjson
 import pytest
 
 from inference_gate.core.cassette import RecordedResponse
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.drift import Level
+from inference_gate.core.routes import RouteTable
 from inference_gate.review.audit import CredentialScanner
-from inference_gate.review.verify import VerifyError, judge, plan_verify, render
+from inference_gate.review.verify import VerifyError, judge, keyless_routes, plan_verify, render
 from inference_gate.store.cassette_store import CassetteStore, MissingCacheDirError
 from tests.cassettes import record
 
@@ -46,7 +48,7 @@ def names(plan) -> list[str]:
 def test_every_cassette_is_planned_as_the_request_it_stores(store: CassetteStore):
     plan = plan_verify(store)
     assert len(plan.targets) == plan.cassettes == len(PROMPTS) and plan.skipped == ()
-    request = plan.targets[0].request
+    request = plan.targets[0].question
     assert (request.method, request.target) == ("POST", "/v1/chat/completions")
     assert orjson.loads(request.body)["messages"][0]["content"] in PROMPTS
 
@@ -150,6 +152,7 @@ def test_the_markdown_report_is_a_table_whose_cells_hold(report):
     rows = [line for line in text.splitlines() if line.startswith("| `chat.completions/")]
     assert len(rows) == 2 and all(row.count(" | ") == 2 for row in rows)  # a pipe in a value is escaped
     assert "**shape**" in rows[0] and "`body.service_tier` added" in rows[0]
+    assert "<details><summary>2 same</summary>" in text
 
 
 def test_the_json_report_is_for_scripts(report):
@@ -158,3 +161,10 @@ def test_the_json_report_is_for_scripts(report):
     assert (document["checked"], document["cassettes"], document["sample"], document["seed"]) == (4, 10, 4, 1)
     shape = next(verdict for verdict in document["verdicts"] if verdict["level"] == "shape")
     assert shape["differences"][0] == {"level": "shape", "where": "body.service_tier", "what": "added"}
+
+
+def test_the_routes_without_a_key_are_named(store: CassetteStore):
+    plan = plan_verify(store)
+    keyless = RouteTable.build({}, openai_url="https://api.openai.com", keys={})
+    keyed = RouteTable.build({}, openai_url="https://api.openai.com", keys={Dialect.OPENAI: KEY})
+    assert keyless_routes(plan, keyless) == ["openai"] and keyless_routes(plan, keyed) == []
