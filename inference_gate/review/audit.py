@@ -53,6 +53,9 @@ from inference_gate.core.routes import KEY_VARIABLES as PROVIDER_KEY_VARIABLES
 from inference_gate.review.decoded_text import decoded_runs, joined_stream_fields, string_leaves
 from inference_gate.store.cassette_store import CASSETTE_NAME, CassetteStore
 
+MIN_PRINTABLE_CHARS = 8
+"""A decoded run holds text only with this many printable ASCII characters in a row: every credential's shape
+is longer (the shortest, a header's value, is 8)."""
 KEY_VARIABLES = tuple(variable for variables in PROVIDER_KEY_VARIABLES.values() for variable in variables)
 UNKNOWN_PATH = "?"
 
@@ -123,6 +126,7 @@ _ANY_PATTERN_START = re.compile(
     rb"|[?&](?:" + _one_of(CREDENTIAL_PARAMETERS) + rb")=|\[\s*\"(?:" + _one_of(CREDENTIAL_PARAMETERS) + rb')"'
 )
 """What every pattern's match starts with, lower-cased: one pass that rules out a decoded view holding none."""
+_PRINTABLE_STRETCH = re.compile(rb"[\x20-\x7e]{%d}" % MIN_PRINTABLE_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +229,8 @@ class CredentialScanner:
         found: list[tuple[bytes, str, str]] = []  # encoded run, kind, value
         decoded_seen: set[bytes] = set()
         for run in decoded_runs(data):
-            if run.text not in decoded_seen:  # a stream repeats its ids in every event
+            # A stream repeats its ids in every event; an id or a word decoded as base64 is noise with no text in it.
+            if run.text not in decoded_seen and _PRINTABLE_STRETCH.search(run.text):
                 decoded_seen.add(run.text)
                 encoded = data[run.start : run.end]
                 found += [(encoded, f"{kind} ({run.how})", value) for _, _, kind, value in self._matches(run.text)]
