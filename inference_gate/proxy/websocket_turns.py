@@ -178,7 +178,12 @@ class _Turns:
             raise WebSocketClosed(CLOSE_POLICY_VIOLATION, MISS_CLOSE_REASON, by_peer=False)
 
     async def _record(self, turn: HttpRequest, message: str | bytes, plan: TurnToRecord, started: float) -> None:
-        """Relay a turn to the upstream and back, and record it before its last event goes to the client."""
+        """Relay a turn to the upstream and back, and record it before its last event goes to the client.
+
+        A client that goes away mid-turn does not stop it, as for an HTTP exchange (recorder.py): the turn is
+        read to its end and recorded, since its tokens are paid for either way; then the session ends.
+        """
+        client_gone: WebSocketClosed | None = None
         recorder = self.gate.recorder
         if recorder is None:
             raise RuntimeError("only a recording gate records WebSocket turns")
@@ -205,7 +210,13 @@ class _Turns:
                     events.append(last)
                 if ends_turn(answer):
                     break
-                await self._send(answer)
+                if client_gone is None:
+                    try:
+                        await self._send(answer)
+                    except WebSocketClosed as closed:
+                        if closed is not self.websocket.closed:
+                            raise
+                        client_gone = closed
         except WebSocketClosed as closed:
             if closed is self.websocket.closed:
                 raise
@@ -229,6 +240,8 @@ class _Turns:
             recorded, how = await recorder.save_turn(turn, plan, events, timing, more_secrets=secrets)
             outcome = Outcome.RECORDED if recorded else Outcome.PASSTHROUGH
             self._report(turn, started, outcome, plan.slot.name if recorded else None, how)
+        if client_gone is not None:
+            raise client_gone
         await self._send(last.data)
 
     def _report(
