@@ -22,6 +22,7 @@ own; they never reach the disk (a key offered as a subprotocol included).
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -73,6 +74,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("inference_gate")
 
 MISS_CLOSE_REASON = "inference-gate: no recorded session answers this event"
+# What a frame whose audio is stored by digest counts towards `max_recorded_bytes`: about its stored size.
+OMITTED_AUDIO_FRAME_BYTES = 200
 
 
 async def run_session(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -> HttpResponse | None:
@@ -255,12 +258,32 @@ class _LiveSession:
         self.upstream = upstream
         self.client: WebSocket | None = None
         self.opened_at = 0.0
-        self.frames: list[SessionFrame] = []
+        self.frames: list[SessionFrame] = []  # as stored: audio already by digest unless it is kept
+        self.counts: collections.Counter[Sender] = collections.Counter()
+        self.kept_bytes = 0
+        self.over_cap: str | None = None  # why the frames are no longer kept, once they outgrow the cap
         self.ended: WebSocketClosed | None = None
         self.ended_by: Sender | None = None
 
     def count(self, sender: Sender) -> int:
-        return sum(frame.sender is sender for frame in self.frames)
+        return self.counts[sender]
+
+    def keep(self, sender: Sender, at_ms: int, message: str | bytes) -> None:
+        """Keep a delivered message as the cassette will store it, within `max_recorded_bytes`: past it, the
+        session is still relayed but will not be recorded, and nothing more is held for it."""
+        self.counts[sender] += 1
+        if self.over_cap is not None:
+            return
+        settings = self.gate.settings
+        frame = SessionFrame.of_message(sender, at_ms, message)
+        stored = stored_frame(frame, keep_audio=settings.store_session_audio)
+        self.kept_bytes += len(message) if stored is frame else OMITTED_AUDIO_FRAME_BYTES
+        if self.kept_bytes > settings.max_recorded_bytes:
+            self.over_cap = f"the session outgrew max_recorded_bytes ({settings.max_recorded_bytes} bytes)"
+            self.frames.clear()
+            logger.warning("WS %s: %s; relaying it unrecorded", self.request.path, self.over_cap)
+            return
+        self.frames.append(stored)
 
     async def relay(self, source: WebSocket, sink: WebSocket, sender: Sender, both: trio.CancelScope) -> None:
         """Forward `source`'s messages to `sink` as they come, keeping each; the first end stops both relays."""
@@ -269,7 +292,7 @@ class _LiveSession:
                 message = await source.receive()
                 at_ms = round((trio.current_time() - self.opened_at) * 1000)
                 await sink.send(message)
-                self.frames.append(SessionFrame.of_message(sender, at_ms, message))  # kept once delivered
+                self.keep(sender, at_ms, message)  # once delivered
         except WebSocketClosed as closed:
             if self.ended is None:
                 self.ended, self.ended_by = closed, sender if closed is source.closed else _other(sender)
@@ -282,9 +305,10 @@ class _LiveSession:
             raise RuntimeError("a WebSocket session is finished only once it has ended")
         if ended.code == CLOSE_ABNORMAL or not ended.by_peer:
             return Outcome.PASSTHROUGH, None, f"the session ended without a close handshake ({ended})"
+        if self.over_cap is not None:
+            return Outcome.PASSTHROUGH, None, self.over_cap
         settings = self.gate.settings
-        keep_audio = settings.store_session_audio
-        frames = tuple(stored_frame(frame, keep_audio=keep_audio) for frame in self.frames)
+        frames = tuple(self.frames)
         query = _query_of(self.request)
         client_forms = [match_form(frame, self.gate.key_rules) for frame in frames if frame.sender is Sender.CLIENT]
         headers, stored_query, _ = redact_request(

@@ -51,7 +51,7 @@ from inference_gate.core.nearest import flatten_json
 from inference_gate.core.redact import is_credential_length
 from inference_gate.core.routes import KEY_VARIABLES as PROVIDER_KEY_VARIABLES
 from inference_gate.review.decoded_text import decoded_runs, joined_stream_fields, string_leaves
-from inference_gate.store.cassette_store import CASSETTE_NAME, CassetteStore
+from inference_gate.store.cassette_store import CASSETTE_NAME, DEFAULT_MAX_CASSETTE_BYTES, CassetteStore
 
 MIN_PRINTABLE_CHARS = 8
 """A decoded run holds text only with this many printable ASCII characters in a row: every credential's shape
@@ -352,7 +352,9 @@ def audit_files(
     return AuditReport(scanned, tuple(findings), allowed)
 
 
-def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
+def audit_store(
+    cache_dir: Path, scanner: CredentialScanner, *, max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+) -> AuditReport:
     """Scan every file under `cache_dir`, cassette or not, named by its path relative to it; `.git` is skipped
     and links to folders are not followed. A folder standing at a cassette's name is reported, not entered, and
     a file is read no further than `max_cassette_bytes` (CassetteStore.read_bytes)."""
@@ -364,7 +366,8 @@ def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
         for file_name in [*file_names, *standing_in]:
             path = Path(folder, file_name)
             files.append((path.relative_to(cache_dir).as_posix(), path))
-    return audit_files(sorted(files), scanner, CassetteStore(cache_dir).read_bytes)
+    store = CassetteStore(cache_dir, max_cassette_bytes=max_cassette_bytes)
+    return audit_files(sorted(files), scanner, store.read_bytes)
 
 
 _DEFAULT_SCANNER = CredentialScanner()
