@@ -64,7 +64,7 @@ class CacheListCommand(Command):
 
     def handle(self) -> int:
         cache_dir = existing_cache_dir(self.io)
-        reviews = review_cassettes(cache_dir)
+        reviews = review_cassettes(cache_dir, max_cassette_bytes=settings_from_io(self.io).settings.max_cassette_bytes)
         if self.option("json"):
             text = orjson.dumps([review.as_json() for review in reviews], option=orjson.OPT_INDENT_2).decode()
             self.io.write_line(text, type=OutputType.RAW)
@@ -86,7 +86,7 @@ class CacheInfoCommand(Command):
 
     def handle(self) -> int:
         cache_dir = existing_cache_dir(self.io)
-        reviews = review_cassettes(cache_dir)
+        reviews = review_cassettes(cache_dir, max_cassette_bytes=settings_from_io(self.io).settings.max_cassette_bytes)
         if not reviews:
             self.io.write_line(f"no cassettes in {cache_dir}", type=OutputType.RAW)
         else:
@@ -214,7 +214,9 @@ class CacheRekeyCommand(Command):
     def handle(self) -> int:
         settings = settings_from_io(self.io).settings
         cache_dir = require_cache_dir(settings.cache_dir.absolute())
-        store = CassetteStore(cache_dir, redact_rules=settings.redact)
+        store = CassetteStore(
+            cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
+        )
         plan = plan_rekey(store, KeyRules.from_config(settings.ignore, settings.normalize))
         lines = []
         if self.option("apply"):
@@ -316,7 +318,7 @@ class CacheAuditCommand(Command):
         settings = settings_from_io(self.io).settings
         cache_dir = require_cache_dir(settings.cache_dir.absolute())
         scanner = CredentialScanner(watched_values(os.environ, settings.audit_env), settings.audit_allow)
-        report = audit_store(cache_dir, scanner)
+        report = audit_store(cache_dir, scanner, max_cassette_bytes=settings.max_cassette_bytes)
         if self.option("json"):
             listing = {"scanned": report.scanned, "allowed": report.allowed}
             listing["findings"] = [finding.as_json() for finding in report.findings]

@@ -24,7 +24,7 @@ from inference_gate.core.cassette import CassetteError, cassette_document, docum
 from inference_gate.core.dialects import endpoint_name, route_of
 from inference_gate.core.session_cassette import is_session_document, session_from_document
 from inference_gate.review.audit import mask_credentials
-from inference_gate.store.cassette_store import CassetteStore, Slot
+from inference_gate.store.cassette_store import DEFAULT_MAX_CASSETTE_BYTES, CassetteStore, Slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,13 @@ class StoreInfo:
     newest_recorded_at: str | None
 
 
-def review_cassettes(cache_dir: Path) -> list[CassetteReview]:
+def review_cassettes(
+    cache_dir: Path, *, max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+) -> list[CassetteReview]:
     """A review of every cassette file under `cache_dir`, and of every other file in its endpoint folders (a
-    cassette renamed by hand, never read), sorted by name; empty when there is no directory."""
-    store = CassetteStore(cache_dir)
+    cassette renamed by hand, never read), sorted by name; empty when there is no directory. A cassette larger
+    than `max_cassette_bytes` is reviewed as corrupt, as the gate finds it."""
+    store = CassetteStore(cache_dir, max_cassette_bytes=max_cassette_bytes)
     reviews = [(slot.path, _review_file(store, slot)) for slot in store.slots()]
     strays = [
         (slot.path, CassetteReview(slot.name, _size_of(slot.path), error=STRAY_FILE)) for slot in store.stray_files()
