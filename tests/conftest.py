@@ -5,15 +5,19 @@ import socket
 import pytest
 import trio
 
+from inference_gate.core.routes import KEY_VARIABLES
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A fresh home directory and no API key in the environment, so nothing real is read or written."""
+    """A fresh home directory and no provider's API key in the environment, so nothing real is read or written."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("USERPROFILE", str(home))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for variables in KEY_VARIABLES.values():
+        for variable in variables:
+            monkeypatch.delenv(variable, raising=False)
     return home
 
 

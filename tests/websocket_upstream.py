@@ -57,7 +57,8 @@ class TinyUpstream:
         websocket = await upgrade.accept(request.headers, subprotocol=offered[0] if offered else None)
         responses = request.path.endswith("/responses")
         if not responses:
-            await websocket.send(orjson.dumps({"type": "session.created", "event_id": "evt_0"}).decode())
+            created = {"type": "session.created", "event_id": "evt_0", "session": {"id": f"sess_{len(self.upgrades)}"}}
+            await websocket.send(orjson.dumps(created).decode())
         number = 0
         with contextlib.suppress(WebSocketClosed):
             while True:

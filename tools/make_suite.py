@@ -6,7 +6,7 @@ bench's suite row (tools/bench/suite.py).
 DIR gets a `pytest.ini`, a `conftest.py` and test modules of `TESTS_PER_MODULE` tests each. Every test makes one
 to three `chat.completions.create` calls on a session-wide `client` and checks each answer's text against what
 tools/fake_upstream.py answers; a prompt's index decides whether its calls stream (a third of them do), and
-every fourth test is parametrized over four prompts. Calls cycle through `prompts` distinct prompts, so tests
+every fourth test function is parametrized over four prompts. Calls cycle through `prompts` distinct prompts, so tests
 share answers the way a real suite's do. Every module is marked `vcr`, for vcrpy (pytest-recording) and
 cassetter; the other ways leave the mark alone.
 
@@ -154,17 +154,19 @@ def write_suite(directory: Path, test_count: int, prompt_count: int) -> SuiteSha
     prompts = _PromptCycle(prompt_count)
     written = 0
     module_index = 0
+    functions = 0  # test functions written, a parametrized one counting once
     while written < test_count:
         sources = ["import pytest", "pytestmark = pytest.mark.vcr", ASK_HELPER]
         module_tests = 0
         while module_tests < TESTS_PER_MODULE and written + module_tests < test_count:
             number = written + module_tests
-            if number % PARAMETRIZED_EVERY == PARAMETRIZED_EVERY - 1:
+            functions += 1
+            if functions % PARAMETRIZED_EVERY == 0:
                 cases = min(PARAMETRIZED_CASES, test_count - number, TESTS_PER_MODULE - module_tests)
                 sources.append(_parametrized_test(number, [prompts.next(follow_up=True) for _ in range(cases)]))
                 module_tests += cases
             else:
-                calls = 1 + number % 3
+                calls = 1 + functions % 3
                 sources.append(_plain_test(number, [prompts.next() for _ in range(calls)]))
                 module_tests += 1
         module_text = "\n\n\n".join(source.rstrip("\n") for source in sources)

@@ -66,9 +66,10 @@ class GateApplication(Application):
     def help(self) -> str:
         return (
             f"InferenceGate {__version__}: a local record-and-replay proxy for the OpenAI API and its cousins.\n\n"
-            "  inference-gate start     record what no cassette answers yet, replay the rest\n"
-            "  inference-gate replay    answer from cassettes only, never calling the upstream (CI)\n"
-            "  inference-gate COMMAND -h   the options of one command; `inference-gate cache` lists the cache commands"
+            "  inference-gate start        record what no cassette answers yet, replay the rest\n"
+            "  inference-gate replay       answer from cassettes only, never calling the upstream (CI)\n"
+            "  inference-gate cache        the commands that review, rekey and prune cassettes\n"
+            "  inference-gate COMMAND -h   the options of one command"
         )
 
     @property

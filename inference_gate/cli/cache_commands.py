@@ -31,6 +31,7 @@ from inference_gate.cli.common import (
     write_error,
 )
 from inference_gate.core.cassette import CassetteError, cassette_document
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.summary import truncate
 from inference_gate.proxy.ledger import Ledger, LedgerError, RunState, prune_plan
@@ -52,7 +53,10 @@ TABLE_HEADINGS = ("NAME", "ENDPOINT", "MODEL", "STREAM", "RECORDED", "PROMPT", "
 
 class CacheListCommand(Command):
     name = "cache list"
-    description = "List the recorded cassettes: name, endpoint, model, stream, when, prompt and reply."
+    description = (
+        "List the recorded cassettes: name, endpoint (and the route that answered, when not OpenAI's), model, "
+        "stream, when, prompt and reply."
+    )
     options: ClassVar[list[Option]] = [
         *setting_options("cache_dir"),
         option("json", description="Print a JSON array with every field, for scripts."),
@@ -60,7 +64,7 @@ class CacheListCommand(Command):
 
     def handle(self) -> int:
         cache_dir = existing_cache_dir(self.io)
-        reviews = review_cassettes(cache_dir)
+        reviews = review_cassettes(cache_dir, max_cassette_bytes=settings_from_io(self.io).settings.max_cassette_bytes)
         if self.option("json"):
             text = orjson.dumps([review.as_json() for review in reviews], option=orjson.OPT_INDENT_2).decode()
             self.io.write_line(text, type=OutputType.RAW)
@@ -82,7 +86,7 @@ class CacheInfoCommand(Command):
 
     def handle(self) -> int:
         cache_dir = existing_cache_dir(self.io)
-        reviews = review_cassettes(cache_dir)
+        reviews = review_cassettes(cache_dir, max_cassette_bytes=settings_from_io(self.io).settings.max_cassette_bytes)
         if not reviews:
             self.io.write_line(f"no cassettes in {cache_dir}", type=OutputType.RAW)
         else:
@@ -210,7 +214,9 @@ class CacheRekeyCommand(Command):
     def handle(self) -> int:
         settings = settings_from_io(self.io).settings
         cache_dir = require_cache_dir(settings.cache_dir.absolute())
-        store = CassetteStore(cache_dir, redact_rules=settings.redact)
+        store = CassetteStore(
+            cache_dir, redact_rules=settings.redact, max_cassette_bytes=settings.max_cassette_bytes
+        )
         plan = plan_rekey(store, KeyRules.from_config(settings.ignore, settings.normalize))
         lines = []
         if self.option("apply"):
@@ -312,7 +318,7 @@ class CacheAuditCommand(Command):
         settings = settings_from_io(self.io).settings
         cache_dir = require_cache_dir(settings.cache_dir.absolute())
         scanner = CredentialScanner(watched_values(os.environ, settings.audit_env), settings.audit_allow)
-        report = audit_store(cache_dir, scanner)
+        report = audit_store(cache_dir, scanner, max_cassette_bytes=settings.max_cassette_bytes)
         if self.option("json"):
             listing = {"scanned": report.scanned, "allowed": report.allowed}
             listing["findings"] = [finding.as_json() for finding in report.findings]
@@ -360,13 +366,15 @@ def table_lines(reviews: list[CassetteReview], width: int) -> list[str]:
 
 
 def _row(review: CassetteReview) -> tuple[str, ...]:
-    """A cassette's cells in `TABLE_HEADINGS` order, on one line each; the previews are not cut yet."""
+    """A cassette's cells in `TABLE_HEADINGS` order, on one line each; the previews are not cut yet. The endpoint
+    names the route that answered when it is not OpenAI's: `messages (anthropic)`, `chat.completions (ollama)`."""
     if review.error is not None:
         return (review.name, "", "", "", "", "", "")
     stream = "?" if review.stream is None else "yes" if review.stream else "no"
+    route = f" ({review.route})" if review.route not in (None, Dialect.OPENAI) else ""
     return (
         review.name,
-        review.endpoint or "",
+        (review.endpoint or "") + route,
         truncate(_one_line(review.model or "-"), MAX_MODEL_CHARS),
         stream,
         (review.recorded_at or "") + (f" ({review.takes} takes)" if review.takes > 1 else ""),

@@ -22,9 +22,10 @@ from cleo.io.io import IO
 from cleo.io.outputs.output import Type as OutputType
 
 from inference_gate.cli.common import cassette_count_text, setting_options, settings_from_io, write_warning
-from inference_gate.config.settings import Settings
+from inference_gate.config.settings import Settings, gate_keys, route_table
 from inference_gate.config.sources import API_KEY_ENV
 from inference_gate.core.address import gate_url, is_loopback
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.policy import Mode
 from inference_gate.proxy.faults import fault_plan
 from inference_gate.proxy.ledger import OUTSIDE_TESTS, Ledger
@@ -95,7 +96,7 @@ def serve(io: IO, settings: Settings, mode: Mode, ledger_path: Path | None = Non
                 f"RECORD MODE IS LISTENING ON {settings.host}, NOT ON LOOPBACK: anyone who can reach this "
                 f"address can send requests to {settings.upstream} and spend the API key owner's money",
             )
-        if not settings.api_key:
+        if not gate_keys(settings):
             io.write_error_line(
                 f"note: no API key set ({API_KEY_ENV} or --api-key): each client's own Authorization header "
                 "is passed to the upstream",
@@ -105,6 +106,9 @@ def serve(io: IO, settings: Settings, mode: Mode, ledger_path: Path | None = Non
 
     def announce(port: int) -> None:
         io.write_line(banner(settings, mode, port, cassette_count), type=OutputType.RAW)
+        if mode.calls_upstream:
+            for line in route_lines(settings):
+                io.write_line(line, type=OutputType.RAW)
 
     ledger = Ledger()
     on_answer = functools.partial(ledger.add, OUTSIDE_TESTS) if ledger_path is not None else None
@@ -128,7 +132,7 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
         f"cache {settings.cache_dir.absolute()} ({cassette_count_text(cassette_count)})",
     ]
     if mode.calls_upstream:
-        parts.append(f"upstream {settings.upstream}")
+        parts.append(f"upstream {route_table(settings).dialect_routes[Dialect.OPENAI].url}")
     if mode is Mode.RECORD and settings.takes > 1:
         parts.append(f"up to {settings.takes} takes per request")
     if mode is Mode.REFRESH:
@@ -138,6 +142,12 @@ def banner(settings: Settings, mode: Mode, port: int, cassette_count: int) -> st
     if (faults := fault_plan(settings, mode)) is not None:
         parts.append(faults.description)
     return ", ".join(parts)
+
+
+def route_lines(settings: Settings) -> list[str]:
+    """The lines under a recording gate's banner: each route, where its paths go, and whether the gate sends its
+    own key there or passes the client's credential through (a provider whose key it lacks)."""
+    return ["routes:", *(f"  {line}" for line in route_table(settings).describe())]
 
 
 @contextmanager

@@ -18,12 +18,20 @@ from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Type as OutputType
 
 from inference_gate.cli.common import setting_options, settings_from_io, write_error
-from inference_gate.config.settings import API_KEY_ENV
+from inference_gate.config.settings import gate_keys, route_table
 from inference_gate.core.drift import Level
 from inference_gate.proxy.gate import utc_now
 from inference_gate.proxy.verify_runner import DEFAULT_CONCURRENCY, most_requests, run_fetch_answers
 from inference_gate.review.audit import CredentialScanner, watched_values
-from inference_gate.review.verify import DEFAULT_FAIL_ON, FORMATS, VerifyError, judge, plan_verify, render
+from inference_gate.review.verify import (
+    DEFAULT_FAIL_ON,
+    FORMATS,
+    VerifyError,
+    judge,
+    keyless_routes,
+    plan_verify,
+    render,
+)
 from inference_gate.store.cassette_store import CassetteStore, MissingCacheDirError
 
 LEVEL_NAMES = ", ".join(level.value for level in Level)
@@ -75,14 +83,15 @@ class VerifyCommand(Command):
             f"verify: sending {count} request(s) for {count} of {plan.cassettes} cassette(s) in {store.root} "
             f"(at most {most_requests(count)} if the upstream asks to retry with Retry-After)"
         )
-        if not settings.api_key:
-            self._say(f"note: no API key set ({API_KEY_ENV} or --api-key): the requests go without credentials")
+        keyless = keyless_routes(plan, route_table(settings))
+        if keyless:
+            self._say(f"note: no API key for the route(s) {', '.join(keyless)}: their requests go without credentials")
         answers = run_fetch_answers(settings, [target.question for target in plan.targets], concurrency=concurrency)
         report = judge(
             plan,
             answers,
             refresh=bool(self.option("refresh")),
-            secrets=[settings.api_key] if settings.api_key else [],
+            secrets=gate_keys(settings),
             clock=utc_now,
         )
         scanner = CredentialScanner(watched_values(os.environ, settings.audit_env))

@@ -76,6 +76,16 @@ def positive_int(value: object) -> int:
     return number
 
 
+def optional_positive_int(value: object) -> int | None:
+    """A positive whole number, or None (YAML's null) for the default the gate derives."""
+    if value is None:
+        return None
+    number = _integer(value)
+    if number is None or number <= 0:
+        raise InvalidValue("a positive integer, or null to derive it")
+    return number
+
+
 def fraction(value: object) -> float:
     """A share, such as `fault_rate`: a number from 0 to 1."""
     number = _finite_number(value)

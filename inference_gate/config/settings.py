@@ -14,7 +14,7 @@ from typing import Any
 
 from inference_gate.config import parsers as parse
 from inference_gate.core.dialects import Dialect
-from inference_gate.core.routes import KEY_VARIABLES
+from inference_gate.core.routes import KEY_VARIABLES, RouteTable, parse_upstreams
 
 API_KEY_ENV = "OPENAI_API_KEY"
 
@@ -181,11 +181,12 @@ class Settings:
         "would make one is passed through unrecorded. Far above any cassette recorded with the default limits.",
         parse.size_bytes,
     )
-    max_connections: int = _setting(
-        1000,
-        "Most client connections served at once; more wait in the kernel's backlog until one closes. Keep it "
-        "under half the open files limit (the gate raises its soft limit to the hard one at start-up).",
-        parse.positive_int,
+    max_connections: int | None = _setting(
+        None,
+        "Most client connections served at once; more wait in the kernel's backlog until one closes. Null, the "
+        "default, derives it from the open files limit (which the gate raises to its hard limit at start-up): "
+        "half of it, less a small reserve, at most 1000. A larger value is warned about at start-up.",
+        parse.optional_positive_int,
     )
     request_timeout_s: float = _setting(30.0, "Seconds a client has to send a whole request.", parse.duration_s)
     idle_timeout_s: float = _setting(60.0, "Seconds an idle keep-alive connection stays open.", parse.duration_s)
@@ -239,9 +240,16 @@ DIALECT_KEY_SETTINGS: dict[Dialect, str] = {
 """The setting that holds the gate's key for each dialect's route (routes.py)."""
 
 
-def route_keys(settings: Settings) -> dict[Dialect, str | None]:
-    """The gate's key per dialect, as `RouteTable.build` takes them."""
-    return {dialect: getattr(settings, name) for dialect, name in DIALECT_KEY_SETTINGS.items()}
+def route_table(settings: Settings) -> RouteTable:
+    """The gate's routes: `upstream` and `api_key` are the OpenAI route's, `upstreams` adds or moves the others,
+    and each dialect's key setting is its route's key."""
+    keys = {dialect: getattr(settings, name) for dialect, name in DIALECT_KEY_SETTINGS.items()}
+    return RouteTable.build(parse_upstreams(settings.upstreams), openai_url=settings.upstream, keys=keys)
+
+
+def gate_keys(settings: Settings) -> list[str]:
+    """Every key the gate holds, for the checks that keep each out of cassettes."""
+    return [key for name in DIALECT_KEY_SETTINGS.values() if (key := getattr(settings, name))]
 
 
 def _declared_specs() -> dict[str, SettingSpec]:

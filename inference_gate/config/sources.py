@@ -18,13 +18,12 @@ process that uses it, not to the config file, so one user-wide file gives every 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-
-import yaml
 
 from inference_gate.config.parsers import InvalidValue
 from inference_gate.config.project import (
@@ -170,7 +169,7 @@ def write_default_config(path: Path, *, force: bool = False) -> bool:
     if path.exists() and not force:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(DEFAULT_CONFIG_TEMPLATE, encoding="utf-8")
+    path.write_text(_default_config_template(), encoding="utf-8")
     return True
 
 
@@ -185,6 +184,8 @@ def _read_config_file(path: Path, *, required: bool) -> dict[object, object]:
         raise ConfigError(f"{path}: the config file is not valid UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    import yaml  # here, not at the top: most runs, the pytest plugin's among them, have no config file to parse
+
     try:
         document = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -216,8 +217,11 @@ def _parse(key: str, raw_value: object, *, place: str) -> object:
         raise ConfigError(f"{place}: expected {exc.expected}, got {raw_value!r}") from None
 
 
+@functools.cache
 def _default_config_template() -> str:
     """Every setting but the secret ones at its default, with its help as the comment above it."""
+    import yaml  # see _read_config_file
+
     lines = [
         "# InferenceGate configuration: your personal settings (port, verbose, the test prompt).",
         "#",
@@ -239,4 +243,9 @@ def _default_config_template() -> str:
     return "\n".join(lines) + "\n"
 
 
-DEFAULT_CONFIG_TEMPLATE = _default_config_template()
+def __getattr__(name: str) -> str:
+    """`DEFAULT_CONFIG_TEMPLATE`, built on first use: it runs every setting through yaml, which a run without a
+    config file to write or read (the pytest plugin's, most often) never needs."""
+    if name == "DEFAULT_CONFIG_TEMPLATE":
+        return _default_config_template()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

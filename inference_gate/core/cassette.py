@@ -18,6 +18,10 @@ common case reads as it always has and no existing file changes. A file of sever
 as `takes: [{"recorded_at": ..., "response": ...}, ...]`. Both are format version 1: the version names what a
 reader must understand, and a reader of either shape reads both; an older gate refuses a several-take file
 as malformed rather than serving one take of it as if it were the only one.
+
+A request answered through a named route (an OpenAI-compatible server at a path prefix, routes.py) records the
+route's name as `request.route`. A dialect's own route is not written: the path already says it, and every
+cassette recorded before routes existed keeps its bytes.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class RecordedRequest:
 
     A multipart/form-data request is stored as its `form` (multipart.stored_form: text fields as text, files by
     name, size and SHA-256) instead of its body, whose boundary is random and whose files are usually committed
-    already; its `body` is then empty.
+    already; its `body` is then empty. `route` names the named route that answered, None for a dialect's own.
     """
 
     method: str
@@ -64,6 +68,7 @@ class RecordedRequest:
     json_body: Any = None
     is_json: bool = False
     form: list[dict[str, Any]] | None = None
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,7 @@ def record_exchange(
     query: Sequence[tuple[str, str]],
     json_body: Any,
     store_file_contents: bool = False,
+    route: str | None = None,
 ) -> Cassette:
     """The cassette of one exchange, with its summary. `headers`, `query` and `json_body` are the request's as
     stored (already filtered and redacted); everything else comes from the canonical request that named the
@@ -168,6 +174,7 @@ def record_exchange(
         json_body=json_body,
         is_json=request.is_json,
         form=None if form is None else stored_form(form, store_file_contents=store_file_contents),
+        route=route,
     )
     return Cassette(key=request.key, request=stored_request, takes=[Take(recorded_at, response)]).with_summary()
 
@@ -293,6 +300,8 @@ def cassette_to_dict(cassette: Cassette) -> dict[str, Any]:
     }
     if request.form is not None:
         stored_request["form"] = request.form
+    if request.route is not None:
+        stored_request["route"] = request.route
     takes = [{"recorded_at": take.recorded_at, "response": _response_to_dict(take.response)} for take in cassette.takes]
     answers = takes[0] if len(takes) == 1 else {"takes": takes}
     return {
@@ -341,6 +350,13 @@ ORJSON_TOO_DEEP = "Recursion limit reached"
 """orjson's message when it refuses to write a value nested deeper than it writes."""
 
 
+def _route_from_record(route: object) -> str | None:
+    """A stored `request.route`: the name of the named route that answered, absent for a dialect's own."""
+    if route is not None and not isinstance(route, str):
+        raise ValueError("request.route must be a route name")
+    return route
+
+
 def cassette_from_bytes(data: bytes) -> Cassette:
     """Read a cassette file's content; CassetteError says what is wrong with a bad one."""
     stored = cassette_document(data)
@@ -362,6 +378,7 @@ def cassette_from_bytes(data: bytes) -> Cassette:
                 json_body=request_json,
                 is_json=request_is_json,
                 form=request.get("form"),
+                route=_route_from_record(request.get("route")),
             ),
             takes=takes,
             summary=dict(stored.get("summary") or {}),

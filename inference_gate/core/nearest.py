@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 import orjson
 
 from inference_gate.core.cassette import Cassette
+from inference_gate.core.chains import CHAIN_FIELD, chained_response_id
 from inference_gate.core.key_rules import KeyRules
 from inference_gate.core.keys import CanonicalRequest
 from inference_gate.core.multipart import stored_form
@@ -201,10 +202,19 @@ def compared_body(request: CanonicalRequest) -> tuple[bool, Any]:
     """(True, what is compared) for a JSON body (the key's copy) or a form (its fields as stored), else
     (False, None): such a body is compared as bytes."""
     if request.is_json:
-        return True, request.key_json_body
+        return True, _with_chained_id_as_sent(request)
     if request.form is not None:
         return True, _comparable_form(stored_form(request.form))
     return False, None
+
+
+def _with_chained_id_as_sent(request: CanonicalRequest) -> Any:
+    """The key's copy of the body with `previous_response_id` as sent: a recorded request is read back with the id
+    it was sent with, so the two compare alike, and a difference names ids a person can recognise (chains.py)."""
+    chained_id = chained_response_id(request.json_body)
+    if chained_id is None or not isinstance(request.key_json_body, dict):
+        return request.key_json_body
+    return {**request.key_json_body, CHAIN_FIELD: chained_id}
 
 
 class MissedRequest:

@@ -20,7 +20,8 @@ subprotocol is never stored (`subprotocol` is only the one the server chose).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -54,7 +55,19 @@ class SessionClose:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionTake:
+    """One recording of a session: its frames and how it closed."""
+
+    recorded_at: str
+    frames: tuple[SessionFrame, ...]
+    closed: SessionClose
+
+
+@dataclass(frozen=True, slots=True)
 class SessionCassette:
+    """`recorded_at`, `frames` and `closed` are the first take, which names the cassette and its summary;
+    `later_takes` are the ones recorded after it (the `takes` setting), in order."""
+
     key: str
     recorded_at: str
     path: str
@@ -63,10 +76,23 @@ class SessionCassette:
     subprotocol: str | None
     frames: tuple[SessionFrame, ...]
     closed: SessionClose
+    later_takes: tuple[SessionTake, ...] = ()
 
-    def replayable(self, name: str) -> RecordedSession:
-        by_server = self.closed.by is Sender.SERVER
-        return RecordedSession(name, self.frames, (self.closed.code, self.closed.reason) if by_server else None)
+    @property
+    def takes(self) -> tuple[SessionTake, ...]:
+        return (SessionTake(self.recorded_at, self.frames, self.closed), *self.later_takes)
+
+    def with_takes(self, takes: Sequence[SessionTake]) -> SessionCassette:
+        first, *later = takes
+        return replace(
+            self, recorded_at=first.recorded_at, frames=first.frames, closed=first.closed, later_takes=tuple(later)
+        )
+
+    def replayable(self, name: str, take_index: int = 0) -> RecordedSession:
+        """The `take_index`-th take as a replay follows it; once the takes run out, the last one repeats."""
+        take = self.takes[min(take_index, len(self.later_takes))]
+        by_server = take.closed.by is Sender.SERVER
+        return RecordedSession(name, take.frames, (take.closed.code, take.closed.reason) if by_server else None)
 
     @property
     def endpoint(self) -> str:
@@ -148,10 +174,31 @@ def session_to_bytes(cassette: SessionCassette) -> bytes:
             "subprotocol": cassette.subprotocol,
         },
         "summary": cassette.summary(),
-        "frames": [frame.to_record() for frame in cassette.frames],
-        "closed": {"by": cassette.closed.by.value, "code": cassette.closed.code, "reason": cassette.closed.reason},
     }
+    takes = [_take_to_record(take) for take in cassette.takes]
+    if len(takes) == 1:  # one take keeps the plain shape, as an HTTP cassette does
+        document.update(takes[0])
+    else:
+        del document["recorded_at"]
+        document["takes"] = takes
     return orjson.dumps(document, option=CASSETTE_OPTIONS)
+
+
+def _take_to_record(take: SessionTake) -> dict[str, Any]:
+    return {
+        "recorded_at": take.recorded_at,
+        "frames": [frame.to_record() for frame in take.frames],
+        "closed": {"by": take.closed.by.value, "code": take.closed.code, "reason": take.closed.reason},
+    }
+
+
+def _take_from_record(record: dict[str, Any]) -> SessionTake:
+    closed = record.get("closed") or {"by": "client", "code": 1000}
+    return SessionTake(
+        recorded_at=str(record.get("recorded_at", "")),
+        frames=tuple(SessionFrame.from_record(frame) for frame in record["frames"]),
+        closed=SessionClose(Sender(closed["by"]), int(closed["code"]), str(closed.get("reason", ""))),
+    )
 
 
 def session_from_document(document: dict[str, Any]) -> SessionCassette:
@@ -160,16 +207,20 @@ def session_from_document(document: dict[str, Any]) -> SessionCassette:
         raise CassetteError("not a WebSocket session cassette")
     try:
         request = document["request"]
-        closed = document.get("closed") or {"by": "client", "code": 1000}
+        records = document.get("takes", [document])
+        if not isinstance(records, list) or not records:
+            raise ValueError("`takes` must be a non-empty list")
+        first, *later = [_take_from_record(record) for record in records]
         return SessionCassette(
             key=str(document["key"]),
-            recorded_at=str(document.get("recorded_at", "")),
+            recorded_at=first.recorded_at,
             path=str(request["path"]),
             query=[[str(name), str(value)] for name, value in request.get("query", [])],
             headers={str(name): str(value) for name, value in dict(request.get("headers", {})).items()},
             subprotocol=request.get("subprotocol"),
-            frames=tuple(SessionFrame.from_record(record) for record in document["frames"]),
-            closed=SessionClose(Sender(closed["by"]), int(closed["code"]), str(closed.get("reason", ""))),
+            frames=first.frames,
+            closed=first.closed,
+            later_takes=tuple(later),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CassetteError(f"malformed session cassette ({type(error).__name__}: {error})") from None

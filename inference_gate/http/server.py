@@ -87,7 +87,7 @@ class ServerLimits:
     idle_timeout_s: float = 60.0  # a keep-alive connection with no request for this long is closed (up to 1/4 later)
     send_timeout_s: float = 30.0  # a client not taking a write for this long is dropped (up to 1/4 later)
     shutdown_grace_s: float = 5.0
-    max_connections: int = 1000  # connections beyond this wait in the kernel's backlog until one closes
+    max_connections: int = 1000  # connections beyond this wait in the kernel's backlog (descriptors.py)
     websocket: WebSocketLimits = field(default_factory=WebSocketLimits)
 
 

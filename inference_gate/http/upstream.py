@@ -22,6 +22,7 @@ from inference_gate.core.content_coding import inflater_for
 from inference_gate.core.errors import GateError
 from inference_gate.core.http_models import Headers
 from inference_gate.core.upstream_url import UpstreamURL
+from inference_gate.http.descriptors import retrying_without_descriptors
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
 
@@ -171,7 +172,11 @@ class UpstreamPool:
 
     async def open_stream(self) -> trio.abc.Stream:
         """A new TCP or TLS stream to the upstream, within the connect timeout; for a WebSocket, which is not
-        pooled, as for HTTP."""
+        pooled, as for HTTP. Without a file descriptor for the socket it waits a moment and tries again
+        (descriptors.py)."""
+        return await retrying_without_descriptors(self._open_stream_in_time, "to connect to the upstream")
+
+    async def _open_stream_in_time(self) -> trio.abc.Stream:
         try:
             with trio.fail_after(self._connect_timeout_s):
                 return await self._open_stream()

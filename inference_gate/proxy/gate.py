@@ -20,6 +20,7 @@ scheduled times by `paced_parts`, and a client that goes away stops it at once (
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -50,6 +51,7 @@ from inference_gate.core.outcome import (
 from inference_gate.core.pacing import ReplayPace, Schedule, Spread
 from inference_gate.core.policy import Action, Lookup, Mode, decide
 from inference_gate.core.summary import describe_request
+from inference_gate.http.descriptors import connection_limit, retrying_without_descriptors
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
 from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
@@ -219,7 +221,7 @@ class Gate:
             idle_timeout_s=settings.idle_timeout_s,
             send_timeout_s=settings.send_timeout_s,
             shutdown_grace_s=settings.shutdown_grace_s,
-            max_connections=settings.max_connections,
+            max_connections=connection_limit(settings.max_connections),
             websocket=WebSocketLimits(
                 max_message_bytes=settings.max_body_bytes,
                 idle_timeout_s=settings.websocket_idle_timeout_s,
@@ -303,6 +305,17 @@ class Gate:
     def recorder(self) -> Recorder | None:
         return self._recorder
 
+    def session_take(self, cassette: str) -> int:
+        """Which take of the session cassette `cassette` its next replay plays: the n-th replay plays the n-th."""
+        return self._take_counts[f"session-take:{cassette}"]
+
+    def count_session(self, counted: str) -> int:
+        """Count one more session of `counted` (a cassette replayed, or a key recorded); the count before."""
+        counted = f"session-take:{counted}"
+        before = self._take_counts[counted]
+        self._take_counts[counted] += 1
+        return before
+
     def session_fault(self, cassette: str) -> FaultKind | None:
         """How the replay of the recorded session `cassette` fails on purpose this time, if it does: the n-th
         replay of the same session is the n-th identical request of the fault plan (faults.py)."""
@@ -384,8 +397,12 @@ class Gate:
     ) -> tuple[PreparedReply | None, Lookup]:
         """The store's take for this request, or None with what the lookup found when the policy says to record;
         a miss and a corrupt cassette in replay raise the error the client gets."""
-        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop.
-        lookup, takes, problem = await trio.to_thread.run_sync(self._load_takes, slot, canonical.key)
+        # A cassette may be hundreds of MB: reading, parsing and preparing it stays off the event loop. Without a
+        # file descriptor to open it, it waits a moment and tries again (descriptors.py), from memory if an
+        # identical request has loaded it meanwhile.
+        lookup, takes, problem = await retrying_without_descriptors(
+            functools.partial(self._takes_in_memory_or_stored, slot, canonical.key, take_index), "to open a cassette"
+        )
         if problem is not None:
             logger.warning("corrupt cassette: %s", problem)
         takes_found = len(takes) if takes is not None else 0
@@ -434,26 +451,27 @@ class Gate:
 
         While this request's cassette was looked for, identical requests may have started exchanges, or finished
         them. So, on the gate's thread, with no await between a look and what follows from it: takes in memory
-        that answer it make it a hit; the exchange for its take in flight is joined; and in record mode, when the
-        takes recorded and those being recorded already make as many as it needs, it waits for one of them to end
-        and looks again, so that a request that lost the race gets the take that won (a hit). Only otherwise does
-        it start an exchange.
+        that answer it make it a hit; the exchange for its take in flight is joined. A request for the last take
+        (which every request past it shares) may come after that take's exchange has ended but before earlier
+        takes' have, since exchanges end in any order: in record mode, when the takes recorded and those being
+        recorded already make every take wanted, it waits for one of them to end and looks again, and is answered
+        by the last take (a hit). Only otherwise does it start an exchange.
         """
         recorder, exchanges = self._recorder, self._exchanges
         if recorder is None or exchanges is None:
             raise GateError(500, "recording needs a recorder and a running gate (Gate.run)", code="gate_bug")
         key = canonical.key
-        takes_needed = min(take_index + 1, self.settings.takes)
         flight = (key, self._flight_take(take_index))
+        shares_the_last_take = self.mode is Mode.RECORD and flight[1] == self.settings.takes - 1
         while (exchange := recorder.exchange(flight)) is None:
             reply = self._memo(request, key, canonical, take_index)
             if reply is not None:
                 response, verdict = self._replay(request, reply, key, take_index)
                 self._report(request, started, response.status, verdict)
                 return response
-            recording = recorder.exchanges_of(key) if self.mode is Mode.RECORD else []
+            recording = recorder.exchanges_of(key) if shares_the_last_take else []
             held = self._replies.get(key)
-            if not recording or (len(held) if held is not None else 0) + len(recording) < takes_needed:
+            if not recording or (len(held) if held is not None else 0) + len(recording) < self.settings.takes:
                 corrupt = lookup is Lookup.CORRUPT
                 exchange = recorder.start(exchanges, flight, request, canonical, slot, replace_corrupt=corrupt)
                 break
@@ -557,6 +575,15 @@ class Gate:
                     400, f"The request body is not valid JSON ({problem}).", code="invalid_json", retryable=False
                 )
         return canonical
+
+    async def _takes_in_memory_or_stored(
+        self, slot: Slot, key: str, take_index: int
+    ) -> tuple[Lookup, PreparedTakes | None, str | None]:
+        """The takes in memory if they answer the `take_index`-th request, else the slot's, loaded in a thread."""
+        takes = self._replies.get(key)
+        if takes is not None and self._serves(takes, take_index):
+            return Lookup.FOUND, takes, None
+        return await trio.to_thread.run_sync(self._load_takes, slot, key)
 
     def _load_takes(self, slot: Slot, key: str) -> tuple[Lookup, PreparedTakes | None, str | None]:
         """The slot's cassette as prepared takes, or why there is none (the problem of a corrupt one)."""

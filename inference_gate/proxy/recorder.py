@@ -24,7 +24,7 @@ from datetime import datetime
 
 import trio
 
-from inference_gate.config.settings import Settings
+from inference_gate.config.settings import Settings, route_table
 from inference_gate.core.cassette import (
     BodyTiming,
     Cassette,
@@ -48,7 +48,9 @@ from inference_gate.core.redact import (
     stored_response_headers,
     without_ephemeral_keys,
 )
+from inference_gate.core.routes import UpstreamRoute
 from inference_gate.core.sse import SSEEvent, SSEParser, comment_line
+from inference_gate.http.descriptors import retrying_without_descriptors
 from inference_gate.http.upstream import UpstreamPool, UpstreamResponse
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.replies import PreparedTakes, ReplyCache
@@ -104,11 +106,8 @@ class Recorder:
         self._chains = chains
         self.mode = mode
         self.store = store
-        self.upstream = UpstreamPool(
-            settings.upstream,
-            connect_timeout_s=settings.upstream_connect_timeout_s,
-            read_timeout_s=settings.upstream_read_timeout_s,
-        )
+        self.routes = route_table(settings)
+        self._pools: dict[str, UpstreamPool] = {}  # by route name, opened at a route's first request
         self._replies = replies
         self._clock = clock
         self._monotonic = monotonic
@@ -143,15 +142,34 @@ class Recorder:
             nursery.start_soon(self._record, exchange, flight, request, canonical, slot, replace_corrupt)
         return exchange
 
+    def route(self, target: str) -> tuple[UpstreamRoute, str, UpstreamPool]:
+        """The route a request target takes (routes.py), the target to send it, and that route's pool."""
+        route, routed_target = self.routes.route_for(target)
+        pool = self._pools.get(route.name)
+        if pool is None:
+            pool = self._pools[route.name] = UpstreamPool(
+                route.url,
+                connect_timeout_s=self.settings.upstream_connect_timeout_s,
+                read_timeout_s=self.settings.upstream_read_timeout_s,
+            )
+        return route, routed_target, pool
+
     def forward(self, request: HttpRequest) -> AbstractAsyncContextManager[UpstreamResponse]:
-        """Send `request` upstream as a miss is sent: to the upstream its path routes to, with the gate's key in
-        the header the client (or its dialect) uses and the client's credentials dropped. The response's head has
-        arrived when the block starts. `verify` sends recorded requests through here too, so that what it checks
-        is what `start` would record."""
+        """Send `request` upstream as a miss is sent: to the upstream its path routes to, with that route's key
+        (if the gate has one) in the header the client (or its dialect) uses and the client's credentials dropped.
+        The response's head has arrived when the block starts. `verify` sends recorded requests through here too,
+        so that what it checks is what `start` would record."""
+        route, routed_target, pool = self.route(request.target)
         dialect = route_of(request.path).dialect
-        headers = upstream_request_headers(request.headers, api_key=self.settings.api_key, dialect=dialect)
-        target = upstream_target(request.target, api_key=self.settings.api_key)
-        return self.upstream.request(request.method, target, headers, request.body)
+        headers = upstream_request_headers(request.headers, api_key=route.api_key, dialect=dialect)
+        target = upstream_target(routed_target, api_key=route.api_key)
+        return pool.request(request.method, target, headers, request.body)
+
+    def named_route(self, path: str) -> str | None:
+        """The name a cassette records for the route that answers `path`: a named route's (the path's prefix
+        says which), None for a dialect's own route, which the path already says (routes.py)."""
+        route, _ = self.routes.route_for(path)
+        return route.name if route.prefix else None
 
     def refresh_summary(self) -> str:
         """What refresh mode did so far, per cassette: a cassette refreshed several times (takes) counts once,
@@ -161,7 +179,8 @@ class Recorder:
         return f"refreshed {len(self.refreshed)} cassette(s): {', '.join(parts)}"
 
     async def aclose(self) -> None:
-        await self.upstream.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
 
     async def _record(
         self,
@@ -239,6 +258,7 @@ class Recorder:
                 query=stored_query,
                 json_body=stored_json_body,
                 store_file_contents=self.settings.store_file_contents,
+                route=self.named_route(request.path),
             )
             write, how, kept_instead = await self._save(
                 cassette, slot, self._secrets_in_play(request, canonical), replace_corrupt, take_index=flight[1]
@@ -291,6 +311,7 @@ class Recorder:
             headers=stored_headers,
             query=stored_query,
             json_body=stored_json_body,
+            route=self.named_route(request.path),
         )
         secrets = [*self._secrets_in_play(request, canonical), *more_secrets]
         write, how, _ = await self._save(cassette, turn.slot, secrets, turn.replace_corrupt, take_index=turn.take)
@@ -317,8 +338,9 @@ class Recorder:
         only the gate's key is in play; without one, every credential the client sent is. The check itself skips
         values too short to be a real key (redact.MIN_CREDENTIAL_CHARS).
         """
-        if self.settings.api_key:
-            return [self.settings.api_key]
+        route, _ = self.routes.route_for(request.target)
+        if route.api_key:
+            return [route.api_key]
         return client_credentials(request.headers, canonical.credentials)
 
     async def _save(
@@ -337,7 +359,9 @@ class Recorder:
         )
         try:
             # Writing, re-reading a cassette another writer got in first, and preparing replies stay off the loop.
-            write, prepared = await trio.to_thread.run_sync(write_and_prepare)
+            write, prepared = await retrying_without_descriptors(
+                functools.partial(trio.to_thread.run_sync, write_and_prepare), "to write a cassette"
+            )
         except SecretLeakError as error:
             logger.error("%s; the exchange was answered but not recorded", error)
             return None, "a credential is in the exchange", None
@@ -347,6 +371,9 @@ class Recorder:
         except OSError as error:
             logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
             return None, f"the cassette could not be written: {error.strerror or error}", None
+        except GateError as error:  # no file descriptor came free in time
+            logger.error("writing %s failed (%s); the exchange was answered but not recorded", slot.name, error)
+            return None, "the cassette could not be written: no file descriptor came free", None
         self.remember(cassette.key, prepared)
         if write is not TakeWrite.FULL and self._chains is not None:
             self._chains.learn(cassette)  # before the client can read the answer's id and chain to it

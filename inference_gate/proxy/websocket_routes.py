@@ -62,12 +62,12 @@ async def open_upstream(gate: Gate, request: HttpRequest, limits: WebSocketLimit
     recorder = gate.recorder
     if recorder is None:
         raise RuntimeError("only a recording gate opens upstream WebSockets")
-    api_key = gate.settings.api_key
-    pool = recorder.upstream
+    route, routed_target, pool = recorder.route(request.target)
+    api_key = route.api_key
     websocket, _headers, subprotocol = await connect_websocket(
         pool.open_stream,
         host=pool.url.host_header.decode("ascii"),
-        target=pool.url.path_prefix + upstream_target(request.target, api_key=api_key),
+        target=pool.url.path_prefix + upstream_target(routed_target, api_key=api_key),
         headers=upstream_websocket_headers(request.headers, api_key=api_key, dialect=route_of(request.path).dialect),
         subprotocols=upstream_subprotocols(offered_subprotocols(request.headers), api_key=api_key),
         limits=limits,

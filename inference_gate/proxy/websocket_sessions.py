@@ -22,6 +22,7 @@ own; they never reach the disk (a key offered as a subprotocol included).
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 import orjson
 import trio
 
+from inference_gate.config.settings import gate_keys
 from inference_gate.core.dialects import route_of
 from inference_gate.core.errors import GateError, error_response
 from inference_gate.core.forwarding import subprotocol_credentials
@@ -64,7 +66,7 @@ from inference_gate.http.websocket import (
 )
 from inference_gate.proxy.faults import INJECTED_FAULT_TYPE, FaultKind
 from inference_gate.proxy.websocket_routes import open_upstream
-from inference_gate.store.cassette_store import SecretLeakError
+from inference_gate.store.cassette_store import SecretLeakError, TakeWrite
 
 if TYPE_CHECKING:
     from inference_gate.proxy.gate import Gate
@@ -72,6 +74,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("inference_gate")
 
 MISS_CLOSE_REASON = "inference-gate: no recorded session answers this event"
+# What a frame whose audio is stored by digest counts towards `max_recorded_bytes`: about its stored size.
+OMITTED_AUDIO_FRAME_BYTES = 200
 
 
 async def run_session(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -> HttpResponse | None:
@@ -120,7 +124,9 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
         subprotocol=recorded_protocol if recorded_protocol in offered else None,
         extra_headers=[(OUTCOME_HEADER, REPLAYING)],
     )
-    follower = SessionFollower([cassette.replayable(slot.name) for slot, cassette in candidates], gate.key_rules)
+    # Each recording plays its take for this, the n-th replay of it (by this gate, since `reset_take_counters`).
+    sessions = [cassette.replayable(slot.name, gate.session_take(slot.name)) for slot, cassette in candidates]
+    follower = SessionFollower(sessions, gate.key_rules)
     endpoint = route_of(request.path).endpoint
     speed = gate.pace.speed if gate.pace is not None else None
     client_frames = server_frames = 0
@@ -164,6 +170,8 @@ async def _replay(gate: Gate, request: HttpRequest, upgrade: WebSocketUpgrade) -
     except WebSocketClosed as closed:
         dropped = closed.code == CLOSE_ABNORMAL and closed.by_peer
         reason = "the client dropped the connection" if dropped else None
+    if followed_name is not None:
+        gate.count_session(followed_name)
     _report(gate, request, started, Outcome.HIT, cassette=followed_name, reason=reason)
     _log_session(request, Outcome.HIT, followed_name or "", client_frames, server_frames)
 
@@ -250,12 +258,32 @@ class _LiveSession:
         self.upstream = upstream
         self.client: WebSocket | None = None
         self.opened_at = 0.0
-        self.frames: list[SessionFrame] = []
+        self.frames: list[SessionFrame] = []  # as stored: audio already by digest unless it is kept
+        self.counts: collections.Counter[Sender] = collections.Counter()
+        self.kept_bytes = 0
+        self.over_cap: str | None = None  # why the frames are no longer kept, once they outgrow the cap
         self.ended: WebSocketClosed | None = None
         self.ended_by: Sender | None = None
 
     def count(self, sender: Sender) -> int:
-        return sum(frame.sender is sender for frame in self.frames)
+        return self.counts[sender]
+
+    def keep(self, sender: Sender, at_ms: int, message: str | bytes) -> None:
+        """Keep a delivered message as the cassette will store it, within `max_recorded_bytes`: past it, the
+        session is still relayed but will not be recorded, and nothing more is held for it."""
+        self.counts[sender] += 1
+        if self.over_cap is not None:
+            return
+        settings = self.gate.settings
+        frame = SessionFrame.of_message(sender, at_ms, message)
+        stored = stored_frame(frame, keep_audio=settings.store_session_audio)
+        self.kept_bytes += len(message) if stored is frame else OMITTED_AUDIO_FRAME_BYTES
+        if self.kept_bytes > settings.max_recorded_bytes:
+            self.over_cap = f"the session outgrew max_recorded_bytes ({settings.max_recorded_bytes} bytes)"
+            self.frames.clear()
+            logger.warning("WS %s: %s; relaying it unrecorded", self.request.path, self.over_cap)
+            return
+        self.frames.append(stored)
 
     async def relay(self, source: WebSocket, sink: WebSocket, sender: Sender, both: trio.CancelScope) -> None:
         """Forward `source`'s messages to `sink` as they come, keeping each; the first end stops both relays."""
@@ -264,7 +292,7 @@ class _LiveSession:
                 message = await source.receive()
                 at_ms = round((trio.current_time() - self.opened_at) * 1000)
                 await sink.send(message)
-                self.frames.append(SessionFrame.of_message(sender, at_ms, message))  # kept once delivered
+                self.keep(sender, at_ms, message)  # once delivered
         except WebSocketClosed as closed:
             if self.ended is None:
                 self.ended, self.ended_by = closed, sender if closed is source.closed else _other(sender)
@@ -277,9 +305,10 @@ class _LiveSession:
             raise RuntimeError("a WebSocket session is finished only once it has ended")
         if ended.code == CLOSE_ABNORMAL or not ended.by_peer:
             return Outcome.PASSTHROUGH, None, f"the session ended without a close handshake ({ended})"
+        if self.over_cap is not None:
+            return Outcome.PASSTHROUGH, None, self.over_cap
         settings = self.gate.settings
-        keep_audio = settings.store_session_audio
-        frames = tuple(stored_frame(frame, keep_audio=keep_audio) for frame in self.frames)
+        frames = tuple(self.frames)
         query = _query_of(self.request)
         client_forms = [match_form(frame, self.gate.key_rules) for frame in frames if frame.sender is Sender.CLIENT]
         headers, stored_query, _ = redact_request(
@@ -298,24 +327,32 @@ class _LiveSession:
         store = self.gate.store
         slot = store.session_slot(cassette)
         refresh = self.gate.mode is Mode.REFRESH
+        take_index = self.gate.count_session(f"recorded:{cassette.key}")
         try:
-            written = await trio.to_thread.run_sync(
-                lambda: store.save_session(cassette, slot, replace=refresh, secrets=self.secrets())
+            write = await trio.to_thread.run_sync(
+                lambda: store.put_session_take(
+                    cassette,
+                    slot,
+                    take_index=take_index,
+                    takes_wanted=settings.takes,
+                    refresh=refresh,
+                    secrets=self.secrets(),
+                )
             )
         except SecretLeakError as error:
             logger.error("%s; the session was relayed but not recorded", error)
             return Outcome.PASSTHROUGH, None, "a credential is in the session"
         except OSError as error:
             return Outcome.PASSTHROUGH, None, f"the cassette could not be written: {error.strerror or error}"
-        if not written:
-            return Outcome.PASSTHROUGH, None, f"an identical session is recorded already: {slot.name}"
-        return Outcome.RECORDED, slot.name, None
+        if write is TakeWrite.FULL:
+            reason = f"an identical session has its {settings.takes} take(s) already: {slot.name}"
+            return Outcome.PASSTHROUGH, None, reason
+        return Outcome.RECORDED, slot.name, write.value if refresh else None
 
     def secrets(self) -> list[str]:
         """The credentials in play, which the last check before a write looks for."""
         offered = subprotocol_credentials(offered_subprotocols(self.request.headers))
-        own = [self.gate.settings.api_key] if self.gate.settings.api_key else []
-        return [*own, *offered, *client_credentials(self.request.headers, ())]
+        return [*gate_keys(self.gate.settings), *offered, *client_credentials(self.request.headers, ())]
 
 
 def _other(sender: Sender) -> Sender:

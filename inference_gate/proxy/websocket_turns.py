@@ -16,6 +16,7 @@ gate cannot key (not JSON, another event type) gets an `error` event and the ses
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("inference_gate")
 
 MISS_CLOSE_REASON = "inference-gate: no cassette answers this response.create"
+MESSAGE_CACHE_ANSWERS = 256  # parsed answers kept; a cached answer costs about its body's size again
 _TURN_HEADERS_LEFT_OUT = frozenset(
     {b"upgrade", b"connection", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions"}
 )
@@ -157,7 +159,7 @@ class _Turns:
             await self._send_error(response, closing=outcome == Outcome.MISS.value)
             return
         if response.stream is None:  # a whole answer, not paced: its messages go out in one write
-            messages = messages_of_events(SSEParser().feed(response.body))
+            messages = _messages_of_body(response.body)
             self.server_messages += len(messages)
             await self.websocket.send_messages(messages)
             return
@@ -177,7 +179,12 @@ class _Turns:
             raise WebSocketClosed(CLOSE_POLICY_VIOLATION, MISS_CLOSE_REASON, by_peer=False)
 
     async def _record(self, turn: HttpRequest, message: str | bytes, plan: TurnToRecord, started: float) -> None:
-        """Relay a turn to the upstream and back, and record it before its last event goes to the client."""
+        """Relay a turn to the upstream and back, and record it before its last event goes to the client.
+
+        A client that goes away mid-turn does not stop it, as for an HTTP exchange (recorder.py): the turn is
+        read to its end and recorded, since its tokens are paid for either way; then the session ends.
+        """
+        client_gone: WebSocketClosed | None = None
         recorder = self.gate.recorder
         if recorder is None:
             raise RuntimeError("only a recording gate records WebSocket turns")
@@ -188,15 +195,29 @@ class _Turns:
             await self.upstream.send(message)
             events: list[SSEEvent] = []
             first_ms: int | None = None
+            kept_bytes, cap = 0, self.gate.settings.max_recorded_bytes
+            over_cap: str | None = None  # past the recording cap the turn is relayed, and nothing more is held
             while True:
                 answer = await self.upstream.receive()
                 if not isinstance(answer, str):
                     raise GateError(502, "the upstream sent a binary message in a Responses turn", code="bad_upstream")
                 first_ms = recorder.now_ms(sent_at) if first_ms is None else first_ms
-                events.append(event_of_message(answer))
+                kept_bytes += len(answer)
+                if over_cap is None and kept_bytes > cap:
+                    over_cap = f"the turn outgrew max_recorded_bytes ({cap} bytes)"
+                    events.clear()
+                last = event_of_message(answer)
+                if over_cap is None:
+                    events.append(last)
                 if ends_turn(answer):
                     break
-                await self._send(answer)
+                if client_gone is None:
+                    try:
+                        await self._send(answer)
+                    except WebSocketClosed as closed:
+                        if closed is not self.websocket.closed:
+                            raise
+                        client_gone = closed
         except WebSocketClosed as closed:
             if closed is self.websocket.closed:
                 raise
@@ -210,8 +231,9 @@ class _Turns:
             await self._send(gate_error_event(error))
             await self.websocket.close(CLOSE_INTERNAL_ERROR, error.code)
             raise WebSocketClosed(CLOSE_INTERNAL_ERROR, error.code, by_peer=False) from None
-        last = events[-1]
-        if last.event == "error":
+        if over_cap is not None:
+            self._report(turn, started, Outcome.PASSTHROUGH, None, over_cap)
+        elif last.event == "error":
             self._report(turn, started, Outcome.PASSTHROUGH, None, "the upstream answered with an error event")
         else:
             timing = StreamTiming(first_ms or 0, recorder.now_ms(sent_at))
@@ -221,6 +243,8 @@ class _Turns:
                 self._report(turn, started, Outcome.PASSTHROUGH, None, how)
             else:
                 self._report(turn, started, Outcome.RECORDED, plan.slot.name, how, new_cassette=write is TakeWrite.NEW)
+        if client_gone is not None:
+            raise client_gone
         await self._send(last.data)
 
     def _report(
@@ -235,6 +259,13 @@ class _Turns:
     ) -> None:
         self.outcomes[outcome.value] += 1
         self.gate.report(turn, started, 200, outcome, cassette=cassette, reason=reason, new_cassette=new_cassette)
+
+
+@functools.lru_cache(maxsize=MESSAGE_CACHE_ANSWERS)
+def _messages_of_body(body: bytes) -> tuple[str, ...]:
+    """A replayed answer's messages, kept by its body: a recorded stream is parsed once, not on every replay of it
+    (the bench's row (m))."""
+    return tuple(messages_of_events(SSEParser().feed(body)))
 
 
 async def _events_of(response: HttpResponse) -> AsyncIterator[SSEEvent]:

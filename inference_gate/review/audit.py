@@ -49,10 +49,14 @@ from inference_gate.core.cassette import CassetteError
 from inference_gate.core.keys import CREDENTIAL_QUERY_PARAMETERS
 from inference_gate.core.nearest import flatten_json
 from inference_gate.core.redact import is_credential_length
+from inference_gate.core.routes import KEY_VARIABLES as PROVIDER_KEY_VARIABLES
 from inference_gate.review.decoded_text import decoded_runs, joined_stream_fields, string_leaves
-from inference_gate.store.cassette_store import CASSETTE_NAME, CassetteStore
+from inference_gate.store.cassette_store import CASSETTE_NAME, DEFAULT_MAX_CASSETTE_BYTES, CassetteStore
 
-KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
+MIN_PRINTABLE_CHARS = 8
+"""A decoded run holds text only with this many printable ASCII characters in a row: every credential's shape
+is longer (the shortest, a header's value, is 8)."""
+KEY_VARIABLES = tuple(variable for variables in PROVIDER_KEY_VARIABLES.values() for variable in variables)
 UNKNOWN_PATH = "?"
 
 CREDENTIAL_PARAMETERS = tuple(sorted(CREDENTIAL_QUERY_PARAMETERS))
@@ -122,6 +126,7 @@ _ANY_PATTERN_START = re.compile(
     rb"|[?&](?:" + _one_of(CREDENTIAL_PARAMETERS) + rb")=|\[\s*\"(?:" + _one_of(CREDENTIAL_PARAMETERS) + rb')"'
 )
 """What every pattern's match starts with, lower-cased: one pass that rules out a decoded view holding none."""
+_PRINTABLE_STRETCH = re.compile(rb"[\x20-\x7e]{%d}" % MIN_PRINTABLE_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +229,8 @@ class CredentialScanner:
         found: list[tuple[bytes, str, str]] = []  # encoded run, kind, value
         decoded_seen: set[bytes] = set()
         for run in decoded_runs(data):
-            if run.text not in decoded_seen:  # a stream repeats its ids in every event
+            # A stream repeats its ids in every event; an id or a word decoded as base64 is noise with no text in it.
+            if run.text not in decoded_seen and _PRINTABLE_STRETCH.search(run.text):
                 decoded_seen.add(run.text)
                 encoded = data[run.start : run.end]
                 found += [(encoded, f"{kind} ({run.how})", value) for _, _, kind, value in self._matches(run.text)]
@@ -346,7 +352,9 @@ def audit_files(
     return AuditReport(scanned, tuple(findings), allowed)
 
 
-def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
+def audit_store(
+    cache_dir: Path, scanner: CredentialScanner, *, max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+) -> AuditReport:
     """Scan every file under `cache_dir`, cassette or not, named by its path relative to it; `.git` is skipped
     and links to folders are not followed. A folder standing at a cassette's name is reported, not entered, and
     a file is read no further than `max_cassette_bytes` (CassetteStore.read_bytes)."""
@@ -358,7 +366,8 @@ def audit_store(cache_dir: Path, scanner: CredentialScanner) -> AuditReport:
         for file_name in [*file_names, *standing_in]:
             path = Path(folder, file_name)
             files.append((path.relative_to(cache_dir).as_posix(), path))
-    return audit_files(sorted(files), scanner, CassetteStore(cache_dir).read_bytes)
+    store = CassetteStore(cache_dir, max_cassette_bytes=max_cassette_bytes)
+    return audit_files(sorted(files), scanner, store.read_bytes)
 
 
 _DEFAULT_SCANNER = CredentialScanner()

@@ -132,7 +132,7 @@ def _session_view(name: str, document: dict[str, Any]) -> CassetteView:
         turns=tuple(turns),
         tools=(),
         reply=Reply(text=server_text(session.frames)),
-        takes=1,
+        takes=len(session.takes),
         recorded_at=session.recorded_at or None,
     )
 

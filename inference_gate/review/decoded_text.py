@@ -31,8 +31,8 @@ from inference_gate.core.nearest import flatten_json
 MIN_ENCODED_CHARS = 24
 """The shortest run worth decoding: base64 of the shortest text a pattern flags (`api-key: ` and 8 characters)."""
 
-# Each run is tried only where one starts (the lookbehind), so a file costs one pass, not one per character.
-_BASE64_RUN = re.compile(rb"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{%d,}+={0,2}" % MIN_ENCODED_CHARS)
+# Possessive: a run too short is given up at once rather than tried again from each of its characters.
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{%d,}+={0,2}" % MIN_ENCODED_CHARS)
 _URL_ENCODED_RUN = re.compile(rb"(?<![A-Za-z0-9._~+%-])[A-Za-z0-9._~+-]*+%[0-9A-Fa-f]{2}[A-Za-z0-9._~+%-]*+")
 _BASE64_ALPHABET = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 
@@ -98,11 +98,16 @@ def joined_stream_fields(document: Any) -> Iterator[tuple[str, str]]:
         events = response.get("events") if isinstance(response, dict) else None
         if isinstance(events, list):
             yield from _joined_fields(f"{where}.events[*].data", events)
-    frames = document.get("frames")  # a WebSocket session's: each side's frames are a stream of their own
-    if isinstance(frames, list):
-        for sender in ("client", "server"):
-            sent = [frame for frame in frames if isinstance(frame, dict) and frame.get("from") == sender]
-            yield from _joined_fields(f"frames[{sender}].data", sent)
+    # A WebSocket session's frames, and each take's: each side's frames are a stream of their own.
+    sessions = [("frames", document.get("frames"))]
+    for index, take in enumerate(takes if isinstance(takes, list) else []):
+        if isinstance(take, dict):
+            sessions.append((f"takes[{index}].frames", take.get("frames")))
+    for where, frames in sessions:
+        if isinstance(frames, list):
+            for sender in ("client", "server"):
+                sent = [frame for frame in frames if isinstance(frame, dict) and frame.get("from") == sender]
+                yield from _joined_fields(f"{where}[{sender}].data", sent)
 
 
 def _joined_fields(where: str, events: list[Any]) -> Iterator[tuple[str, str]]:
@@ -112,7 +117,7 @@ def _joined_fields(where: str, events: list[Any]) -> Iterator[tuple[str, str]]:
             for steps, text in _strings(event["data"], ()):
                 pieces.setdefault(steps, []).append(text)
     for steps, texts in pieces.items():
-        if len(texts) > 1:
+        if len(texts) > 1 and texts.count(texts[0]) < len(texts):  # a value every event repeats is no split text
             path = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
             yield where + path, "".join(texts)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from inference_gate.core.cassette import CassetteError, cassette_document, document_takes
-from inference_gate.core.dialects import endpoint_name
+from inference_gate.core.dialects import endpoint_name, route_of
 from inference_gate.core.session_cassette import is_session_document, session_from_document
 from inference_gate.review.audit import mask_credentials
-from inference_gate.store.cassette_store import CassetteStore, Slot
+from inference_gate.store.cassette_store import DEFAULT_MAX_CASSETTE_BYTES, CassetteStore, Slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,7 @@ class CassetteReview:
     prompt: str | None = None
     reply: str | None = None
     takes: int = 1
+    route: str | None = None  # set for every readable cassette: the named route that answered, else the dialect
 
     @property
     def is_corrupt(self) -> bool:
@@ -70,6 +71,7 @@ class CassetteReview:
             "prompt": self.prompt,
             "reply": self.reply,
             "takes": self.takes,
+            "route": self.route,
         }
 
 
@@ -87,10 +89,28 @@ class StoreInfo:
     newest_recorded_at: str | None
 
 
-def review_cassettes(cache_dir: Path) -> list[CassetteReview]:
-    """A review of every cassette file under `cache_dir`, sorted by name; empty when there is no directory."""
-    store = CassetteStore(cache_dir)
-    return [_review_file(store, slot) for slot in store.slots()]
+def review_cassettes(
+    cache_dir: Path, *, max_cassette_bytes: int = DEFAULT_MAX_CASSETTE_BYTES
+) -> list[CassetteReview]:
+    """A review of every cassette file under `cache_dir`, and of every other file in its endpoint folders (a
+    cassette renamed by hand, never read), sorted by name; empty when there is no directory. A cassette larger
+    than `max_cassette_bytes` is reviewed as corrupt, as the gate finds it."""
+    store = CassetteStore(cache_dir, max_cassette_bytes=max_cassette_bytes)
+    reviews = [(slot.path, _review_file(store, slot)) for slot in store.slots()]
+    strays = [
+        (slot.path, CassetteReview(slot.name, _size_of(slot.path), error=STRAY_FILE)) for slot in store.stray_files()
+    ]
+    return [review for _, review in sorted(reviews + strays, key=lambda pair: pair[0])]
+
+
+STRAY_FILE = "not named like a cassette (<slug>.<16 hex digits>.json), so the gate never reads it"
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
 
 
 def store_info(reviews: list[CassetteReview]) -> StoreInfo:
@@ -162,6 +182,7 @@ def _review_of(name: str, size_bytes: int, data: bytes) -> CassetteReview:
         prompt=_masked_text_or_none(summary.get("prompt")),
         reply=_masked_text_or_none(summary.get("reply")),
         takes=len(takes),
+        route=_route_name(request, path),
     )
 
 
@@ -182,6 +203,7 @@ def _session_review(name: str, size_bytes: int, document: dict[str, Any]) -> Cas
         settings={"client_frames": summary["client_frames"], "server_frames": summary["server_frames"]},
         prompt=_masked_text_or_none(summary.get("prompt")),
         reply=_masked_text_or_none(summary.get("reply")),
+        takes=len(session.takes),
     )
 
 
@@ -192,3 +214,10 @@ def _masked_text_or_none(value: Any) -> str | None:
 
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _route_name(request: dict[str, Any], path: str) -> str:
+    """Which upstream answered: the named route a cassette records, else its path's dialect, whose own route
+    answers every path it names (core/routes.py)."""
+    route = request.get("route")
+    return route if isinstance(route, str) else route_of(path).dialect.value

@@ -41,6 +41,7 @@ from inference_gate.core.cassette import (
 )
 from inference_gate.core.drift import Drift, Level, compare_answers, compare_sessions
 from inference_gate.core.http_models import HttpRequest
+from inference_gate.core.routes import RouteTable
 from inference_gate.core.session_cassette import SessionCassette, is_session_document, session_from_document
 from inference_gate.core.websocket_session import AUDIO_FIELDS, OMITTED_AUDIO, Sender, SessionFrame, omit_audio
 from inference_gate.review.audit import CredentialScanner
@@ -155,6 +156,17 @@ def _session_target(slot: Slot, document: dict[str, Any]) -> VerifyTarget | str:
     if any(frame.sender is Sender.CLIENT and _omits_audio(frame.data) for frame in session.frames):
         return "a WebSocket session whose client audio is stored by digest only, which cannot be sent again"
     return VerifyTarget(slot, document, session)
+
+
+def keyless_routes(plan: VerifyPlan, routes: RouteTable) -> list[str]:
+    """The routes (routes.py) the plan's requests take that hold no key of the gate's: with no client to pass a
+    credential through, their requests go without one, and a real upstream refuses them."""
+    targets = [
+        target.question.path if isinstance(target.question, SessionCassette) else target.question.target
+        for target in plan.targets
+    ]
+    taken = {routes.route_for(target)[0] for target in targets}
+    return sorted(route.name for route in taken if route.api_key is None)
 
 
 # --- 3. the verdicts ------------------------------------------------------------------------------------------

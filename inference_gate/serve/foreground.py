@@ -20,8 +20,9 @@ from collections.abc import Callable
 
 import trio
 
-from inference_gate.config.settings import Settings
+from inference_gate.config.settings import DIALECT_KEY_SETTINGS, Settings
 from inference_gate.core.address import host_and_port
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.outcome import Answer
 from inference_gate.core.policy import Mode
 from inference_gate.core.redact import MIN_CREDENTIAL_CHARS, is_credential_length
@@ -59,11 +60,14 @@ def check_startup(settings: Settings, mode: Mode) -> None:
         if not cache_dir.is_dir():
             raise StartupError(f"cache directory {cache_dir} does not exist (replay mode needs recorded cassettes)")
         return
-    if settings.api_key is not None and not is_credential_length(settings.api_key):
-        raise StartupError(
-            f"the API key is {len(settings.api_key)} characters long; the gate needs at least "
-            f"{MIN_CREDENTIAL_CHARS} to keep it out of cassettes (real OpenAI, Anthropic and Azure keys are longer)"
-        )
+    for dialect, name in DIALECT_KEY_SETTINGS.items():
+        key = getattr(settings, name)
+        if key is not None and not is_credential_length(key):
+            which = "the API key" if dialect is Dialect.OPENAI else f"the {dialect.value} API key"
+            raise StartupError(
+                f"{which} is {len(key)} characters long; the gate needs at least {MIN_CREDENTIAL_CHARS} to keep it "
+                "out of cassettes (real OpenAI, Anthropic and Azure keys are longer)"
+            )
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=cache_dir):

@@ -17,12 +17,16 @@ Each refusal is a CassetteError saying what stood there, so every caller reports
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 from inference_gate.core.cassette import CassetteError
 
+# What says nothing of the file, only that the process is short of descriptors or memory: raised as it is, for
+# the caller to wait and try again.
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 READ_CHUNK_BYTES = 1024 * 1024
 
@@ -45,7 +49,8 @@ def read_cassette_file(path: Path, root: Path, max_bytes: int) -> bytes:
     try:
         descriptor = os.open(target, OPEN_FLAGS)
     except OSError as error:
-        if isinstance(error, FileNotFoundError | NotADirectoryError) and target is path:
+        nothing_there = isinstance(error, FileNotFoundError | NotADirectoryError) and target is path
+        if nothing_there or error.errno in OUT_OF_RESOURCES:
             raise
         raise CassetteError(f"cannot be opened ({error.strerror or error})") from None
     try:

@@ -245,6 +245,43 @@ class CassetteStore:
             self._write_checked(data, updated.key, path, replace=True, secrets=secrets)
             return TakeWrite.CHANGED, updated
 
+    def put_session_take(
+        self,
+        recorded: SessionCassette,
+        slot: Slot,
+        *,
+        take_index: int,
+        takes_wanted: int,
+        refresh: bool,
+        secrets: Sequence[str] = (),
+    ) -> TakeWrite:
+        """Add a recorded session's one take to the session cassette at `slot`, as `put_take` does for HTTP:
+        appended while it has fewer than `takes_wanted`; with `refresh`, replacing take `take_index` (or, past
+        the end of a full cassette, the last), and not rewritten when its material view is unchanged."""
+        with _locked_folder(slot.path.parent):
+            try:
+                old_bytes = self.read_bytes(slot.path)
+                existing: SessionCassette | None = session_from_bytes(old_bytes)
+            except (FileNotFoundError, NotADirectoryError, CassetteError):
+                old_bytes, existing = b"", None
+            if existing is None or existing.key != recorded.key:
+                self.save_session(recorded, slot, replace=True, secrets=secrets)
+                return TakeWrite.NEW
+            takes, take = list(existing.takes), recorded.takes[0]
+            if refresh and take_index < len(takes):
+                takes[take_index] = take
+            elif len(takes) < takes_wanted:
+                takes.append(take)
+            elif refresh:
+                takes[-1] = take
+            else:
+                return TakeWrite.FULL
+            data = session_to_bytes((recorded if refresh else existing).with_takes(takes))
+            if refresh and self._same_material(data, old_bytes):
+                return TakeWrite.UNCHANGED
+            self._write_checked(data, recorded.key, slot.path, replace=True, secrets=secrets)
+            return TakeWrite.CHANGED
+
     def _same_material(self, data: bytes, old_bytes: bytes) -> bool:
         rules = self.key_rules
         return material_view(orjson.loads(data), rules) == material_view(orjson.loads(old_bytes), rules)
@@ -298,6 +335,18 @@ class CassetteStore:
         ]
         slots.sort(key=lambda slot: slot.path)
         return slots
+
+    def stray_files(self) -> list[Slot]:
+        """The files in the endpoint folders that are not named like cassettes (nor hidden, as a write's temporary
+        file is): a cassette renamed or copied by hand, which the gate never reads. Sorted by path."""
+        strays = [
+            Slot(Path(file.path), f"{folder.name}/{file.name}")
+            for folder in self._endpoint_folders()
+            for file in os.scandir(folder.path)
+            if not CASSETTE_NAME.match(file.name) and not file.name.startswith(".")
+        ]
+        strays.sort(key=lambda slot: slot.path)
+        return strays
 
     def count(self) -> int:
         """How many files are named like cassettes. No paths are built or sorted: the start-up banner shows this

@@ -506,3 +506,26 @@ def test_the_project_settings_file_is_never_taken_for_a_cassette(home, cache_dir
     cleared = run(f"cache clear --yes --cache-dir {cache_dir}", interactive=False)
     assert cleared.io.fetch_output() == f"removed 1 cassette from {cache_dir}\n"
     assert project_file.read_text(encoding="utf-8").startswith("ignore: [body.user]")
+
+
+def test_list_and_info_name_a_file_not_named_like_a_cassette(home, cache_dir, names):
+    renamed = cache_dir / "chat.completions" / "hand-copied.json"
+    renamed.write_bytes((cache_dir / names["french"]).read_bytes())
+    listed = orjson.loads(run(f"cache list --json --cache-dir {cache_dir}").io.fetch_output())
+    errors = {entry["name"]: entry.get("error", "") for entry in listed}
+    assert errors["chat.completions/hand-copied.json"].startswith("not named like a cassette")
+    info = run(f"cache info --cache-dir {cache_dir}").io.fetch_output()
+    assert "corrupt:    2" in info  # it, and the torn file the fixture leaves
+
+
+def test_list_audit_and_rekey_read_cassettes_up_to_the_configured_max_cassette_bytes(home, cache_dir, names):
+    """A cassette over the default cap but under the configured one is a cassette, as the gate would serve it."""
+    (home / "config.yaml").write_text("max_cassette_bytes: 1\n")  # then every real cassette is too large
+    config = ["--config", str(home / "config.yaml"), "--cache-dir", str(cache_dir)]
+    listed = run_script("cache", "list", "--json", *config, home=home)
+    audit = run_script("cache", "audit", *config, home=home)
+    rekey = run_script("cache", "rekey", *config, home=home)
+    errors = [entry.get("error", "") for entry in orjson.loads(listed.stdout)]
+    assert len(errors) == 4 and all("more than max_cassette_bytes (1)" in error for error in errors)
+    assert names["french"] in audit.stdout and "more than max_cassette_bytes (1)" in audit.stdout
+    assert "more than max_cassette_bytes (1)" in rekey.stdout + rekey.stderr

@@ -21,7 +21,7 @@ from cleo.io.buffered_io import BufferedIO
 from cleo.testers.application_tester import ApplicationTester
 
 from inference_gate.cli.app import GateApplication
-from inference_gate.cli.serve_commands import banner, gate_logging
+from inference_gate.cli.serve_commands import banner, gate_logging, route_lines
 from inference_gate.config.settings import Settings
 from inference_gate.core.errors import GateError
 from inference_gate.core.policy import Mode
@@ -204,7 +204,9 @@ async def test_script_start_records_and_a_replay_gate_replays(home, cache_dir):
     assert replayed.reply == "OK."
     assert fake.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
     assert (code, replay_code) == (0, 0)
-    assert stdout == f"{line}\nstopped\n"
+    routes = "\n".join(route_lines(Settings(upstream=fake.url, api_key=API_KEY)))
+    assert stdout == f"{line}\n{routes}\nstopped\n"
+    assert f"  openai: /v1/..., /openai/... -> {fake.url} (gate's key)" in routes
     # --verbose: one line per request, and nothing else.
     log_lines = stderr.splitlines()
     assert len(log_lines) == 2
@@ -240,7 +242,8 @@ async def test_script_start_refresh_rerecords_and_says_what_it_changed_on_shutdo
     )
     assert refreshed.gate_outcome == "recorded" and len(fake.requests) == 2
     assert code == 0
-    assert stdout == f"{line}\nrefreshed 1 cassette(s): 1 unchanged, 0 changed, 0 new\nstopped\n"
+    routes = "\n".join(route_lines(Settings(upstream=fake.url, api_key=API_KEY)))
+    assert stdout == f"{line}\n{routes}\nrefreshed 1 cassette(s): 1 unchanged, 0 changed, 0 new\nstopped\n"
     assert {name: (cache_dir / name).read_bytes() for name in files_under(cache_dir)} == before
 
 
@@ -660,3 +663,28 @@ def test_verbose_logging_shows_each_request_with_its_time_and_tracebacks():
     assert lines[1] == "error: recording POST /v1/chat/completions failed"
     assert lines[2] == "Traceback (most recent call last):"
     assert lines[-2:] == ["ValueError: boom", "second line"]
+
+
+def test_route_lines_say_where_each_route_goes_and_whose_credential_it_sends():
+    settings = Settings(
+        api_key="sk-openai-0123456789abcdef",
+        upstreams={"ollama": {"url": "http://localhost:11434", "prefix": "/ollama"}},
+    )
+    assert route_lines(settings) == [
+        "routes:",
+        "  openai: /v1/..., /openai/... -> https://api.openai.com (gate's key)",
+        "  anthropic: /v1/messages... -> https://api.anthropic.com (client's credential passed through)",
+        "  gemini: /v1beta/models/... -> https://generativelanguage.googleapis.com "
+        "(client's credential passed through)",
+        "  ollama: /ollama/... -> http://localhost:11434 (client's credential passed through)",
+    ]
+
+
+def test_a_short_key_for_any_provider_is_refused_before_listening(home, cache_dir, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "short")
+    tester = run(f"start --port 0 --cache-dir {cache_dir}")
+    assert tester.status_code == 1
+    assert tester.io.fetch_error() == (
+        "error: the anthropic API key is 5 characters long; the gate needs at least 32 to keep it out of cassettes "
+        "(real OpenAI, Anthropic and Azure keys are longer)\n"
+    )

@@ -371,3 +371,22 @@ def test_a_cassette_holds_its_takes_so_a_take_added_to_them_is_kept():
     again = cassette_from_bytes(cassette_to_bytes(cassette))
     assert [take.response.body for take in again.takes] == [b'{"reply":"one"}', b'{"reply":"two"}']
     assert again.recorded_at == "2026-11-27T10:00:00Z"
+
+
+def test_a_named_route_is_stored_with_the_request_and_a_dialects_own_is_not_written():
+    body = orjson.dumps({"id": "x", "choices": []})
+    plain = chat_cassette(body=body)
+    assert b'"route"' not in cassette_to_bytes(plain)
+    plain.request.route = "ollama"
+    data = cassette_to_bytes(plain)
+    assert orjson.loads(data)["request"]["route"] == "ollama"
+    loaded = cassette_from_bytes(data)
+    assert loaded.request.route == "ollama"
+    assert loaded.with_takes(loaded.takes).request.route == "ollama"  # a new take keeps it
+
+
+def test_a_route_that_is_not_a_name_is_a_malformed_cassette():
+    stored = orjson.loads(cassette_to_bytes(chat_cassette(body=b"{}")))
+    stored["request"]["route"] = 7
+    with pytest.raises(CassetteError, match=r"request\.route must be a route name"):
+        cassette_from_bytes(orjson.dumps(stored))

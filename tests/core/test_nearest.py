@@ -128,3 +128,12 @@ def test_an_upload_is_compared_by_its_fields():
     assert explain(cassette, upload("whisper-2", b"RIFF")) == (
         'audio.transcriptions/a.json differs at [0].text: recorded "whisper-1", got "whisper-2"'
     )
+
+
+def test_a_chained_request_is_compared_with_its_id_as_sent_not_its_chain_reference():
+    recorded_body = {"model": "gpt-4o-mini", "input": "Go on", "previous_response_id": "resp_A"}
+    missed_body = {**recorded_body, "input": "Go on, please"}
+    missed = canonicalize("POST", CHAT, orjson.dumps(missed_body), chained={"resp_A": "a" * 64}.get)
+    nearest = closest([recorded("responses/go-on.json", recorded_body)], MissedRequest(missed))
+    assert explain(nearest, missed).startswith("responses/go-on.json differs at input:")
+    assert "previous_response_id" not in explain(nearest, missed)

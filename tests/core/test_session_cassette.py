@@ -44,3 +44,18 @@ def test_event_types_list_one_side() -> None:
 def test_a_malformed_session_file_is_refused(data: bytes) -> None:
     with pytest.raises(CassetteError):
         session_from_bytes(data)
+
+
+def test_a_session_of_several_takes_keeps_them_in_order_and_replays_the_last_once_they_run_out() -> None:
+    from inference_gate.core.session_cassette import SessionTake
+
+    first, second = realtime_session(reply=("one",)), realtime_session(reply=("two",))
+    both = first.with_takes([*first.takes, SessionTake("2026-01-02T00:00:00Z", second.frames, second.closed)])
+    data = session_to_bytes(both)
+    document = orjson.loads(data)
+    assert "frames" not in document and [take["recorded_at"] for take in document["takes"]] == [
+        "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
+    ]
+    assert session_from_bytes(data) == both
+    assert [both.replayable("x", index).frames for index in range(3)] == [first.frames, second.frames, second.frames]
+    assert session_to_bytes(first).count(b'"takes"') == 0

@@ -23,8 +23,12 @@ BANNER_URL = re.compile(rb"listening on (http://127\.0\.0\.1:\d+)/v1")
 @dataclass
 class CliGate:
     url: str  # the root URL, without /v1
-    banner: str
+    stdout_bytes: bytearray  # grows while the gate runs; whole once the block has ended
     stderr_path: Path
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode()
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8")
@@ -49,19 +53,27 @@ async def cli_gate(
             command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr_file
         )
     try:
-        printed = b""
+        printed = bytearray()
         with trio.fail_after(STARTUP_TIMEOUT_S):
             while (match := BANNER_URL.search(printed)) is None:
                 chunk = await process.stdout.receive_some()
                 assert chunk, f"the gate exited before listening: {stderr_path.read_text(encoding='utf-8')}"
                 printed += chunk
-        yield CliGate(match[1].decode(), printed.decode(), stderr_path)
-        process.send_signal(signal.SIGINT)
-        with trio.fail_after(EXIT_TIMEOUT_S):
-            assert await process.wait() == 0, stderr_path.read_text(encoding="utf-8")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_all, process.stdout, printed)
+            yield CliGate(match[1].decode(), printed, stderr_path)
+            process.send_signal(signal.SIGINT)
+            with trio.fail_after(EXIT_TIMEOUT_S):
+                assert await process.wait() == 0, stderr_path.read_text(encoding="utf-8")
     finally:
         if process.returncode is None:
             process.kill()
         with trio.move_on_after(EXIT_TIMEOUT_S, shield=True):
             await process.wait()
         await process.stdout.aclose()
+
+
+async def _read_all(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
+    """Everything `stream` gives until it ends, appended to `into` as it comes."""
+    while chunk := await stream.receive_some():
+        into += chunk

@@ -14,6 +14,8 @@ from cleo.testers.application_tester import ApplicationTester
 
 from inference_gate import Mode, Settings
 from inference_gate.cli.app import GateApplication
+from inference_gate.config.settings import DIALECT_KEY_SETTINGS
+from inference_gate.core.dialects import Dialect
 from tests.e2e.conftest import running_gate
 from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
@@ -39,11 +41,21 @@ def sdk_exercise(
     return exercise
 
 
-async def record_then_replay(upstream: FakeUpstream, settings: Settings, exercise: Exercise) -> tuple[Any, Any]:
-    """What the client saw while recording, and in replay mode once the upstream has stopped listening."""
+def routed(settings: Settings, dialect: Dialect, url: str) -> Settings:
+    """`settings` with `dialect`'s route at `url`, and the gate's key (`settings.api_key`) as that route's key."""
+    if dialect is Dialect.OPENAI:
+        return replace(settings, upstream=url)
+    return replace(settings, upstreams={dialect.value: url}, **{DIALECT_KEY_SETTINGS[dialect]: settings.api_key})
+
+
+async def record_then_replay(
+    upstream: FakeUpstream, settings: Settings, exercise: Exercise, dialect: Dialect = Dialect.OPENAI
+) -> tuple[Any, Any]:
+    """What the client saw while recording through `dialect`'s route, and in replay mode once the upstream has
+    stopped listening."""
     with trio.fail_after(DEADLINE_S):
         async with running_upstream(upstream):
-            settings = replace(settings, upstream=upstream.url)
+            settings = routed(settings, dialect, upstream.url)
             async with running_gate(settings, Mode.RECORD) as gate:
                 recorded = await exercise(root_url(gate.port))
         async with running_gate(settings, Mode.REPLAY) as gate:

@@ -4,6 +4,7 @@ two processes. Each runs `inference_gate.serve.foreground.run_gate` on a free po
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -56,13 +57,23 @@ class GateProcess:
 
 
 @asynccontextmanager
-async def gate_process(settings: Settings, mode: Mode, log_path: Path) -> AsyncIterator[GateProcess]:
-    """A gate in a child process on a free port, with its log in `log_path`; killed if still running after."""
+async def gate_process(
+    settings: Settings, mode: Mode, log_path: Path, *, open_files_limit: int | None = None
+) -> AsyncIterator[GateProcess]:
+    """A gate in a child process on a free port, with its log in `log_path`; killed if still running after.
+    With `open_files_limit`, the child's soft and hard limits on open files are both that (as `ulimit -n`)."""
     options: dict[str, Any] = {field.name: getattr(settings, field.name) for field in fields(Settings)}
     options.update(mode=mode.value, host="127.0.0.1", port=0)
     arguments = [sys.executable, "-c", RUNNER, orjson.dumps(options, default=str).decode()]
+    limit = None if open_files_limit is None else (open_files_limit, open_files_limit)
     with log_path.open("wb") as log_file:
-        process = await trio.lowlevel.open_process(arguments, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log_file)
+        process = await trio.lowlevel.open_process(
+            arguments,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            preexec_fn=None if limit is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit),
+        )
     try:
         printed = b""
         with trio.fail_after(STARTUP_TIMEOUT_S):

@@ -4,7 +4,6 @@ stopped; the SDK sees the same messages and events. A replay miss is an Anthropi
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 import anthropic
@@ -12,8 +11,9 @@ import pytest
 import trio
 
 from inference_gate import Mode, Settings
+from inference_gate.core.dialects import Dialect
 from tests.e2e.conftest import running_gate
-from tests.e2e.dialects import cache_list, cassettes, record_then_replay, root_url, sdk_exercise
+from tests.e2e.dialects import cache_list, cassettes, record_then_replay, root_url, routed, sdk_exercise
 from tests.plain_http import post_json
 from tests.servers import running_upstream
 from tools.fake_anthropic import FakeAnthropic
@@ -54,7 +54,7 @@ async def async_exercise(base_url: str, stream: bool) -> Any:
 async def test_record_then_replay_with_the_anthropic_sdk(record_settings: Settings, stream: bool, client_kind: str):
     upstream = FakeAnthropic(expected_api_key=record_settings.api_key)
     exercise = sdk_exercise(client_kind, sync_exercise, async_exercise, stream)
-    recorded, replayed = await record_then_replay(upstream, record_settings, exercise)
+    recorded, replayed = await record_then_replay(upstream, record_settings, exercise, Dialect.ANTHROPIC)
 
     assert replayed == recorded
     if stream:
@@ -82,7 +82,7 @@ async def test_an_x_api_key_placeholder_is_replaced_by_the_gates_key(record_sett
     headers = {"x-api-key": PLACEHOLDER_KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "tools-2024-05-16"}
     with trio.fail_after(20):
         async with running_upstream(upstream):
-            settings = replace(record_settings, upstream=upstream.url)
+            settings = routed(record_settings, Dialect.ANTHROPIC, upstream.url)
             async with running_gate(settings, Mode.RECORD) as gate:
                 response = await post_json(root_url(gate.port), "/v1/messages", REQUEST, headers)
     assert response.status == 200, response.body

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from inference_gate import Settings
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.sse import SSEParser
 from tests.e2e.dialects import cache_list, cassettes, record_then_replay
 from tests.plain_http import post_json
@@ -48,7 +49,7 @@ async def test_record_then_replay_over_plain_http(record_settings: Settings, str
         assert response.status == 200, response.body
         return response.headers["content-type"], response.body
 
-    recorded, replayed = await record_then_replay(upstream, record_settings, exercise)
+    recorded, replayed = await record_then_replay(upstream, record_settings, exercise, Dialect.GEMINI)
 
     # A cassette keeps JSON parsed, so replay re-serialises it (keys sorted, LF line ends): equal as JSON.
     (content_type, body), (replayed_type, replayed_body) = recorded, replayed

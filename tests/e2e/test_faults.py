@@ -15,10 +15,11 @@ import pytest
 import trio
 
 from inference_gate import Mode, Settings
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.outcome import Answer, Outcome
 from inference_gate.proxy.faults import FaultKind, FaultPlan
 from tests.e2e.conftest import running_gate
-from tests.e2e.dialects import cassettes, root_url, sdk_exercise
+from tests.e2e.dialects import cassettes, root_url, routed, sdk_exercise
 from tests.servers import running_upstream
 from tools.fake_anthropic import FakeAnthropic
 from tools.fake_upstream import FakeUpstream
@@ -173,7 +174,7 @@ async def record_anthropic(settings: Settings, request: dict[str, Any]) -> tuple
     upstream = FakeAnthropic(expected_api_key=settings.api_key)
     async with (
         running_upstream(upstream),
-        running_gate(replace(settings, upstream=upstream.url), Mode.RECORD) as gate,
+        running_gate(routed(settings, Dialect.ANTHROPIC, upstream.url), Mode.RECORD) as gate,
         anthropic.AsyncAnthropic(base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=0) as client,
     ):
         recorded = (await client.messages.create(**request)).model_dump()
@@ -209,7 +210,7 @@ async def test_a_cut_anthropic_stream_gives_the_first_events_then_an_error_of_th
         upstream = FakeAnthropic(expected_api_key=record_settings.api_key)
         async with (
             running_upstream(upstream),
-            running_gate(replace(record_settings, upstream=upstream.url), Mode.RECORD) as gate,
+            running_gate(routed(record_settings, Dialect.ANTHROPIC, upstream.url), Mode.RECORD) as gate,
             anthropic.AsyncAnthropic(base_url=root_url(gate.port), api_key=ANTHROPIC_KEY, max_retries=0) as client,
         ):
             recorded = [event async for event in await client.messages.create(**request)]

@@ -22,6 +22,7 @@ import pytest
 import trio
 
 from inference_gate import Mode, Settings
+from tests.e2e.conftest import running_gate
 from tests.e2e.processes import gate_process
 from tests.servers import running_upstream
 from tools.fake_upstream import FakeUpstream
@@ -85,11 +86,9 @@ async def record_two(settings: Settings, tmp_path: Path) -> Path:
     upstream = FakeUpstream()
     async with running_upstream(upstream):
         recording = replace(settings, upstream=upstream.url)
-        async with gate_process(recording, Mode.RECORD, tmp_path / "rec.log") as gate:
+        async with running_gate(recording, Mode.RECORD) as gate:
             await ask(gate.base_url, "first")
             await ask(gate.base_url, "second")
-            gate.process.send_signal(signal.SIGINT)
-            assert await gate.wait_for_exit() == 0
     [first] = [path for path in settings.cache_dir.rglob("*.json") if path.name.startswith("first.")]
     return first
 

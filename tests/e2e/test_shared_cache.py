@@ -162,3 +162,40 @@ async def test_the_gate_that_loses_a_race_to_record_answers_with_the_winners_tak
     assert sorted(outcome for outcome, _ in answers) == ["hit", "recorded"]
     assert all(answer["choices"][0]["message"]["content"] == kept for _, answer in answers)
     assert LOST_RACE in logs and " hit 200 " in logs and logs.count(" recorded 200 ") == 1
+
+
+async def test_the_gate_that_loses_a_race_to_record_a_stream_says_passthrough_with_the_reason(
+    record_settings: Settings, tmp_path: Path
+):
+    """A stream is sent as it comes, so the gate that loses cannot answer with the winner's take: the end of its
+    stream, and its log line, say the answer was not kept, and why; neither says `recorded`."""
+    upstream = FakeUpstream()
+    upstream.hold = trio.Event()
+    request = ("a streamed race to the disk", True)
+    answers: list[tuple[str, Any]] = []
+
+    async def collect(base_url: str) -> None:
+        answers.append(await ask(base_url, request))
+
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(upstream):
+            settings = replace(record_settings, upstream=upstream.url)
+            async with (
+                gate_process(settings, Mode.RECORD, tmp_path / "a.log") as gate_a,
+                gate_process(settings, Mode.RECORD, tmp_path / "b.log") as gate_b,
+            ):
+                async with trio.open_nursery() as clients:
+                    for gate in (gate_a, gate_b):
+                        clients.start_soon(collect, gate.base_url)
+                    while len(upstream.requests) < 2:
+                        await trio.sleep(POLL_INTERVAL_S)
+                    upstream.hold.set()
+                for gate in (gate_a, gate_b):
+                    gate.process.send_signal(signal.SIGTERM)
+                    assert await gate.wait_for_exit() == 0
+                logs = gate_a.log() + gate_b.log()
+
+    assert [outcome for outcome, _ in answers] == ["recording", "recording"]  # the head's promise, as always
+    assert logs.count(" recorded 200 ") == 1
+    assert logs.count(" passthrough 200 ") == 1 and "this answer was not kept" in logs
+    assert_only_whole_cassettes(settings.cache_dir, 1)

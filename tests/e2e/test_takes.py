@@ -179,16 +179,23 @@ async def test_thirty_clients_asking_at_once_get_only_takes_on_disk_and_make_one
     clients_at_once, requests_each = 30, 4
     answers: list[tuple[str, str]] = []
 
-    async def client(base_url: str) -> None:
+    async def client(sdk: openai.AsyncOpenAI) -> None:
         for _ in range(requests_each):
-            answers.append(await ask(base_url))
+            raw = await sdk.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}]
+            )
+            answers.append((raw.headers["x-inference-gate"], raw.parse().choices[0].message.content))
 
     with trio.fail_after(DEADLINE_S):
         async with running_upstream(upstream):
             settings = replace(record_settings, upstream=upstream.url, takes=5)
-            async with running_gate(settings, Mode.RECORD) as gate, trio.open_nursery() as clients:
+            async with (
+                running_gate(settings, Mode.RECORD) as gate,
+                openai.AsyncOpenAI(base_url=gate.base_url, api_key=CLIENT_KEY, max_retries=0) as sdk,
+                trio.open_nursery() as clients,
+            ):
                 for _ in range(clients_at_once):
-                    clients.start_soon(client, gate.base_url)
+                    clients.start_soon(client, sdk)
 
     texts = stored_texts(settings.cache_dir)
     assert len(texts) == 5 and len(upstream.requests) == 5

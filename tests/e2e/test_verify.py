@@ -11,6 +11,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import anthropic
 import openai
 import orjson
 import pytest
@@ -24,6 +25,7 @@ from tests.e2e.processes import files_under
 from tests.e2e.websocket_sessions import record_session
 from tests.sdk_sockets import ASYNC, receive_until
 from tests.servers import running_upstream
+from tools.fake_anthropic import FakeAnthropic
 from tools.fake_drift import NEW_FIELD_NAME, REWORDING, Drift, DriftingUpstream
 from tools.fake_socket_session import Turn
 from tools.fake_websocket import FakeWebSocketUpstream
@@ -58,15 +60,16 @@ async def record(base_url: str) -> None:
                 pass
 
 
+def run_verify(command: str) -> ApplicationTester:
+    tester = ApplicationTester(GateApplication())
+    tester.execute(command)
+    return tester
+
+
 async def verify(cache_dir: Path, upstream: str, *options: str) -> ApplicationTester:
     """`inference-gate verify` run through the application, in a worker thread."""
-
-    def run() -> ApplicationTester:
-        tester = ApplicationTester(GateApplication())
-        tester.execute(f"verify -c {cache_dir} --upstream {upstream} --api-key {API_KEY} {' '.join(options)}")
-        return tester
-
-    return await trio.to_thread.run_sync(run)
+    command = f"verify -c {cache_dir} --upstream {upstream} --api-key {API_KEY} {' '.join(options)}"
+    return await trio.to_thread.run_sync(run_verify, command)
 
 
 def snapshot(cache_dir: Path) -> dict[Path, bytes]:
@@ -235,3 +238,45 @@ async def test_a_realtime_session_is_played_again_from_its_client_frames(record_
     (failed,) = orjson.loads(gone.io.fetch_output())["verdicts"]
     assert failed["level"] == "error" and failed["differences"][0]["where"] == "connection"
     assert cassette.read_bytes() == before
+
+
+# --- routes -----------------------------------------------------------------------------------------------------
+
+OPENAI_KEY = "sk-openai-gate-key-for-tests-0123456789"
+ANTHROPIC_KEY = "sk-ant-gate-key-for-tests-0123456789"
+
+
+def ask_both(base_url: str) -> None:
+    """One chat through the openai SDK and one message through the anthropic SDK, both to the gate."""
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="placeholder", max_retries=0) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+    with anthropic.Anthropic(base_url=base_url, api_key="placeholder", max_retries=0) as client:
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hi"}])
+
+
+async def test_each_request_goes_to_its_route_with_its_key(tmp_path: Path, home: Path, monkeypatch):
+    fake_openai = DriftingUpstream()
+    fake_anthropic = FakeAnthropic(expected_api_key=ANTHROPIC_KEY)
+    cache_dir = tmp_path / "cache"
+    with trio.fail_after(DEADLINE_S):
+        async with running_upstream(fake_openai), running_upstream(fake_anthropic):
+            upstreams = {"openai": fake_openai.url, "anthropic": fake_anthropic.url}
+            settings = Settings(cache_dir=cache_dir, api_key=OPENAI_KEY, anthropic_api_key=ANTHROPIC_KEY,
+                                upstreams=upstreams)  # fmt: skip
+            async with running_gate(settings, Mode.RECORD) as gate:
+                await trio.to_thread.run_sync(ask_both, gate.base_url.removesuffix("/v1"))
+            (cache_dir / "inference-gate.yaml").write_text(
+                f"upstreams:\n  openai: {fake_openai.url}\n  anthropic: {fake_anthropic.url}\n", encoding="utf-8"
+            )
+            monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+            monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+            recorded = (len(fake_openai.requests), len(fake_anthropic.requests))
+            run = await trio.to_thread.run_sync(run_verify, f"verify -c {cache_dir} --format json")
+
+    assert recorded == (1, 1) and run.status_code == 0
+    assert orjson.loads(run.io.fetch_output())["counts"]["same"] == 2
+    assert "no API key" not in run.io.fetch_error()
+    assert (len(fake_openai.requests), len(fake_anthropic.requests)) == (2, 2)
+    assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    sent = fake_anthropic.requests[-1].headers
+    assert ANTHROPIC_KEY in (sent.get("x-api-key"), sent.get("authorization", "").removeprefix("Bearer "))

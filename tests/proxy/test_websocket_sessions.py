@@ -33,11 +33,15 @@ def conversation(text: str = "What is the capital of France?") -> list[dict]:
     ]
 
 
-async def talk(port: int, events: list[dict], target: str = REALTIME, **connect) -> tuple[WebSocketTestClient, list]:
+async def talk(
+    port: int, events: list[dict], target: str = REALTIME, *, times: list[float] | None = None, **connect
+) -> tuple[WebSocketTestClient, list]:
     """Open a session, read `session.created`, send each event and read what answers it (one message, or a whole
-    response up to `response.done`); stops at a close."""
+    response up to `response.done`); stops at a close. `times` gets when each message arrived."""
     client = await WebSocketTestClient.connect(port, target, **connect)
     received = [orjson.loads(await client.receive())]
+    if times is not None:
+        times.append(trio.current_time())
     for event in events:
         await client.send(orjson.dumps(event).decode())
         while True:
@@ -45,6 +49,8 @@ async def talk(port: int, events: list[dict], target: str = REALTIME, **connect)
             if message is None:
                 return client, received
             received.append(orjson.loads(message))
+            if times is not None:
+                times.append(trio.current_time())
             if received[-1]["type"] != "response.created" and not received[-1]["type"].startswith("response.output"):
                 break
     return client, received
@@ -181,9 +187,9 @@ async def test_a_paced_replay_takes_about_as_long_as_the_recording(tmp_path: Pat
         frames = orjson.loads(cassette_file.read_bytes())["frames"]
         recorded_s = (frames[-1]["at_ms"] - frames[0]["at_ms"]) / 1000
         async with running_gate(Settings(cache_dir=tmp_path, replay_speed=1.0), Mode.REPLAY) as gate:
-            started = trio.current_time()
-            client, _ = await talk(gate.port, conversation())
-            replayed_s = trio.current_time() - started
+            times: list[float] = []
+            client, _ = await talk(gate.port, conversation(), times=times)
+            replayed_s = times[-1] - times[0]  # from the first frame to the last, as `recorded_s` is measured
             await client.close()
     assert 0.8 * recorded_s <= replayed_s <= 1.25 * recorded_s + 0.05
 
@@ -286,3 +292,45 @@ async def test_an_upstream_that_refuses_the_upgrade_is_answered_with_its_http_er
                     assert orjson.loads(refused.body)["error"]["code"] == "upstream_websocket_refused"
                 else:
                     raise AssertionError("the upgrade was accepted")
+
+
+async def test_with_two_takes_a_session_is_recorded_twice_and_replayed_in_order(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        async with running_tiny_upstream(TinyUpstream()) as upstream:
+            settings = Settings(cache_dir=tmp_path, upstream=f"http://127.0.0.1:{upstream.port}", takes=2)
+            async with running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate:
+                recordings = []
+                for _ in range(3):
+                    client, received = await talk(gate.port, conversation()[:2])
+                    await client.close()
+                    recordings.append(received)
+        assert [answer.outcome.value for answer in answers] == ["recorded", "recorded", "passthrough"]
+        assert "has its 2 take(s) already" in (answers[2].reason or "")
+        (cassette_file,) = (tmp_path / "realtime").glob("*.json")
+        assert len(orjson.loads(cassette_file.read_bytes())["takes"]) == 2
+        async with running_gate(Settings(cache_dir=tmp_path), Mode.REPLAY) as gate:
+            replays = []
+            for _ in range(3):
+                client, received = await talk(gate.port, conversation()[:2])
+                await client.close()
+                replays.append(received)
+    assert recordings[0] != recordings[1]  # the tiny upstream numbers its sessions
+    assert replays == [recordings[0], recordings[1], recordings[1]]
+
+
+async def test_a_session_larger_than_the_recording_cap_is_relayed_whole_but_not_recorded(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        async with running_tiny_upstream(TinyUpstream()) as upstream:
+            settings = Settings(
+                cache_dir=tmp_path, upstream=f"http://127.0.0.1:{upstream.port}", max_recorded_bytes=400
+            )
+            async with running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate:
+                client, received = await talk(gate.port, conversation())
+                await client.close()
+    assert [event["type"] for event in received][-1] == "response.done"  # the client got it all
+    assert [(answer.outcome.value, answer.reason) for answer in answers] == [
+        ("passthrough", "the session outgrew max_recorded_bytes (400 bytes)")
+    ]
+    assert not list(tmp_path.glob("**/*.json"))

@@ -137,3 +137,42 @@ async def test_an_upgrade_at_another_path_is_refused_with_a_404(tmp_path: Path) 
                 assert orjson.loads(refused.body)["error"]["code"] == "websocket_not_recorded"
             else:
                 raise AssertionError("the upgrade was accepted")
+
+
+async def test_a_turn_larger_than_the_recording_cap_is_relayed_whole_but_not_recorded(tmp_path: Path) -> None:
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        async with running_tiny_upstream(TinyUpstream()) as upstream:
+            settings = Settings(
+                cache_dir=tmp_path, upstream=f"http://127.0.0.1:{upstream.port}", max_recorded_bytes=200
+            )
+            async with running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate:
+                client, turns = await converse(gate.port, [("hello", False)])
+                await client.close()
+    assert [event["type"] for event in turns[0]][-1] == "response.completed"
+    assert [(answer.outcome.value, answer.reason) for answer in answers] == [
+        ("passthrough", "the turn outgrew max_recorded_bytes (200 bytes)")
+    ]
+    assert not list(tmp_path.glob("**/*.json"))
+
+
+async def test_a_client_that_vanishes_mid_turn_still_gets_the_whole_turn_recorded(tmp_path: Path) -> None:
+    """As an HTTP exchange is: the tokens are paid for, and the cassette is whole or not there."""
+    answers: list[Answer] = []
+    with trio.fail_after(DEADLINE_S):
+        async with running_tiny_upstream(TinyUpstream(delay_s=0.05)) as upstream:
+            settings = Settings(cache_dir=tmp_path, upstream=f"http://127.0.0.1:{upstream.port}")
+            async with running_gate(settings, Mode.RECORD, on_answer=answers.append) as gate:
+                client = await WebSocketTestClient.connect(gate.port, "/v1/responses")
+                await client.send(create("hello"))
+                assert orjson.loads(await client.receive())["type"] == "response.created"
+                await client.stream.aclose()  # gone, without a close frame, before the turn's end
+                with trio.fail_after(2):
+                    while not answers:
+                        await trio.sleep(0.01)
+    assert [answer.outcome.value for answer in answers] == ["recorded"]
+    (cassette_file,) = (tmp_path / "responses").glob("*.json")
+    events = orjson.loads(cassette_file.read_bytes())["response"]["events"]
+    assert [event["event"] for event in events] == [
+        "response.created", "response.output_text.delta", "response.completed"
+    ]

@@ -345,7 +345,7 @@ def test_hello_takes_half_its_recorded_second():
 """
     )
     # Only a lower bound, which pacing guarantees and a slow machine cannot break; that an unpaced replay answers
-    # at once is the pacing unit tests' to show, with trio's mock clock, not a wall-clock race here.
+    # at once is tests/e2e/test_pacing.py's to show, not a wall-clock race here.
     run(pytester, "--inference-gate=replay", "--inference-gate-replay-speed=2", "test_paced.py").assert_outcomes(
         passed=1
     )
@@ -587,3 +587,17 @@ def test_a_websocket_session_replays_through_the_plugin_and_its_miss_is_summaris
             "  test_realtime.py::test_session: realtime/hello.0000000000000000.json",
         ]
     )
+
+
+def test_a_key_rule_only_in_the_per_user_file_is_warned_about_in_the_run(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = pytester.path / "home"
+    (home / ".InferenceGate").mkdir(parents=True)
+    # A rule that changes none of these cassettes' names or keys, so the replay still hits; the warning stands.
+    (home / ".InferenceGate" / "config.yaml").write_text("redact: [headers.x-team]\n", encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    result = run(pytester, "--inference-gate=replay", "-W", "always::pytest.PytestConfigWarning")
+    result.assert_outcomes(passed=2)
+    warning = "*inference-gate: KEY RULE IN A PERSONAL FILE: *config.yaml: redact shapes cassettes*"
+    result.stdout.fnmatch_lines([warning])

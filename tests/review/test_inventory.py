@@ -63,6 +63,7 @@ def test_reviews_take_their_fields_from_the_summary_in_name_order(tmp_path):
         settings={"temperature": 0},
         prompt="Say hello in French",
         reply="Bonjour !",
+        route="openai",
     )
     rain = by_prompt["A haiku\nabout rain"]
     assert (rain.model, rain.stream, rain.reply, rain.settings) == ("gpt-4o", True, "Soft rain", {})
@@ -131,11 +132,12 @@ def test_as_json_has_every_field_or_the_error():
         settings={"seed": 1},
         prompt="p",
         reply="r",
+        route="ollama",
     )
     assert review.as_json() == {
         "name": "a/b.json", "size_bytes": 10, "key": "k", "recorded_at": "t", "status": 200,
         "endpoint": "chat.completions", "model": "m", "stream": False, "settings": {"seed": 1},
-        "prompt": "p", "reply": "r", "takes": 1,
+        "prompt": "p", "reply": "r", "takes": 1, "route": "ollama",
     }  # fmt: skip
     corrupt = CassetteReview("a/c.json", 3, error="not a JSON object")
     assert corrupt.as_json() == {"name": "a/c.json", "size_bytes": 3, "error": "not a JSON object"}

@@ -9,9 +9,11 @@ import orjson
 import pytest
 
 from inference_gate.core.cassette import RecordedResponse
+from inference_gate.core.dialects import Dialect
 from inference_gate.core.drift import Level
+from inference_gate.core.routes import RouteTable
 from inference_gate.review.audit import CredentialScanner
-from inference_gate.review.verify import VerifyError, judge, plan_verify, render
+from inference_gate.review.verify import VerifyError, judge, keyless_routes, plan_verify, render
 from inference_gate.store.cassette_store import CassetteStore, MissingCacheDirError
 from tests.cassettes import record
 
@@ -159,3 +161,10 @@ def test_the_json_report_is_for_scripts(report):
     assert (document["checked"], document["cassettes"], document["sample"], document["seed"]) == (4, 10, 4, 1)
     shape = next(verdict for verdict in document["verdicts"] if verdict["level"] == "shape")
     assert shape["differences"][0] == {"level": "shape", "where": "body.service_tier", "what": "added"}
+
+
+def test_the_routes_without_a_key_are_named(store: CassetteStore):
+    plan = plan_verify(store)
+    keyless = RouteTable.build({}, openai_url="https://api.openai.com", keys={})
+    keyed = RouteTable.build({}, openai_url="https://api.openai.com", keys={Dialect.OPENAI: KEY})
+    assert keyless_routes(plan, keyless) == ["openai"] and keyless_routes(plan, keyed) == []

@@ -89,9 +89,10 @@ GATE = WAYS[1]
 
 
 def suite_venv() -> Path:
-    """The suite's virtualenv, one per checkout, since it holds this repository installed editable."""
-    checkout = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]
-    return bench_venv(BENCH_CACHE_DIR / f"suite-venv-{checkout}", [*SUITE_REQUIREMENTS, "-e", str(REPO_ROOT)])
+    """The suite's virtualenv, one per checkout and pyproject.toml, since it holds this repository installed
+    editable with its dependencies: a new dependency makes a new virtualenv."""
+    project = hashlib.sha256(str(REPO_ROOT).encode() + (REPO_ROOT / "pyproject.toml").read_bytes()).hexdigest()[:8]
+    return bench_venv(BENCH_CACHE_DIR / f"suite-venv-{project}", [*SUITE_REQUIREMENTS, "-e", str(REPO_ROOT)])
 
 
 def suite_rows(run: BenchRun) -> None:
