@@ -17,15 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from inference_gate.core.routes import KEY_VARIABLES
+
 REPLAY_PLACEHOLDER_KEY = "inference-gate-replay-placeholder"  # not a key, and not shaped like one
 
-KEY_VARIABLES: tuple[tuple[str, ...], ...] = (
-    ("OPENAI_API_KEY",),
-    ("ANTHROPIC_API_KEY",),
-    ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    ("AZURE_OPENAI_API_KEY",),
-)
-"""Each provider's key variables; a placeholder goes in the first when none of them is set."""
 
 
 def base_url_variables(gate_url: str) -> dict[str, str]:
@@ -43,7 +38,7 @@ def sdk_environment(gate_url: str, *, replay: bool, environ: Mapping[str, str]) 
     in replay a placeholder for every provider key that `environ` lacks."""
     variables = base_url_variables(gate_url)
     if replay:
-        for names in KEY_VARIABLES:
+        for names in KEY_VARIABLES.values():  # a placeholder goes in a provider's first name
             if not any(environ.get(name) for name in names):
                 variables[names[0]] = REPLAY_PLACEHOLDER_KEY
     return variables

@@ -332,6 +332,7 @@ class GateSession:
         self._faults_note = None if faults is None else faults.description
         if self._is_xdist_controller:
             return  # the workers run the tests, each with its own gate
+        from inference_gate.config.settings import route_table
         from inference_gate.proxy.gate import Gate
 
         self._gate = Gate(
@@ -345,7 +346,7 @@ class GateSession:
         policy = GuardPolicy.build(
             level,
             gate=Endpoint(settings.host, port),
-            upstream_urls=[settings.upstream],
+            upstream_urls=[route.url for route in route_table(settings).routes],
             allowed_hosts=allowed_hosts(self._config),
         )
         if policy.level is not GuardLevel.OFF:
