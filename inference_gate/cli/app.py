@@ -28,6 +28,7 @@ from inference_gate.cli.cache_commands import (
 from inference_gate.cli.common import CONFIG_OPTION, write_error
 from inference_gate.cli.config_commands import ConfigInitCommand, ConfigPathCommand, ConfigShowCommand
 from inference_gate.cli.prompt_test_commands import GateTestCommand, UpstreamTestCommand
+from inference_gate.cli.run_commands import RunCommand
 from inference_gate.cli.serve_commands import ReplayCommand, StartCommand
 from inference_gate.cli.verify_commands import VerifyCommand
 
@@ -37,6 +38,7 @@ COMMANDS: tuple[type[Command], ...] = (
     ConfigShowCommand,
     StartCommand,
     ReplayCommand,
+    RunCommand,
     GateTestCommand,
     UpstreamTestCommand,
     CacheListCommand,

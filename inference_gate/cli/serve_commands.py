@@ -8,7 +8,6 @@ this is the one place that decides where those lines go: stderr, one line each, 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from inference_gate.core.address import gate_url, is_loopback
 from inference_gate.core.dialects import Dialect
 from inference_gate.core.policy import Mode
 from inference_gate.proxy.faults import fault_plan
-from inference_gate.proxy.ledger import OUTSIDE_TESTS, Ledger
+from inference_gate.proxy.ledger import Ledger
 from inference_gate.serve.foreground import check_startup, run_gate
 from inference_gate.store.cassette_store import CassetteStore, write_atomically
 
@@ -111,7 +110,7 @@ def serve(io: IO, settings: Settings, mode: Mode, ledger_path: Path | None = Non
                 io.write_line(line, type=OutputType.RAW)
 
     ledger = Ledger()
-    on_answer = functools.partial(ledger.add, OUTSIDE_TESTS) if ledger_path is not None else None
+    on_answer = ledger.add_under_its_test if ledger_path is not None else None
     with gate_logging(io, verbose=settings.verbose):
         try:
             gate = run_gate(settings, mode, on_started=announce, on_answer=on_answer)

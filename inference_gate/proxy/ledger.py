@@ -68,6 +68,11 @@ class Ledger:
         if answer.outcome is Outcome.MISS:
             record.misses.append(Miss(test_id, answer.method, answer.path, answer.request, answer.closest))
 
+    def add_under_its_test(self, answer: Answer) -> None:
+        """File an answer under the test its `x-inference-gate-test` header named, else outside tests: for a gate
+        that cannot see tests itself (the CLI's)."""
+        self.add(answer.test_id or OUTSIDE_TESTS, answer)
+
     def merge(self, other: Ledger) -> None:
         """Add another process's ledger to this one (xdist: a worker's part into the controller's)."""
         for test_id, theirs in other.tests.items():

@@ -101,14 +101,14 @@ def run_gate(
     try:
         trio.run(_serve_until_signalled, gate, started)
     except BaseExceptionGroup as group:
-        failure = _sole_exception(group)
+        failure = sole_exception(group)
         if failure is group:
             raise
     else:
         return gate
     # Raised outside the `except` block, so that the traceback chain is the failure's own.
     if isinstance(failure, OSError) and not listening:
-        raise ListenError(settings.host, settings.port, _reason(failure)) from failure
+        raise ListenError(settings.host, settings.port, listen_failure_reason(failure)) from failure
     raise failure
 
 
@@ -138,7 +138,7 @@ async def _stop_on_signals(
             shutdown.set()
 
 
-def _sole_exception(group: BaseExceptionGroup) -> BaseException:
+def sole_exception(group: BaseExceptionGroup) -> BaseException:
     """The one exception inside nested single-member groups (trio wraps one per nursery), else the group."""
     error: BaseException = group
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
@@ -146,7 +146,7 @@ def _sole_exception(group: BaseExceptionGroup) -> BaseException:
     return error
 
 
-def _reason(error: OSError) -> str:
+def listen_failure_reason(error: OSError) -> str:
     """`address already in use`: the system's words (for a host name, the resolver's), in lower case like the
     rest of the line."""
     reason = error.strerror or str(error)
