@@ -428,8 +428,9 @@ class GateSession:
         if workeroutput is not None:
             workeroutput[WORKEROUTPUT_KEY] = self.ledger.as_json()
             return
-        if self._mode is not None and self._mode.calls_upstream and not self._keeps_failed:
-            self._discarded = self._discard_what_did_not_pass()
+        recorded = self._mode is not None and self._mode.calls_upstream
+        if recorded and self._cache_dir is not None and not self._keeps_failed:
+            self._discarded = self._discard_what_did_not_pass(self._cache_dir)
         if self._config.getoption("inference_gate_prune") and self._cache_dir is not None:
             self._plan = self._prune(session, exitstatus)
 
@@ -438,14 +439,13 @@ class GateSession:
         config = self._config
         return bool(config.getoption("inference_gate_keep_failed") or config.getini("inference_gate_keep_failed"))
 
-    def _discard_what_did_not_pass(self) -> DiscardPlan:
+    def _discard_what_did_not_pass(self, cache_dir: Path) -> DiscardPlan:
         """Delete the cassettes that tests which did not pass created (after every gate has stopped)."""
-        assert self._cache_dir is not None
         from inference_gate.review.prune import delete_cassettes  # the store, only when a test did not pass
 
         plan = discard_plan(self.ledger, passed=self._called_ok - self._not_ok)
         if plan.discard:
-            delete_cassettes(self._cache_dir, plan.discard)
+            delete_cassettes(cache_dir, plan.discard)
         return plan
 
     def _prune(self, session: pytest.Session, exitstatus: int) -> PrunePlan:
@@ -480,9 +480,8 @@ class GateSession:
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if hasattr(self._config, "workerinput") or self._mode is None:
+        if hasattr(self._config, "workerinput") or self._mode is None or self._cache_dir is None:
             return
-        assert self._cache_dir is not None
         notes = [] if self._faults_note is None else [self._faults_note]
         if self._mode is Mode.REFRESH and self._gate is not None:  # under xdist, each worker's gate counts its own
             notes.append(self._gate.refresh_summary())
