@@ -333,9 +333,9 @@ def _preview(value: Any) -> str:
 
 
 def miss_event(endpoint: str, message: str, *, client_event_id: str | None = None) -> dict[str, Any]:
-    """The `error` event each API's SDK parses, saying `message` (code `inference_gate_miss`)."""
-    if endpoint == "responses":
-        return {"type": "error", "code": "inference_gate_miss", "message": message, "param": None, "sequence_number": 0}
+    """The `error` event a session API's SDK parses (Realtime's, or Live's), saying `message` (code
+    `inference_gate_miss`). The Responses API's WebSocket mode is no session: its turns answer a miss with the
+    HTTP miss, as `ResponseWsError` (proxy/websocket_turns.py)."""
     error = {
         "type": "invalid_request_error",
         "code": "inference_gate_miss",

@@ -25,9 +25,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
 
-import orjson
 import trio
 
 from inference_gate.config.settings import SETTING_SPECS, Settings
@@ -37,23 +35,23 @@ from inference_gate.core.dialects import route_of
 from inference_gate.core.errors import CacheMiss, GateError, error_outcome, error_response
 from inference_gate.core.http_models import Headers, HttpRequest, HttpResponse
 from inference_gate.core.key_rules import KeyRules
-from inference_gate.core.keys import CanonicalRequest, JsonTooDeepError, canonicalize
-from inference_gate.core.multipart import MultipartError
+from inference_gate.core.keys import CanonicalRequest
 from inference_gate.core.outcome import (
     CASSETTE_HEADER,
     OUTCOME_HEADER,
     REASON_HEADER,
     RECORDING,
-    TEST_HEADER,
     Answer,
     Outcome,
 )
 from inference_gate.core.pacing import ReplayPace, Schedule, Spread
 from inference_gate.core.policy import Action, Lookup, Mode, decide
+from inference_gate.core.request_form import canonical_request
 from inference_gate.core.summary import describe_request
 from inference_gate.http.descriptors import connection_limit, retrying_without_descriptors
 from inference_gate.http.server import ServerLimits, serve_http
 from inference_gate.http.websocket import WebSocketLimits, WebSocketUpgrade
+from inference_gate.proxy.answer_report import AnswerReport, Verdict, test_of
 from inference_gate.proxy.faults import FaultKind, fault_plan, fault_response
 from inference_gate.proxy.inflight import InflightExchange
 from inference_gate.proxy.recorder import Flight, Recorder, TurnToRecord
@@ -69,21 +67,6 @@ logger = logging.getLogger("inference_gate")
 NEAREST_THREADS = 2
 
 
-# orjson's errors for numbers that are valid JSON but that it cannot represent (older orjson refuses integers wider
-# than 64 bits; every version refuses a number beyond a double's range). Such a body is keyed by its bytes.
-_UNREPRESENTABLE_NUMBER = ("64-bit", "infinity")
-
-
-def json_problem(body: bytes) -> str | None:
-    """Why a body sent as JSON that the key could not read as JSON is not valid JSON, in orjson's words; None
-    when it is valid JSON that orjson only cannot represent. Read only for a body that already failed to parse."""
-    try:
-        orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        return None if any(marker in str(error) for marker in _UNREPRESENTABLE_NUMBER) else str(error)
-    return None
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -94,34 +77,6 @@ async def paced_parts(schedule: Schedule) -> AsyncGenerator[bytes, None]:
     for at_s, part in schedule:
         await trio.sleep_until(started + at_s)
         yield part
-
-
-def test_of(request: HttpRequest) -> str | None:
-    """The test a request names in its `x-inference-gate-test` header, if it names one."""
-    value = request.header(TEST_HEADER)
-    return value.decode("utf-8", "replace") if value else None
-
-
-def _log_subject(answer: Answer, slot: str) -> str:
-    """What a request's log line ends with: the cassette, or for a miss the one that would answer (`slot`), else
-    the reason; an error names both the cassette it concerns and why it failed (an injected fault, a corrupt
-    cassette), and a refreshed recording what the refresh did to its file."""
-    named = answer.cassette or slot
-    if answer.outcome in (Outcome.ERROR, Outcome.RECORDED) and named and answer.reason:
-        return f"{named} {answer.reason}"  # a refresh says `unchanged`, `changed` or `new`
-    return named or answer.reason or ""
-
-
-class _Verdict(NamedTuple):
-    """What `_report` says of an answer besides its status: the outcome, the cassette it names, why, and for a
-    miss the request described and the closest recorded one."""
-
-    outcome: Outcome
-    cassette: str | None = None
-    reason: str | None = None
-    described: str | None = None
-    closest: str | None = None
-    new_cassette: bool = False  # a recording that created its cassette file (outcome.Answer)
 
 
 def cli_record_command(settings: Settings) -> str:
@@ -152,7 +107,7 @@ class Gate:
         tells the user to run to record (the pytest plugin names its own option); by default the CLI's."""
         self.settings = settings
         self.record_command = record_command or cli_record_command(settings)
-        self._on_answer = on_answer
+        self._report = AnswerReport(on_answer)
         self.mode = mode
         self.key_rules = KeyRules.from_config(settings.ignore, settings.normalize)
         self.store = CassetteStore(
@@ -298,7 +253,7 @@ class Gate:
     ) -> None:
         """Log an outcome the WebSocket sessions decided, and hand it to `on_answer`, as for a request; a miss
         says what was asked (`described`) and the closest recording, for the ledger's summary."""
-        verdict = _Verdict(outcome, cassette, reason, described, closest, new_cassette)
+        verdict = Verdict(outcome, cassette, reason, described, closest, new_cassette)
         self._report(request, started, status, verdict)
 
     @property
@@ -366,7 +321,7 @@ class Gate:
         except GateError as error:
             response = error_response(error, dialect=route_of(request.path).dialect)
             missed = error if isinstance(error, CacheMiss) else None
-            verdict = _Verdict(
+            verdict = Verdict(
                 error_outcome(error), None, error.code, missed and missed.request, missed and missed.closest
             )
         self._report(request, started, response.status, verdict, slot=slot_name)
@@ -480,7 +435,7 @@ class Gate:
 
     def _replay(
         self, request: HttpRequest, reply: PreparedReply, key: str, take_index: int
-    ) -> tuple[HttpResponse, _Verdict]:
+    ) -> tuple[HttpResponse, Verdict]:
         """The response to a request that a cassette's take answers, from memory or just loaded; paced when the
         reply was prepared with a schedule; with a fault rate, the `take_index`-th request with `key` may fail on
         purpose instead (faults.py): an `error`, never a `hit`, naming the cassette that matched so that a ledger
@@ -489,11 +444,11 @@ class Gate:
             fault = self._faults.fault_for(key, take_index, streamed=reply.streamed)
             if fault is not None:
                 response = fault_response(fault, reply, route_of(request.path).dialect, paced_parts)
-                return response, _Verdict(Outcome.ERROR, reply.name, fault.reason)
+                return response, Verdict(Outcome.ERROR, reply.name, fault.reason)
         if reply.paced is not None:
             response = HttpResponse(reply.status, reply.paced.headers, stream=paced_parts(reply.paced.schedule))
-            return response, _Verdict(Outcome.HIT, reply.name)
-        return reply.response(), _Verdict(Outcome.HIT, reply.name)
+            return response, Verdict(Outcome.HIT, reply.name)
+        return reply.response(), Verdict(Outcome.HIT, reply.name)
 
     def _serves(self, takes: PreparedTakes, take_index: int) -> bool:
         """Whether prepared takes answer the `take_index`-th identical request without a look at the disk."""
@@ -510,41 +465,6 @@ class Gate:
         last wanted take join the exchange for that take, so identical requests make at most `takes` calls."""
         return min(take_index, self.settings.takes - 1)
 
-    def _report(self, request: HttpRequest, started: float, status: int, verdict: _Verdict, *, slot: str = "") -> None:
-        """Log the request's outcome and hand it to `on_answer`: both read the same `Answer`.
-
-        The log names the cassette, or for a miss the one that would answer (`slot`), else the reason. When
-        neither is listening, as in a plain replay, no `Answer` is built.
-        """
-        logging_answers = logger.isEnabledFor(logging.INFO)
-        if not logging_answers and self._on_answer is None:
-            return
-        answer = Answer(
-            request.method,
-            request.path,
-            status,
-            verdict.outcome,
-            cassette=verdict.cassette,
-            reason=verdict.reason,
-            request=verdict.described,
-            closest=verdict.closest,
-            test_id=test_of(request),
-            new_cassette=verdict.new_cassette,
-        )
-        if logging_answers:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            logger.info(
-                "%s %s %s %d %.1fms %s",
-                answer.method,
-                answer.path,
-                answer.outcome.value,
-                answer.status,
-                elapsed_ms,
-                _log_subject(answer, slot),
-            )
-        if self._on_answer is not None:
-            self._on_answer(answer)
-
     async def _know_chains(self, request: HttpRequest) -> None:
         """Read the store's Responses answers once, before the first request that may continue one is keyed
         (chains.py); the bytes test is cheap, and a false positive only loads the index early."""
@@ -552,29 +472,6 @@ class Gate:
             async with self._chains_loading:
                 if not self.chains.loaded:
                     await trio.to_thread.run_sync(self.chains.load)
-
-    def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
-        content_type = request.header(b"content-type") or b""
-        try:
-            canonical = canonicalize(
-                request.method,
-                request.target,
-                request.body,
-                content_type=content_type.decode("latin-1"),
-                rules=self.key_rules,
-                chained=self.chains.producer_of,
-            )
-        except JsonTooDeepError as error:
-            raise GateError(400, str(error), code="json_too_deep", retryable=False) from None
-        except MultipartError as error:
-            raise GateError(400, str(error), code="invalid_multipart", retryable=False) from None
-        if request.body and not canonical.is_json and content_type.startswith(b"application/json"):
-            problem = json_problem(request.body)
-            if problem is not None:
-                raise GateError(
-                    400, f"The request body is not valid JSON ({problem}).", code="invalid_json", retryable=False
-                )
-        return canonical
 
     async def _takes_in_memory_or_stored(
         self, slot: Slot, key: str, take_index: int
@@ -624,7 +521,7 @@ class Gate:
                     request,
                     started,
                     status,
-                    _Verdict(
+                    Verdict(
                         done.outcome,
                         done.cassette if done.outcome is Outcome.RECORDED else None,
                         done.reason,
@@ -656,3 +553,6 @@ class Gate:
             headers.append((REASON_HEADER, reason.encode("ascii", "replace")))
         return headers
 
+
+    def _canonicalize(self, request: HttpRequest) -> CanonicalRequest:
+        return canonical_request(request, self.key_rules, self.chains.producer_of)
