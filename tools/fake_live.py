@@ -31,6 +31,7 @@ from tools.fake_socket_session import (
     Turn,
     audio_description,
     decoded_audio,
+    handler_for,
     required_field,
     synthetic_pcm,
 )
@@ -61,11 +62,7 @@ class LiveSession(SocketSession):
             "response.create": self._response_create,
             "session.close": self._close,
         }
-        handler = handlers.get(event.get("type"))
-        if handler is None:
-            supported = ", ".join(f"'{name}'" for name in handlers)
-            message = f"Invalid value: '{event.get('type')}'. Supported values are: {supported}."
-            raise ClientEventError(message, code="invalid_value", param="type")
+        handler = handler_for(handlers, event)
         if (self.session is None) != (handler == self._start):
             message = (
                 "Send session.start once, before any other command."

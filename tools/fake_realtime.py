@@ -40,6 +40,7 @@ from tools.fake_socket_session import (
     Turn,
     audio_description,
     decoded_audio,
+    handler_for,
     required_field,
     synthetic_pcm,
 )
@@ -116,11 +117,7 @@ class RealtimeSession(SocketSession):
             "response.create": self._response_create,
             "response.cancel": self._response_cancel,
         }
-        handler = handlers.get(event.get("type"))
-        if handler is None:
-            supported = ", ".join(f"'{name}'" for name in handlers)
-            message = f"Invalid value: '{event.get('type')}'. Supported values are: {supported}."
-            raise ClientEventError(message, code="invalid_value", param="type")
+        handler = handler_for(handlers, event)
         return handler(event)
 
     def error_event(self, error: ClientEventError, *, client_event_id: Any = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,18 @@ class SocketSession:
     def created_at_s(self) -> int:
         """A plausible Unix time from the conversation rather than the clock."""
         return CREATED_EPOCH_S + int.from_bytes(self.seed[:3], "big")
+
+
+def handler_for(
+    handlers: dict[str, Callable[[dict[str, Any]], Any]], event: dict[str, Any]
+) -> Callable[[dict[str, Any]], Any]:
+    """The handler of the client event's `type`, or the API's `invalid_value` error naming the supported ones."""
+    handler = handlers.get(event.get("type"))
+    if handler is None:
+        supported = ", ".join(f"'{name}'" for name in handlers)
+        message = f"Invalid value: '{event.get('type')}'. Supported values are: {supported}."
+        raise ClientEventError(message, code="invalid_value", param="type")
+    return handler
 
 
 def required_field(event: dict[str, Any], name: str, kind: type, *, param: str | None = None) -> Any:

@@ -6,7 +6,7 @@ import base64
 import pytest
 
 from tools.fake_responses_socket import ResponsesSocketSession
-from tools.fake_socket_session import ClientEventError, audio_description, decoded_audio, synthetic_pcm
+from tools.fake_socket_session import ClientEventError, audio_description, decoded_audio, handler_for, synthetic_pcm
 
 CREATE = '{"type": "response.create", "model": "gpt-4o-mini", "input": "hi"}'
 
@@ -46,3 +46,13 @@ def test_audio_must_be_base64_and_is_described_by_size_and_digest():
 def test_synthetic_pcm_has_the_size_asked_and_depends_on_the_text():
     assert len(synthetic_pcm("a", 4800)) == 4800
     assert synthetic_pcm("a", 64) == synthetic_pcm("a", 64) != synthetic_pcm("b", 64)
+
+
+def test_an_event_of_no_known_type_is_the_apis_invalid_value_naming_the_supported_ones():
+    handlers = {"session.update": dict, "response.create": dict}
+    assert handler_for(handlers, {"type": "response.create"}) is dict
+    with pytest.raises(ClientEventError) as refused:
+        handler_for(handlers, {"type": "response.explode"})
+    assert (refused.value.code, refused.value.param) == ("invalid_value", "type")
+    assert "'response.explode'" in refused.value.message
+    assert "'session.update', 'response.create'" in refused.value.message
