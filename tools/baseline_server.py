@@ -21,6 +21,7 @@ import argparse
 import base64
 import functools
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,10 +98,12 @@ async def _serve_connection(reply: CannedReply, stream: trio.SocketStream) -> No
         await trio.aclose_forcefully(stream)
 
 
-async def _serve_until_signalled(reply: CannedReply, host: str, port: int) -> None:
+async def serve_until_signalled(serve: Callable[..., Awaitable[None]], host: str) -> None:
+    """Run `serve` (started with a `task_status` that reports the bound port) until SIGINT or SIGTERM, after
+    printing the URL the bench reads its port from."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            bound_port = await nursery.start(functools.partial(serve_canned, reply, host, port))
+            bound_port = await nursery.start(serve)
             print(f"http://{host}:{bound_port}", flush=True)
             async for _ in signals:
                 nursery.cancel_scope.cancel()
@@ -114,7 +117,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     arguments = parser.parse_args()
     reply = CannedReply.from_json(arguments.reply_file.read_bytes())
-    trio.run(_serve_until_signalled, reply, arguments.host, arguments.port)
+    serve = functools.partial(serve_canned, reply, arguments.host, arguments.port)
+    trio.run(serve_until_signalled, serve, arguments.host)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,8 @@ import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, TextMessage
 from wsproto.utilities import ProtocolError
+
+from tools.baseline_server import serve_until_signalled
 
 RECEIVE_BUFFER_BYTES = 64 * 1024
 
@@ -90,16 +91,6 @@ async def _serve_connection(session: CannedSession, stream: trio.SocketStream) -
         await trio.aclose_forcefully(stream)
 
 
-async def _serve_until_signalled(session: CannedSession, host: str, port: int) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            bound_port = await nursery.start(functools.partial(serve_canned_session, session, host, port))
-            print(f"http://{host}:{bound_port}", flush=True)
-            async for _ in signals:
-                nursery.cancel_scope.cancel()
-                break
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Play one canned WebSocket session to every connection.")
     parser.add_argument("session_file", type=Path, help="a CannedSession as JSON")
@@ -107,7 +98,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     arguments = parser.parse_args()
     session = CannedSession.from_json(arguments.session_file.read_bytes())
-    trio.run(_serve_until_signalled, session, arguments.host, arguments.port)
+    serve = functools.partial(serve_canned_session, session, arguments.host, arguments.port)
+    trio.run(serve_until_signalled, serve, arguments.host)
 
 
 if __name__ == "__main__":
