@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -135,6 +136,25 @@ class TakeWrite(enum.Enum):
     FULL = "full"  # the cassette already has every take wanted (another writer's): the file is left as it was
 
 
+T = TypeVar("T")
+
+
+def with_take(takes: Sequence[T], take: T, take_index: int, takes_wanted: int, *, refresh: bool) -> list[T] | None:
+    """A cassette's takes once `take` is placed, or None when it is full and this is no refresh: appended while
+    there are fewer than `takes_wanted`; with `refresh`, replacing take `take_index` (past the end of a full
+    cassette, the last). HTTP and session cassettes place their takes alike."""
+    placed = list(takes)
+    if refresh and take_index < len(placed):
+        placed[take_index] = take
+    elif len(placed) < takes_wanted:
+        placed.append(take)
+    elif refresh:
+        placed[-1] = take
+    else:
+        return None
+    return placed
+
+
 class CassetteStore:
     """The cassettes under one directory."""
 
@@ -228,14 +248,8 @@ class CassetteStore:
             if existing is None or existing.key != recorded.key:
                 self.save(recorded, path, replace=True, secrets=secrets)
                 return TakeWrite.NEW, recorded
-            takes, take = existing.takes, recorded.takes[0]
-            if refresh and take_index < len(takes):
-                takes[take_index] = take
-            elif len(takes) < takes_wanted:
-                takes.append(take)
-            elif refresh:
-                takes[-1] = take
-            else:
+            takes = with_take(existing.takes, recorded.takes[0], take_index, takes_wanted, refresh=refresh)
+            if takes is None:
                 return TakeWrite.FULL, existing
             updated = (recorded if refresh else existing).with_takes(takes)
             data = cassette_to_bytes(updated)
@@ -267,14 +281,8 @@ class CassetteStore:
             if existing is None or existing.key != recorded.key:
                 self.save_session(recorded, slot, replace=True, secrets=secrets)
                 return TakeWrite.NEW
-            takes, take = list(existing.takes), recorded.takes[0]
-            if refresh and take_index < len(takes):
-                takes[take_index] = take
-            elif len(takes) < takes_wanted:
-                takes.append(take)
-            elif refresh:
-                takes[-1] = take
-            else:
+            takes = with_take(existing.takes, recorded.takes[0], take_index, takes_wanted, refresh=refresh)
+            if takes is None:
                 return TakeWrite.FULL
             data = session_to_bytes((recorded if refresh else existing).with_takes(takes))
             if refresh and self._same_material(data, old_bytes):
