@@ -29,8 +29,36 @@ from tools.bench.startup import startup
 from tools.bench.suite import suite_rows
 from tools.bench.websocket import websocket_sessions
 
+ROWS = "bcdefghijklm"
+# Rows that share one recording, one replaying gate and one aimock: asking for any of them runs them all.
+SHARED_ROWS = frozenset("bcdefij")
 
-def run_all(run: BenchRun) -> Report:
+
+def run_all(run: BenchRun, rows: frozenset[str] = frozenset(ROWS)) -> Report:
+    if rows & SHARED_ROWS:
+        shared_rows(run)
+    if "m" in rows:
+        print("replayed WebSocket sessions against the baseline and aimock (m)...", flush=True)
+        with run.servers:
+            websocket_sessions(run)
+    if "k" in rows:
+        print("slow readers of a large stream (k)...", flush=True)
+        slow_readers(run)
+    if "g" in rows:
+        print("start-up (g)...", flush=True)
+        startup(run)
+    if "h" in rows:
+        print("cache list and cache info (h)...", flush=True)
+        listing(run)
+    if "l" in rows:
+        print("a whole pytest suite four ways, and pytest's start-up with the plugin (l)...", flush=True)
+        suite_rows(run)
+    return run.report
+
+
+def shared_rows(run: BenchRun) -> None:
+    """Rows (b) to (j): the answers recorded once in `start` mode, then replayed by the gate, the baseline,
+    aimock, mitmdump and the SDK."""
     chat, stream = sized_chat_request(), stream_request()
     with run.servers:
         print("recording the benchmark's cassettes in `start` mode; the record path (e), (e')...", flush=True)
@@ -56,18 +84,6 @@ def run_all(run: BenchRun) -> Report:
         mitmdump_hits(run, chat, chat_reply, replay_port)
         print("the SDK's sequential calls (j)...", flush=True)
         sdk_calls(run, chat, message_content(chat_reply.body), replay_port, upstream_port, aimock)
-        print("replayed WebSocket sessions against the baseline and aimock (m)...", flush=True)
-        websocket_sessions(run)
-
-    print("slow readers of a large stream (k)...", flush=True)
-    slow_readers(run)
-    print("start-up (g)...", flush=True)
-    startup(run)
-    print("cache list and cache info (h)...", flush=True)
-    listing(run)
-    print("a whole pytest suite four ways, and pytest's start-up with the plugin (l)...", flush=True)
-    suite_rows(run)
-    return run.report
 
 
 def environment_line(cores: Cores, load_average_at_start: float) -> str:
@@ -95,11 +111,25 @@ def header_lines(profile: Profile, quick: bool, elapsed_s: float, environment: s
     ]
 
 
+def rows_argument(value: str) -> frozenset[str]:
+    rows = frozenset(value.replace(",", ""))
+    unknown = rows - set(ROWS)
+    if not rows or unknown:
+        raise argparse.ArgumentTypeError(f"rows are letters from {ROWS}, not {''.join(sorted(unknown)) or value!r}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Benchmark the gate against a bare trio + h11 server, mitmdump, aimock, vcrpy and cassetter."
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run of every step; rough figures")
+    parser.add_argument(
+        "--rows",
+        type=rows_argument,
+        default=frozenset(ROWS),
+        help=f"the rows to run, as letters (default: all, {ROWS}); b, c, d, e, f, i and j run together",
+    )
     arguments = parser.parse_args()
     profile = QUICK if arguments.quick else FULL
     cores = Cores.pick()
@@ -114,7 +144,7 @@ def main() -> None:
         load: LoadGenerator = WrkLoad(wrk, work_dir) if wrk else PythonLoad()
         print(f"load generator: {load.name}", flush=True)
         try:
-            report = run_all(BenchRun(profile, load, cores, work_dir))
+            report = run_all(BenchRun(profile, load, cores, work_dir), arguments.rows)
         except BenchError as error:
             sys.exit(f"benchmark failed: {error}")
     environment = environment_line(cores, load_average_at_start)
