@@ -201,6 +201,10 @@ def test_strict_lets_unix_sockets_through(tmp_path, guards) -> None:
         guards.append(installed(policy(GuardLevel.STRICT)))
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(path)
+            accepted, _ = server.accept()
+            with accepted:
+                client.sendall(b"ping")
+                assert accepted.recv(4) == b"ping"
 
 
 def test_the_gates_own_context_and_its_threads_pass(resolver: list[str], guards) -> None:
