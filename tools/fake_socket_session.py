@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,7 @@ class ClientEventError(Exception):
         self.error_type = error_type
 
 
-class SocketSession:
+class SocketSession(ABC):
     """One WebSocket session's state; subclasses answer their API's events in `answer`."""
 
     def __init__(self, *, salt: str = "") -> None:
@@ -84,12 +85,13 @@ class SocketSession:
         except ClientEventError as error:
             return Turn([self.error_event(error, client_event_id=event.get("event_id"))])
 
+    @abstractmethod
     def answer(self, event: dict[str, Any]) -> Turn:
-        raise NotImplementedError
+        """The server's answer to one client event of this API."""
 
+    @abstractmethod
     def error_event(self, error: ClientEventError, *, client_event_id: Any = None) -> dict[str, Any]:
         """The API's `error` event for a refused client event."""
-        raise NotImplementedError
 
     # --- Values derived from the conversation so far --------------------------------------------------
 
