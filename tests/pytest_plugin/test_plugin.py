@@ -58,8 +58,10 @@ def plugin_args() -> list[str]:
 
 
 @contextmanager
-def fake_upstream() -> Iterator[str]:
-    """The fake OpenAI upstream's URL, served from a thread of its own for the block's duration."""
+def fake_upstream(upstream: FakeUpstream | None = None) -> Iterator[str]:
+    """The fake upstream's URL (the fake OpenAI API unless another is given), served from a thread of its own for
+    the block's duration."""
+    upstream = upstream or FakeUpstream()
     started = threading.Event()
     running: dict[str, object] = {}
 
@@ -67,7 +69,7 @@ def fake_upstream() -> Iterator[str]:
         with trio.CancelScope() as scope:
             running["token"], running["scope"] = trio.lowlevel.current_trio_token(), scope
             async with trio.open_nursery() as nursery:
-                running["port"] = await nursery.start(functools.partial(FakeUpstream().serve))
+                running["port"] = await nursery.start(functools.partial(upstream.serve))
                 started.set()
 
     thread = threading.Thread(target=trio.run, args=(serve,))

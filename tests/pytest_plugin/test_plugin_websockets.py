@@ -5,19 +5,14 @@ its test with the gate's miss."""
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import trio
 
-from tests.pytest_plugin.test_plugin import PYTHONPATH, RUN_TIMEOUT_S, TEST_KEY, plugin_args
+from tests.pytest_plugin.test_plugin import PYTHONPATH, RUN_TIMEOUT_S, TEST_KEY, fake_upstream, plugin_args
 from tools.fake_websocket import FakeWebSocketUpstream
 
 pytest_plugins = ["pytester"]
@@ -71,29 +66,6 @@ def test_a_live_utterance():
 '''
 
 
-@contextmanager
-def fake_websocket_upstream() -> Iterator[str]:
-    """The fake upstream's URL, served from a thread of its own for the block's duration."""
-    started = threading.Event()
-    running: dict[str, object] = {}
-
-    async def serve() -> None:
-        with trio.CancelScope() as scope:
-            running["token"], running["scope"] = trio.lowlevel.current_trio_token(), scope
-            async with trio.open_nursery() as nursery:
-                running["port"] = await nursery.start(functools.partial(FakeWebSocketUpstream().serve))
-                started.set()
-
-    thread = threading.Thread(target=trio.run, args=(serve,))
-    thread.start()
-    assert started.wait(RUN_TIMEOUT_S)
-    try:
-        yield f"http://127.0.0.1:{running['port']}"
-    finally:
-        trio.from_thread.run_sync(running["scope"].cancel, trio_token=running["token"])
-        thread.join(RUN_TIMEOUT_S)
-
-
 def run_project(project: Path, *options: str) -> str:
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "OPENAI_"))}
     environ.update(HOME=str(project), OPENAI_API_KEY=TEST_KEY, PYTHONPATH=PYTHONPATH)
@@ -109,7 +81,7 @@ def recorded_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
     """(the project, its record run's output); the upstream is gone after."""
     project = tmp_path_factory.mktemp("websockets")
     (project / "test_sockets.py").write_text(PROJECT.replace("PROMPT", "Name a colour"))
-    with fake_websocket_upstream() as upstream_url:
+    with fake_upstream(FakeWebSocketUpstream()) as upstream_url:
         output = run_project(project, "--inference-gate=record", f"--inference-gate-upstream={upstream_url}")
     return project, output
 
