@@ -128,15 +128,18 @@ async def test_a_miss_reads_the_disk_before_going_upstream(record_settings: Sett
     assert_only_whole_cassettes(settings.cache_dir, 1)
 
 
-async def test_the_gate_that_loses_a_race_to_record_answers_with_the_winners_take(
-    record_settings: Settings, tmp_path: Path
-):
-    """Both gates call the upstream for one request at once (neither can see the other's exchange); the upstream
-    answers each differently. The first complete recording is kept, and the other gate must not say `recorded`
-    of an answer that is in no file: it answers with the take on disk, a hit."""
-    upstream = MintingUpstream(text=NUMBERED)
+async def race_two_gates(
+    record_settings: Settings,
+    upstream: FakeUpstream,
+    request: tuple[str, bool],
+    tmp_path: Path,
+    *,
+    stop_gates: bool,
+) -> tuple[list[tuple[str, Any]], str]:
+    """Two record gates on one directory each send `request` upstream, held until both calls have arrived, so that
+    they race to the disk; each answer's outcome and body, and both gates' logs (after SIGTERM with `stop_gates`,
+    which checks that each exits cleanly)."""
     upstream.hold = trio.Event()
-    request = ("a race to the disk", False)
     answers: list[tuple[str, Any]] = []
 
     async def collect(base_url: str) -> None:
@@ -155,9 +158,24 @@ async def test_the_gate_that_loses_a_race_to_record_answers_with_the_winners_tak
                     while len(upstream.requests) < 2:
                         await trio.sleep(POLL_INTERVAL_S)
                     upstream.hold.set()
-                logs = gate_a.log() + gate_b.log()
+                if stop_gates:
+                    for gate in (gate_a, gate_b):
+                        gate.process.send_signal(signal.SIGTERM)
+                        assert await gate.wait_for_exit() == 0
+                return answers, gate_a.log() + gate_b.log()
 
-    [cassette] = read_all(CassetteStore(settings.cache_dir))
+
+async def test_the_gate_that_loses_a_race_to_record_answers_with_the_winners_take(
+    record_settings: Settings, tmp_path: Path
+):
+    """Both gates call the upstream for one request at once (neither can see the other's exchange); the upstream
+    answers each differently. The first complete recording is kept, and the other gate must not say `recorded`
+    of an answer that is in no file: it answers with the take on disk, a hit."""
+    upstream = MintingUpstream(text=NUMBERED)
+    request = ("a race to the disk", False)
+    answers, logs = await race_two_gates(record_settings, upstream, request, tmp_path, stop_gates=False)
+
+    [cassette] = read_all(CassetteStore(record_settings.cache_dir))
     kept = orjson.loads(cassette.response.body)["choices"][0]["message"]["content"]
     assert sorted(outcome for outcome, _ in answers) == ["hit", "recorded"]
     assert all(answer["choices"][0]["message"]["content"] == kept for _, answer in answers)
@@ -170,32 +188,10 @@ async def test_the_gate_that_loses_a_race_to_record_a_stream_says_passthrough_wi
     """A stream is sent as it comes, so the gate that loses cannot answer with the winner's take: the end of its
     stream, and its log line, say the answer was not kept, and why; neither says `recorded`."""
     upstream = FakeUpstream()
-    upstream.hold = trio.Event()
     request = ("a streamed race to the disk", True)
-    answers: list[tuple[str, Any]] = []
-
-    async def collect(base_url: str) -> None:
-        answers.append(await ask(base_url, request))
-
-    with trio.fail_after(DEADLINE_S):
-        async with running_upstream(upstream):
-            settings = replace(record_settings, upstream=upstream.url)
-            async with (
-                gate_process(settings, Mode.RECORD, tmp_path / "a.log") as gate_a,
-                gate_process(settings, Mode.RECORD, tmp_path / "b.log") as gate_b,
-            ):
-                async with trio.open_nursery() as clients:
-                    for gate in (gate_a, gate_b):
-                        clients.start_soon(collect, gate.base_url)
-                    while len(upstream.requests) < 2:
-                        await trio.sleep(POLL_INTERVAL_S)
-                    upstream.hold.set()
-                for gate in (gate_a, gate_b):
-                    gate.process.send_signal(signal.SIGTERM)
-                    assert await gate.wait_for_exit() == 0
-                logs = gate_a.log() + gate_b.log()
+    answers, logs = await race_two_gates(record_settings, upstream, request, tmp_path, stop_gates=True)
 
     assert [outcome for outcome, _ in answers] == ["recording", "recording"]  # the head's promise, as always
     assert logs.count(" recorded 200 ") == 1
     assert logs.count(" passthrough 200 ") == 1 and "this answer was not kept" in logs
-    assert_only_whole_cassettes(settings.cache_dir, 1)
+    assert_only_whole_cassettes(record_settings.cache_dir, 1)
